@@ -1,0 +1,18 @@
+//! The wire contract between the sweep coordinator and its workers.
+//!
+//! Two parts travel on the wire: the gRPC messages of `sweep.v1` (generated from
+//! `proto/sweep/v1/sweep.proto`), and the fully resolved [`TrialConfig`] that a leased trial
+//! carries as canonical JSON. Both sides of the connection depend on this crate so they agree on
+//! both.
+
+pub mod trial_config;
+
+pub use trial_config::{
+    Activation, ConfigError, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig,
+    ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
+};
+
+/// Generated gRPC types and clients/servers for `sweep.v1`.
+pub mod v1 {
+    tonic::include_proto!("sweep.v1");
+}
