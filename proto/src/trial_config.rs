@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct TrialConfig {
     /// The seed from which data, initialisation, batch order and all noise are derived.
+    #[serde(default)]
     pub seed: u64,
     pub data: DataConfig,
     pub model: ModelConfig,
@@ -37,6 +38,7 @@ pub struct DataConfig {
     /// Hidden width of the teacher network that labels the synthetic data.
     pub teacher_width: usize,
     /// Probability that a label is replaced by a uniformly random class.
+    #[serde(default)]
     pub label_noise: f64,
 }
 
@@ -64,7 +66,9 @@ pub struct ModelConfig {
     /// Units in every hidden layer.
     pub width: usize,
     pub activation: Activation,
+    #[serde(default = "default_true")]
     pub bias: bool,
+    #[serde(default = "default_init")]
     pub init: Init,
 }
 
@@ -80,15 +84,19 @@ pub struct TrainingConfig {
     pub loss: Loss,
     pub learning_rate: f64,
     /// Heavy-ball momentum; 0 is plain SGD.
+    #[serde(default)]
     pub momentum: f64,
     pub batch_size: usize,
     /// Standard deviation σ of the Gaussian noise added to every gradient coordinate.
+    #[serde(default)]
     pub noise_sigma: f64,
     /// Stop once the full training loss is at or below this value.
+    #[serde(default)]
     pub target_loss: Option<f64>,
     /// The step budget: training stops here whether or not the target was reached.
     pub max_steps: u64,
     /// How often (in steps) the full training loss is evaluated for the stop rule.
+    #[serde(default = "default_eval_every")]
     pub eval_every: u64,
 }
 
@@ -107,17 +115,19 @@ pub struct ProbeConfig {
     /// Noisy SGD steps run from the trained point.
     pub steps: u64,
     /// Step size of the probe; the training learning rate when absent.
+    #[serde(default)]
     pub learning_rate: Option<f64>,
     /// Gaussian gradient noise σ during the probe.
     pub noise_sigma: f64,
     pub radii: Vec<f64>,
+    #[serde(default = "default_radius_unit")]
     pub radius_unit: RadiusUnit,
     /// Independent probe runs (own noise and batch order) from the same trained point.
     pub replicates: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MeasureConfig {
     /// Percentile of the training margins used as γ (5 in Neyshabur et al. 2019, 10 in Jiang et al.).
     pub margin_percentile: f64,
@@ -135,6 +145,22 @@ impl Default for MeasureConfig {
             power_iterations: 100,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_init() -> Init {
+    Init::He
+}
+
+fn default_eval_every() -> u64 {
+    10
+}
+
+fn default_radius_unit() -> RadiusUnit {
+    RadiusUnit::Absolute
 }
 
 /// A value of a trial configuration that is out of its allowed range.
@@ -163,7 +189,13 @@ fn require_positive_count(key: &str, value: usize) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn require_finite_in(key: &str, value: f64, low: f64, high: f64, reason: &str) -> Result<(), ConfigError> {
+fn require_finite_in(
+    key: &str,
+    value: f64,
+    low: f64,
+    high: f64,
+    reason: &str,
+) -> Result<(), ConfigError> {
     if !value.is_finite() || value < low || value > high {
         return Err(ConfigError::new(key, value, reason));
     }
@@ -172,7 +204,11 @@ fn require_finite_in(key: &str, value: f64, low: f64, high: f64, reason: &str) -
 
 fn require_finite_positive(key: &str, value: f64) -> Result<(), ConfigError> {
     if !value.is_finite() || value <= 0.0 {
-        return Err(ConfigError::new(key, value, "must be a finite number greater than 0"));
+        return Err(ConfigError::new(
+            key,
+            value,
+            "must be a finite number greater than 0",
+        ));
     }
     Ok(())
 }
@@ -187,7 +223,11 @@ impl TrialConfig {
         let data = &self.data;
         require_positive_count("data.input_dim", data.input_dim)?;
         if data.classes < 2 {
-            return Err(ConfigError::new("data.classes", data.classes, "must be at least 2"));
+            return Err(ConfigError::new(
+                "data.classes",
+                data.classes,
+                "must be at least 2",
+            ));
         }
         require_positive_count("data.train_size", data.train_size)?;
         require_positive_count("data.test_size", data.test_size)?;
@@ -201,12 +241,21 @@ impl TrialConfig {
                 return Err(ConfigError::new(key, value, "is larger than 1048576"));
             }
         }
-        for (key, value) in [("data.train_size", data.train_size), ("data.test_size", data.test_size)] {
+        for (key, value) in [
+            ("data.train_size", data.train_size),
+            ("data.test_size", data.test_size),
+        ] {
             if value > MAX_EXAMPLES {
                 return Err(ConfigError::new(key, value, "is larger than 10000000"));
             }
         }
-        require_finite_in("data.label_noise", data.label_noise, 0.0, 1.0, "must be between 0 and 1")?;
+        require_finite_in(
+            "data.label_noise",
+            data.label_noise,
+            0.0,
+            1.0,
+            "must be between 0 and 1",
+        )?;
 
         let model = &self.model;
         if model.depth < 2 {
@@ -217,16 +266,30 @@ impl TrialConfig {
             ));
         }
         if model.depth > 64 {
-            return Err(ConfigError::new("model.depth", model.depth, "is larger than 64"));
+            return Err(ConfigError::new(
+                "model.depth",
+                model.depth,
+                "is larger than 64",
+            ));
         }
         require_positive_count("model.width", model.width)?;
         if model.width > MAX_UNITS {
-            return Err(ConfigError::new("model.width", model.width, "is larger than 1048576"));
+            return Err(ConfigError::new(
+                "model.width",
+                model.width,
+                "is larger than 1048576",
+            ));
         }
 
         let training = &self.training;
         require_finite_positive("training.learning_rate", training.learning_rate)?;
-        require_finite_in("training.momentum", training.momentum, 0.0, 0.999_999, "must be in [0, 1)")?;
+        require_finite_in(
+            "training.momentum",
+            training.momentum,
+            0.0,
+            0.999_999,
+            "must be in [0, 1)",
+        )?;
         require_positive_count("training.batch_size", training.batch_size)?;
         if training.batch_size > data.train_size {
             return Err(ConfigError::new(
@@ -235,27 +298,55 @@ impl TrialConfig {
                 "must not exceed data.train_size",
             ));
         }
-        require_finite_in("training.noise_sigma", training.noise_sigma, 0.0, f64::MAX, "must be a finite number ≥ 0")?;
+        require_finite_in(
+            "training.noise_sigma",
+            training.noise_sigma,
+            0.0,
+            f64::MAX,
+            "must be a finite number ≥ 0",
+        )?;
         if let Some(target) = training.target_loss {
             require_finite_positive("training.target_loss", target)?;
         }
         if training.max_steps == 0 {
-            return Err(ConfigError::new("training.max_steps", 0, "must be at least 1"));
+            return Err(ConfigError::new(
+                "training.max_steps",
+                0,
+                "must be at least 1",
+            ));
         }
         if training.eval_every == 0 {
-            return Err(ConfigError::new("training.eval_every", 0, "must be at least 1"));
+            return Err(ConfigError::new(
+                "training.eval_every",
+                0,
+                "must be at least 1",
+            ));
         }
 
         let probe = &self.probe;
         if let Some(rate) = probe.learning_rate {
             require_finite_positive("probe.learning_rate", rate)?;
         }
-        require_finite_in("probe.noise_sigma", probe.noise_sigma, 0.0, f64::MAX, "must be a finite number ≥ 0")?;
+        require_finite_in(
+            "probe.noise_sigma",
+            probe.noise_sigma,
+            0.0,
+            f64::MAX,
+            "must be a finite number ≥ 0",
+        )?;
         if probe.steps > 0 && probe.replicates == 0 {
-            return Err(ConfigError::new("probe.replicates", 0, "must be at least 1 when probe.steps > 0"));
+            return Err(ConfigError::new(
+                "probe.replicates",
+                0,
+                "must be at least 1 when probe.steps > 0",
+            ));
         }
         if probe.steps > 0 && probe.radii.is_empty() {
-            return Err(ConfigError::new("probe.radii", "[]", "must list at least one radius when probe.steps > 0"));
+            return Err(ConfigError::new(
+                "probe.radii",
+                "[]",
+                "must list at least one radius when probe.steps > 0",
+            ));
         }
         for radius in &probe.radii {
             require_finite_positive("probe.radii", *radius)?;
@@ -269,9 +360,19 @@ impl TrialConfig {
             100.0,
             "must be between 0 and 100",
         )?;
-        require_finite_in("measure.delta", measure.delta, f64::MIN_POSITIVE, 0.999_999, "must be in (0, 1)")?;
+        require_finite_in(
+            "measure.delta",
+            measure.delta,
+            f64::MIN_POSITIVE,
+            0.999_999,
+            "must be in (0, 1)",
+        )?;
         if measure.power_iterations == 0 {
-            return Err(ConfigError::new("measure.power_iterations", 0, "must be at least 1"));
+            return Err(ConfigError::new(
+                "measure.power_iterations",
+                0,
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -284,7 +385,9 @@ impl TrialConfig {
 
     /// The probe's step size: its own, or the training learning rate.
     pub fn probe_learning_rate(&self) -> f64 {
-        self.probe.learning_rate.unwrap_or(self.training.learning_rate)
+        self.probe
+            .learning_rate
+            .unwrap_or(self.training.learning_rate)
     }
 }
 
@@ -337,7 +440,8 @@ mod tests {
     fn a_small_config_is_valid_and_round_trips_through_json() {
         let config = small_config();
         config.validate().expect("valid");
-        let parsed: TrialConfig = serde_json::from_str(&config.to_canonical_json()).expect("parses");
+        let parsed: TrialConfig =
+            serde_json::from_str(&config.to_canonical_json()).expect("parses");
         assert_eq!(parsed, config);
     }
 
@@ -354,6 +458,9 @@ mod tests {
         let mut config = small_config();
         config.training.learning_rate = -0.1;
         let error = config.validate().unwrap_err();
-        assert_eq!(error.to_string(), "`training.learning_rate` = -0.1 is invalid: must be a finite number greater than 0");
+        assert_eq!(
+            error.to_string(),
+            "`training.learning_rate` = -0.1 is invalid: must be a finite number greater than 0"
+        );
     }
 }

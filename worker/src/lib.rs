@@ -4,4 +4,6 @@
 //! measurements of one trial. [`client`] is the loop that leases trials from a coordinator, runs
 //! them on their own threads, heartbeats while they run and reports their results.
 
+pub mod client;
 pub mod science;
+pub mod shutdown;

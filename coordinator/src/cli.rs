@@ -1,0 +1,329 @@
+//! The `coordinator` command line: `serve`, `submit`, `status`, `report` and `run`.
+//! Every flag can also come from a `COORDINATOR_*` environment variable (compose, Kubernetes).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use proto::v1::coordinator_client::CoordinatorClient;
+use tonic::transport::Channel;
+
+use crate::api::SchedulerSettings;
+use crate::report::{ReportFormat, SweepReport};
+use crate::store::{self, SweepCounts};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Shards sweeps of neural-network trials to workers and stores their results"
+)]
+pub struct Cli {
+    /// Log filter (for example `info` or `coordinator=debug`); quiet (warnings only) by default.
+    #[arg(long, global = true, env = "COORDINATOR_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC API on a database until SIGTERM.
+    Serve(ServeArgs),
+    /// Submit a sweep file to a running coordinator (idempotent for an unchanged file).
+    Submit(SubmitArgs),
+    /// Trial counts by state, per sweep.
+    Status(StatusArgs),
+    /// The per-width table of a sweep.
+    Report(ReportArgs),
+    /// Run a sweep on this machine: a coordinator on embedded SQLite, local worker processes,
+    /// progress, then the report.
+    Run(RunArgs),
+    /// Run a worker in this process (used by `run` to start its local workers).
+    #[command(hide = true)]
+    LocalWorker(worker::client::WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Seconds a lease lasts without a heartbeat before its trial goes back to pending.
+    #[arg(long, env = "COORDINATOR_LEASE_SECONDS", default_value_t = 60.0)]
+    pub lease_seconds: f64,
+
+    /// The largest grid a sweep may expand to; larger ones are refused.
+    #[arg(long, env = "COORDINATOR_MAX_TRIALS_PER_SWEEP", default_value_t = crate::sweep::DEFAULT_MAX_TRIALS)]
+    pub max_trials_per_sweep: u64,
+}
+
+impl SchedulerArgs {
+    pub fn settings(&self) -> Result<SchedulerSettings> {
+        if !(self.lease_seconds.is_finite() && self.lease_seconds >= 0.1) {
+            bail!(
+                "--lease-seconds = {} is invalid: must be at least 0.1",
+                self.lease_seconds
+            );
+        }
+        Ok(SchedulerSettings {
+            lease_duration: Duration::from_secs_f64(self.lease_seconds),
+            max_trials_per_sweep: self.max_trials_per_sweep,
+            ..SchedulerSettings::default()
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Database URL: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "COORDINATOR_DB", default_value = "sqlite://sweeps.db")]
+    pub db: String,
+
+    /// Address to listen on; loopback unless told otherwise. Port 0 picks a free port.
+    #[arg(long, env = "COORDINATOR_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorUrl {
+    /// URL of a running coordinator.
+    #[arg(
+        long = "coordinator",
+        env = "COORDINATOR_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The sweep file (TOML).
+    pub sweep_file: PathBuf,
+    #[command(flatten)]
+    pub coordinator: CoordinatorUrl,
+}
+
+/// Where `status` and `report` read from: a running coordinator, or the database directly.
+#[derive(Debug, Args)]
+pub struct ReadSource {
+    /// Read the database directly instead of asking a coordinator.
+    #[arg(long, conflicts_with = "url")]
+    pub db: Option<String>,
+    #[command(flatten)]
+    pub coordinator: CoordinatorUrl,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this sweep.
+    pub sweep: Option<String>,
+    #[command(flatten)]
+    pub source: ReadSource,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    pub sweep: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    #[command(flatten)]
+    pub source: ReadSource,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The sweep file (TOML).
+    pub sweep_file: PathBuf,
+    /// Local worker processes to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// Trials each worker runs at once; by default the cores shared evenly among the workers.
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Database URL; by default `sqlite://OUT/sweeps.db`.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Folder for the database and the report files; by default `out/SWEEP-NAME`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Submit(args) => submit(args).await,
+            Command::Status(args) => status(args).await,
+            Command::Report(args) => report(args).await,
+            Command::Run(args) => crate::local_run::run(args).await,
+            Command::LocalWorker(args) => worker::client::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let settings = args.scheduler.settings()?;
+    let store = store::open(&args.db)
+        .await
+        .with_context(|| format!("cannot open database {}", store::redact_password(&args.db)))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    // Printed, not logged: scripts and tests read the bound port from this line.
+    println!("coordinator listening on {address}");
+    let shutdown = worker::shutdown::on_termination_signal()?;
+    crate::server::serve(listener, store, settings, shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
+pub async fn connect(url: &str) -> Result<CoordinatorClient<Channel>> {
+    let client = CoordinatorClient::connect(url.to_string())
+        .await
+        .with_context(|| format!("cannot reach the coordinator at {url}"))?;
+    Ok(client
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(16 * 1024 * 1024))
+}
+
+async fn submit(args: SubmitArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.sweep_file)
+        .with_context(|| format!("cannot read sweep file {}", args.sweep_file.display()))?;
+    let mut client = connect(&args.coordinator.url).await?;
+    let response = client
+        .submit_sweep(proto::v1::SubmitSweepRequest {
+            sweep_toml: text,
+            source_name: args.sweep_file.display().to_string(),
+        })
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?
+        .into_inner();
+    if response.created {
+        println!(
+            "submitted sweep {} with {} trials",
+            response.sweep, response.trial_count
+        );
+    } else {
+        println!(
+            "sweep {} was already submitted ({} trials); nothing changed",
+            response.sweep, response.trial_count
+        );
+    }
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> Result<()> {
+    let counts = match &args.source.db {
+        Some(url) => {
+            let store = store::open(url).await?;
+            store.sweep_counts(args.sweep.as_deref()).await?
+        }
+        None => {
+            let mut client = connect(&args.source.coordinator.url).await?;
+            let response = client
+                .sweep_status(proto::v1::SweepStatusRequest {
+                    sweep: args.sweep.clone().unwrap_or_default(),
+                })
+                .await
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+            response
+                .into_inner()
+                .sweeps
+                .into_iter()
+                .map(|counts| SweepCounts {
+                    sweep: counts.sweep,
+                    total: counts.total,
+                    pending: counts.pending,
+                    leased: counts.leased,
+                    done: counts.done,
+                    failed: counts.failed,
+                    diverged: counts.diverged,
+                    duplicate_reports: counts.duplicate_reports,
+                })
+                .collect()
+        }
+    };
+    print!("{}", status_table(&counts));
+    Ok(())
+}
+
+pub fn status_table(counts: &[SweepCounts]) -> String {
+    let mut text = format!(
+        "{:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+        "sweep", "total", "pending", "running", "done", "failed", "diverged", "duplicates"
+    );
+    for sweep in counts {
+        text.push_str(&format!(
+            "{:<32} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+            sweep.sweep,
+            sweep.total,
+            sweep.pending,
+            sweep.leased,
+            sweep.done,
+            sweep.failed,
+            sweep.diverged,
+            sweep.duplicate_reports
+        ));
+    }
+    text
+}
+
+async fn report(args: ReportArgs) -> Result<()> {
+    let report = match &args.source.db {
+        Some(url) => {
+            let store = store::open(url).await?;
+            SweepReport::load(store.as_ref(), &args.sweep).await?
+        }
+        None => {
+            let mut client = connect(&args.source.coordinator.url).await?;
+            let response = client
+                .sweep_report(proto::v1::SweepReportRequest {
+                    sweep: args.sweep.clone(),
+                })
+                .await
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+            serde_json::from_str(&response.into_inner().report_json)
+                .context("the coordinator sent a malformed report")?
+        }
+    };
+    match args.format {
+        ReportFormat::Table => print!("{}", crate::report::to_table(&report)),
+        ReportFormat::Csv => print!("{}", crate::report::to_csv(&report)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(())
+}

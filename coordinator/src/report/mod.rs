@@ -1,0 +1,66 @@
+//! The bound-versus-width report of a sweep: per-width aggregates, formatted as a terminal table,
+//! CSV or JSON, and an SVG plot of bounds and gap against width.
+
+mod format;
+mod plot;
+
+pub use format::{ReportFormat, to_csv, to_table};
+pub use plot::write_bounds_plot;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError, SweepCounts, WidthSummary};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub sweep: String,
+    /// Trials by state when the report was made; a report of a running sweep covers what is done.
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub diverged: u64,
+    pub widths: Vec<WidthSummary>,
+}
+
+impl SweepReport {
+    pub async fn load(store: &dyn Store, sweep: &str) -> Result<Self, StoreError> {
+        let counts = store.sweep_counts(Some(sweep)).await?;
+        let SweepCounts {
+            total,
+            done,
+            failed,
+            diverged,
+            ..
+        } = counts.into_iter().next().unwrap_or_default();
+        let widths = store.width_summaries(sweep).await?;
+        Ok(Self {
+            sweep: sweep.to_string(),
+            total,
+            done,
+            failed,
+            diverged,
+            widths,
+        })
+    }
+
+    /// Writes `report.csv`, `report.json` and `bounds-vs-width.svg` into `directory`.
+    pub fn write_files(
+        &self,
+        directory: &std::path::Path,
+    ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        use anyhow::Context;
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("cannot create {}", directory.display()))?;
+        let csv_path = directory.join("report.csv");
+        std::fs::write(&csv_path, to_csv(self))
+            .with_context(|| format!("cannot write {}", csv_path.display()))?;
+        let json_path = directory.join("report.json");
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(&json_path, json)
+            .with_context(|| format!("cannot write {}", json_path.display()))?;
+        let plot_path = directory.join("bounds-vs-width.svg");
+        write_bounds_plot(self, &plot_path)
+            .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", plot_path.display()))?;
+        Ok(vec![csv_path, json_path, plot_path])
+    }
+}

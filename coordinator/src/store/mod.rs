@@ -1,0 +1,278 @@
+//! The results database: sweeps, trials with their lease state, and results.
+//!
+//! [`Store`] is the interface the scheduler, the API and the reports use; [`SqliteStore`] is the
+//! embedded implementation (one coordinator owns the file, in WAL mode).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::sweep::SweepPlan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("cannot apply database migrations: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+
+    #[error(
+        "sweep `{name}` already exists with different contents; give the changed sweep a new `name` \
+         (stored hash {stored_hash}, submitted {submitted_hash})"
+    )]
+    SweepChanged {
+        name: String,
+        stored_hash: String,
+        submitted_hash: String,
+    },
+
+    #[error("unknown sweep `{0}`")]
+    UnknownSweep(String),
+
+    #[error("unknown trial `{0}`")]
+    UnknownTrial(String),
+
+    #[error("unsupported database url `{0}`: expected sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+/// A trial claimed by a worker under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeasedTrial {
+    pub trial_id: String,
+    pub sweep: String,
+    pub lease_id: String,
+    pub lease_deadline_ms: i64,
+    pub attempt: u32,
+    pub config_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LeaseRef {
+    pub trial_id: String,
+    pub lease_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterOutcome {
+    pub created: bool,
+    pub trial_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Recorded,
+    /// A result was already recorded for this trial; this one was ignored (and counted).
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// The trial went back to pending for another attempt.
+    Retrying,
+    /// The trial used its attempts and is now failed with this error.
+    Failed,
+    /// The report came from a lease that is no longer held; nothing changed.
+    Stale,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    pub extended: Vec<LeaseRef>,
+    pub lost: Vec<LeaseRef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Expired leases whose trials went back to pending.
+    pub requeued: u64,
+    /// Expired leases whose trials had used their attempts and are now failed.
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SweepCounts {
+    pub sweep: String,
+    pub total: u64,
+    pub pending: u64,
+    pub leased: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub diverged: u64,
+    pub duplicate_reports: u64,
+}
+
+impl SweepCounts {
+    pub fn finished(&self) -> u64 {
+        self.done + self.failed
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.finished() == self.total
+    }
+}
+
+/// Mean, standard deviation and count of one measurement over the finished trials of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub std_dev: Option<f64>,
+}
+
+impl Summary {
+    /// From the SQL aggregates COUNT(x), AVG(x) and AVG(x*x) (sample standard deviation).
+    pub fn from_moments(count: i64, mean: Option<f64>, mean_of_squares: Option<f64>) -> Self {
+        let count = count.max(0) as u64;
+        let std_dev = match (mean, mean_of_squares) {
+            (Some(mean), Some(mean_of_squares)) if count >= 2 => {
+                let n = count as f64;
+                let variance = (mean_of_squares - mean * mean) * n / (n - 1.0);
+                Some(variance.max(0.0).sqrt())
+            }
+            _ => None,
+        };
+        Self {
+            count,
+            mean,
+            std_dev,
+        }
+    }
+}
+
+/// The measurements summarized per width in a report, each a column of `results` (or of the
+/// first probe radius).
+pub const REPORTED_MEASUREMENTS: [&str; 16] = [
+    "train_error",
+    "test_error",
+    "error_gap",
+    "loss_gap",
+    "vc_gap_estimate",
+    "spectral_gap_estimate",
+    "vc_capacity",
+    "spectral_capacity",
+    "margin_gamma",
+    "stay_fraction",
+    "max_distance",
+    "stay_probability",
+    "mean_exit_step",
+    "parameter_count",
+    "steps",
+    "train_seconds",
+];
+
+/// One width's row of a report: trial counts and a [`Summary`] per reported measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct WidthSummary {
+    pub width: u64,
+    pub trials: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub diverged: u64,
+    /// In the order of [`REPORTED_MEASUREMENTS`].
+    pub measurements: Vec<(String, Summary)>,
+}
+
+impl WidthSummary {
+    pub fn measurement(&self, name: &str) -> Summary {
+        self.measurements
+            .iter()
+            .find(|(candidate, _)| candidate == name)
+            .map(|(_, summary)| *summary)
+            .unwrap_or_default()
+    }
+}
+
+/// What the coordinator needs from a database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Registers a sweep and its trials. Idempotent for the same contents; a sweep of the same
+    /// name with other contents is refused with [`StoreError::SweepChanged`].
+    async fn register_sweep(
+        &self,
+        plan: &SweepPlan,
+        now_ms: i64,
+    ) -> Result<RegisterOutcome, StoreError>;
+
+    /// Claims up to `max_trials` pending trials (oldest sweep first, grid order) for a worker.
+    async fn lease_trials(
+        &self,
+        worker_id: &str,
+        max_trials: u32,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<LeasedTrial>, StoreError>;
+
+    /// Extends the leases the worker still holds and names those it has lost.
+    async fn heartbeat(
+        &self,
+        leases: &[LeaseRef],
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<HeartbeatOutcome, StoreError>;
+
+    /// Records a result exactly once; a report for a trial that already has one is a duplicate.
+    async fn record_result(
+        &self,
+        worker_id: &str,
+        lease: &LeaseRef,
+        result: &proto::v1::TrialResult,
+        now_ms: i64,
+    ) -> Result<RecordOutcome, StoreError>;
+
+    /// A trial that failed on a worker: back to pending, or failed once out of attempts.
+    async fn record_failure(
+        &self,
+        lease: &LeaseRef,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailureOutcome, StoreError>;
+
+    /// Returns leased trials to pending without using an attempt (graceful worker shutdown).
+    async fn release(&self, leases: &[LeaseRef], now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Expired leases: back to pending, or failed once out of attempts.
+    async fn reclaim_expired(&self, now_ms: i64) -> Result<Reclaimed, StoreError>;
+
+    /// Trial counts by state for one sweep, or for every sweep.
+    async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError>;
+
+    /// Per-width aggregates of the finished trials of a sweep, in width order.
+    async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError>;
+}
+
+/// Opens the store a database URL names, applying migrations.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
+    }
+    Err(StoreError::UnsupportedUrl(redact_password(url)))
+}
+
+/// Hides a password in a database URL before it reaches a message or a log.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,468 @@
+//! The store's semantics on a real SQLite file: leases, expiry, retries, exactly-once results.
+
+use super::*;
+use crate::sweep::{DEFAULT_MAX_TRIALS, SweepPlan};
+
+const SWEEP: &str = r#"
+name = "store-test"
+max_attempts = 2
+
+[data]
+dataset = "teacher_student"
+input_dim = 4
+classes = 3
+train_size = 32
+test_size = 32
+teacher_width = 4
+
+[model]
+depth = 2
+width = 8
+activation = "relu"
+
+[training]
+loss = "cross_entropy"
+learning_rate = 0.1
+batch_size = 8
+max_steps = 20
+
+[probe]
+steps = 10
+noise_sigma = 0.01
+radii = [0.5]
+replicates = 2
+
+[grid]
+model.width = [8, 16]
+seed = [0, 1]
+"#;
+
+struct Fixture {
+    _directory: tempfile::TempDir,
+    store: SqliteStore,
+    plan: SweepPlan,
+}
+
+async fn fixture() -> Fixture {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", directory.path().join("test.db").display());
+    let store = SqliteStore::open(&url).await.expect("open store");
+    let plan =
+        SweepPlan::from_toml("store-test.toml", SWEEP, DEFAULT_MAX_TRIALS).expect("valid sweep");
+    store.register_sweep(&plan, 1_000).await.expect("register");
+    Fixture {
+        _directory: directory,
+        store,
+        plan,
+    }
+}
+
+fn result_with(
+    test_error: f64,
+    train_error: f64,
+    spectral_capacity: f64,
+) -> proto::v1::TrialResult {
+    proto::v1::TrialResult {
+        outcome: "converged".to_string(),
+        train_loss: 0.01,
+        test_loss: 0.5,
+        train_error,
+        test_error,
+        steps: 100,
+        reached_target: true,
+        parameter_count: 1000,
+        train_size: 100,
+        vc_capacity: 400.0,
+        spectral_capacity,
+        margin_gamma: 1.0,
+        radii: vec![proto::v1::RadiusMeasurement {
+            radius: 0.5,
+            stay_probability: 1.0,
+            mean_exit_step: 10.0,
+            occupancy: 1.0,
+        }],
+        layers: vec![proto::v1::LayerMeasurement {
+            layer: 1,
+            fan_in: 4,
+            fan_out: 8,
+            spectral_norm: 2.0,
+            frobenius_norm: 3.0,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn lease_of(trial: &LeasedTrial) -> LeaseRef {
+    LeaseRef {
+        trial_id: trial.trial_id.clone(),
+        lease_id: trial.lease_id.clone(),
+    }
+}
+
+async fn counts(store: &SqliteStore) -> SweepCounts {
+    store
+        .sweep_counts(Some("store-test"))
+        .await
+        .expect("counts")
+        .remove(0)
+}
+
+#[tokio::test]
+async fn registering_is_idempotent_and_a_changed_sweep_is_refused() {
+    let fixture = fixture().await;
+    let again = fixture
+        .store
+        .register_sweep(&fixture.plan, 2_000)
+        .await
+        .expect("register again");
+    assert_eq!(
+        again,
+        RegisterOutcome {
+            created: false,
+            trial_count: 4
+        }
+    );
+    assert_eq!(counts(&fixture.store).await.total, 4);
+
+    let changed = SweepPlan::from_toml(
+        "store-test.toml",
+        &SWEEP.replace("0.1", "0.2"),
+        DEFAULT_MAX_TRIALS,
+    )
+    .expect("valid");
+    let error = fixture
+        .store
+        .register_sweep(&changed, 3_000)
+        .await
+        .expect_err("changed sweep refused");
+    assert!(matches!(error, StoreError::SweepChanged { .. }));
+    assert!(error.to_string().contains("store-test"), "{error}");
+    assert_eq!(
+        counts(&fixture.store).await.total,
+        4,
+        "nothing stored was touched"
+    );
+}
+
+#[tokio::test]
+async fn leases_hand_out_each_pending_trial_once_in_grid_order() {
+    let fixture = fixture().await;
+    let first = fixture
+        .store
+        .lease_trials("a", 3, 10_000, 5_000)
+        .await
+        .expect("lease");
+    let second = fixture
+        .store
+        .lease_trials("b", 3, 10_000, 5_000)
+        .await
+        .expect("lease");
+    assert_eq!(first.len(), 3);
+    assert_eq!(second.len(), 1);
+    let order: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|trial| trial.trial_id.as_str())
+        .collect();
+    let planned: Vec<&str> = fixture
+        .plan
+        .trials
+        .iter()
+        .map(|trial| trial.id.as_str())
+        .collect();
+    assert_eq!(order, planned);
+    assert!(
+        first
+            .iter()
+            .all(|trial| trial.attempt == 1 && trial.lease_deadline_ms == 15_000)
+    );
+    let config: proto::TrialConfig =
+        serde_json::from_str(&first[0].config_json).expect("config travels as JSON");
+    assert_eq!(config, fixture.plan.trials[0].config);
+    assert!(
+        fixture
+            .store
+            .lease_trials("c", 3, 10_000, 5_000)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    assert_eq!(counts(&fixture.store).await.leased, 4);
+}
+
+#[tokio::test]
+async fn heartbeats_extend_held_leases_and_name_lost_ones() {
+    let fixture = fixture().await;
+    let leased = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 5_000)
+        .await
+        .expect("lease");
+    let held = lease_of(&leased[0]);
+    let stranger = LeaseRef {
+        trial_id: held.trial_id.clone(),
+        lease_id: "not-this-lease".to_string(),
+    };
+    let outcome = fixture
+        .store
+        .heartbeat(&[held.clone(), stranger.clone()], 1_000, 5_900)
+        .await
+        .expect("heartbeat");
+    assert_eq!(outcome.extended, vec![held.clone()]);
+    assert_eq!(outcome.lost, vec![stranger]);
+    // Extended to 6_900: not expired at 6_500, although the first deadline was 6_000.
+    assert_eq!(
+        fixture.store.reclaim_expired(6_500).await.expect("reclaim"),
+        Reclaimed::default()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error() {
+    let fixture = fixture().await;
+    let first = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 0)
+        .await
+        .expect("lease");
+    let reclaimed = fixture.store.reclaim_expired(1_001).await.expect("reclaim");
+    assert_eq!(
+        reclaimed,
+        Reclaimed {
+            requeued: 1,
+            failed: 0
+        }
+    );
+
+    let second = fixture
+        .store
+        .lease_trials("b", 1, 1_000, 2_000)
+        .await
+        .expect("lease");
+    assert_eq!(
+        second[0].trial_id, first[0].trial_id,
+        "the requeued trial comes first"
+    );
+    assert_eq!(second[0].attempt, 2);
+    // The heartbeat of the first, expired lease is refused.
+    let late = fixture
+        .store
+        .heartbeat(&[lease_of(&first[0])], 1_000, 2_100)
+        .await
+        .expect("heartbeat");
+    assert_eq!(late.lost.len(), 1);
+
+    let reclaimed = fixture.store.reclaim_expired(3_001).await.expect("reclaim");
+    assert_eq!(
+        reclaimed,
+        Reclaimed {
+            requeued: 0,
+            failed: 1
+        }
+    );
+    let counts = counts(&fixture.store).await;
+    assert_eq!((counts.failed, counts.pending), (1, 3));
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM trials WHERE id = ?")
+        .bind(&first[0].trial_id)
+        .fetch_one(fixture.store.pool())
+        .await
+        .expect("row");
+    assert_eq!(
+        error.as_deref(),
+        Some("lease expired on worker b (attempt 2)")
+    );
+}
+
+#[tokio::test]
+async fn a_result_is_recorded_once_and_duplicates_are_counted() {
+    let fixture = fixture().await;
+    let leased = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 0)
+        .await
+        .expect("lease");
+    let lease = lease_of(&leased[0]);
+    let result = result_with(0.2, 0.0, 900.0);
+    assert_eq!(
+        fixture
+            .store
+            .record_result("a", &lease, &result, 10)
+            .await
+            .expect("record"),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        fixture
+            .store
+            .record_result("a", &lease, &result, 20)
+            .await
+            .expect("record"),
+        RecordOutcome::Duplicate
+    );
+    let counts = counts(&fixture.store).await;
+    assert_eq!((counts.done, counts.duplicate_reports), (1, 1));
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
+        .fetch_one(fixture.store.pool())
+        .await
+        .expect("count");
+    assert_eq!(rows, 1);
+    let gap: f64 = sqlx::query_scalar("SELECT spectral_gap_estimate FROM results")
+        .fetch_one(fixture.store.pool())
+        .await
+        .expect("gap");
+    assert!((gap - 3.0).abs() < 1e-12, "sqrt(900 / 100) = 3, got {gap}");
+}
+
+#[tokio::test]
+async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists() {
+    let fixture = fixture().await;
+    let first = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 0)
+        .await
+        .expect("lease");
+    fixture.store.reclaim_expired(2_000).await.expect("reclaim");
+    let second = fixture
+        .store
+        .lease_trials("b", 1, 1_000, 2_000)
+        .await
+        .expect("lease");
+    assert_eq!(first[0].trial_id, second[0].trial_id);
+
+    let outcome = fixture
+        .store
+        .record_result(
+            "a",
+            &lease_of(&first[0]),
+            &result_with(0.1, 0.0, 1.0),
+            2_500,
+        )
+        .await
+        .expect("late report");
+    assert_eq!(outcome, RecordOutcome::Recorded);
+    let outcome = fixture
+        .store
+        .record_result(
+            "b",
+            &lease_of(&second[0]),
+            &result_with(0.1, 0.0, 1.0),
+            2_600,
+        )
+        .await
+        .expect("second report");
+    assert_eq!(outcome, RecordOutcome::Duplicate);
+    let heartbeat = fixture
+        .store
+        .heartbeat(&[lease_of(&second[0])], 1_000, 2_700)
+        .await
+        .expect("heartbeat");
+    assert_eq!(
+        heartbeat.lost.len(),
+        1,
+        "a done trial's lease is no longer held"
+    );
+}
+
+#[tokio::test]
+async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt() {
+    let fixture = fixture().await;
+    let first = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 0)
+        .await
+        .expect("lease");
+    let released = fixture
+        .store
+        .release(&[lease_of(&first[0])], 10)
+        .await
+        .expect("release");
+    assert_eq!(released, 1);
+
+    let again = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 20)
+        .await
+        .expect("lease");
+    assert_eq!(
+        (again[0].trial_id.as_str(), again[0].attempt),
+        (first[0].trial_id.as_str(), 1)
+    );
+    let outcome = fixture
+        .store
+        .record_failure(&lease_of(&again[0]), "boom", 30)
+        .await
+        .expect("failure");
+    assert_eq!(outcome, FailureOutcome::Retrying);
+    let third = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 40)
+        .await
+        .expect("lease");
+    assert_eq!(third[0].attempt, 2);
+    let outcome = fixture
+        .store
+        .record_failure(&lease_of(&third[0]), "boom again", 50)
+        .await
+        .expect("failure");
+    assert_eq!(outcome, FailureOutcome::Failed);
+    let stale = fixture
+        .store
+        .record_failure(&lease_of(&third[0]), "boom", 60)
+        .await
+        .expect("failure");
+    assert_eq!(stale, FailureOutcome::Stale);
+    assert_eq!(counts(&fixture.store).await.failed, 1);
+}
+
+#[tokio::test]
+async fn width_summaries_aggregate_finished_trials_per_width() {
+    let fixture = fixture().await;
+    let leased = fixture
+        .store
+        .lease_trials("a", 4, 1_000, 0)
+        .await
+        .expect("lease");
+    // Grid order: (8, seed 0), (8, seed 1), (16, seed 0), (16, seed 1).
+    let test_errors = [0.1, 0.3, 0.2, 0.2];
+    for (trial, test_error) in leased.iter().zip(test_errors).take(3) {
+        fixture
+            .store
+            .record_result(
+                "a",
+                &lease_of(trial),
+                &result_with(test_error, 0.0, 100.0),
+                10,
+            )
+            .await
+            .expect("record");
+    }
+    let summaries = fixture
+        .store
+        .width_summaries("store-test")
+        .await
+        .expect("summaries");
+    assert_eq!(summaries.len(), 2);
+    let narrow = &summaries[0];
+    assert_eq!((narrow.width, narrow.trials, narrow.done), (8, 2, 2));
+    let test_error = narrow.measurement("test_error");
+    assert_eq!(test_error.count, 2);
+    assert!((test_error.mean.expect("mean") - 0.2).abs() < 1e-12);
+    // Sample standard deviation of {0.1, 0.3}: sqrt(((0.1)² + (0.1)²) / 1) = 0.1414…
+    assert!((test_error.std_dev.expect("sd") - 0.02f64.sqrt()).abs() < 1e-9);
+    let wide = &summaries[1];
+    assert_eq!((wide.width, wide.trials, wide.done), (16, 2, 1));
+    assert_eq!(
+        wide.measurement("test_error").std_dev,
+        None,
+        "one value has no spread"
+    );
+    assert_eq!(wide.measurement("stay_probability").mean, Some(1.0));
+
+    let unknown = fixture
+        .store
+        .width_summaries("nope")
+        .await
+        .expect_err("unknown sweep");
+    assert!(matches!(unknown, StoreError::UnknownSweep(_)));
+}

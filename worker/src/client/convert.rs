@@ -1,0 +1,58 @@
+//! From the science library's measurements to the wire message.
+
+use proto::v1 as wire;
+
+use crate::science::TrialMeasurements;
+
+pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
+    wire::TrialResult {
+        outcome: measurements.outcome.as_str().to_string(),
+        diverged_phase: measurements
+            .diverged_phase
+            .map(|phase| phase.as_str().to_string())
+            .unwrap_or_default(),
+        train_loss: measurements.train_loss,
+        test_loss: measurements.test_loss,
+        train_error: measurements.train_error,
+        test_error: measurements.test_error,
+        steps: measurements.steps,
+        reached_target: measurements.reached_target,
+        parameter_count: measurements.parameter_count,
+        margin_gamma: measurements.margin_gamma,
+        vc_capacity: measurements.vc_capacity,
+        spectral_capacity: measurements.spectral_capacity,
+        mean_input_norm_squared: measurements.mean_input_norm_squared,
+        train_size: measurements.train_size,
+        stay_fraction: measurements.stay_fraction,
+        max_distance: measurements.max_distance,
+        final_distance: measurements.final_distance,
+        minimum_norm: measurements.minimum_norm,
+        train_seconds: measurements.train_seconds,
+        probe_seconds: measurements.probe_seconds,
+        measure_seconds: measurements.measure_seconds,
+        layers: measurements
+            .layers
+            .iter()
+            .map(|layer| wire::LayerMeasurement {
+                layer: layer.layer,
+                fan_in: layer.fan_in,
+                fan_out: layer.fan_out,
+                spectral_norm: layer.spectral_norm,
+                frobenius_norm: layer.frobenius_norm,
+                distance_from_init_spectral: layer.distance_from_init_spectral,
+                distance_from_init_frobenius: layer.distance_from_init_frobenius,
+                distance_from_init_two_one: layer.distance_from_init_two_one,
+            })
+            .collect(),
+        radii: measurements
+            .radii
+            .iter()
+            .map(|radius| wire::RadiusMeasurement {
+                radius: radius.radius,
+                stay_probability: radius.stay_probability,
+                mean_exit_step: radius.mean_exit_step,
+                occupancy: radius.occupancy,
+            })
+            .collect(),
+    }
+}

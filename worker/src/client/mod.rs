@@ -1,0 +1,322 @@
+//! The worker's loop: lease trials from the coordinator up to the number of free slots, run each
+//! on its own thread, heartbeat while they run, report results (retrying until acknowledged),
+//! and on SIGTERM stop leasing, cancel what runs, and release it so another worker takes it.
+
+mod backoff;
+mod convert;
+mod running;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use proto::v1 as wire;
+use proto::v1::coordinator_client::CoordinatorClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info, warn};
+
+use backoff::Backoff;
+use running::{FinishedTrial, RunningTrial};
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// URL of the coordinator.
+    #[arg(
+        long,
+        env = "WORKER_COORDINATOR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub coordinator: String,
+
+    /// Trials run at once, one thread each; by default the number of cores.
+    #[arg(long, env = "WORKER_SLOTS")]
+    pub slots: Option<u32>,
+
+    /// This worker's name in leases and logs; by default host name and process id.
+    #[arg(long, env = "WORKER_ID")]
+    pub worker_id: Option<String>,
+
+    /// Longest wait between two lease requests when there is no work.
+    #[arg(long, env = "WORKER_MAX_IDLE_POLL_MS", default_value_t = 2000)]
+    pub max_idle_poll_ms: u64,
+}
+
+/// How long a result is retried after shutdown has begun before it is left to lease expiry.
+const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(args: WorkerArgs) -> Result<()> {
+    let slots = args.slots.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|cores| cores.get() as u32)
+            .unwrap_or(1)
+    });
+    if slots == 0 {
+        anyhow::bail!("--slots = 0 is invalid: a worker needs at least one slot");
+    }
+    let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+    let shutdown = crate::shutdown::on_termination_signal()?;
+    let endpoint = Endpoint::from_shared(args.coordinator.clone())
+        .with_context(|| format!("--coordinator = {} is not a valid URL", args.coordinator))?
+        .connect_timeout(Duration::from_secs(5));
+    // Connecting lazily lets a worker start before its coordinator and ride out restarts.
+    let client = CoordinatorClient::new(endpoint.connect_lazy());
+    info!(worker_id = %worker_id, slots, coordinator = %args.coordinator, "worker started");
+    Worker {
+        client,
+        worker_id,
+        slots,
+        max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
+        running: HashMap::new(),
+        heartbeat_interval: Duration::from_secs(5),
+    }
+    .run(shutdown)
+    .await
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "worker".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+struct Worker {
+    client: CoordinatorClient<Channel>,
+    worker_id: String,
+    slots: u32,
+    max_idle_poll: Duration,
+    running: HashMap<String, RunningTrial>,
+    heartbeat_interval: Duration,
+}
+
+impl Worker {
+    async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        let (finished_sender, mut finished_receiver) = mpsc::unbounded_channel::<FinishedTrial>();
+        let mut reports = tokio::task::JoinSet::new();
+        let mut lease_backoff = Backoff::new(Duration::from_millis(50), self.max_idle_poll);
+        let mut next_lease = tokio::time::Instant::now();
+        let mut next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval;
+
+        loop {
+            let free_slots = self.slots as usize - self.running.len().min(self.slots as usize);
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(finished) = finished_receiver.recv() => {
+                    if let Some(trial) = self.running.remove(&finished.trial_id) {
+                        reports.spawn(report_finished(self.client.clone(), self.worker_id.clone(), trial, finished, shutdown.clone()));
+                    }
+                    next_lease = tokio::time::Instant::now();
+                }
+                Some(joined) = reports.join_next(), if !reports.is_empty() => {
+                    if let Err(error) = joined {
+                        warn!(cause = %error, "result report task failed");
+                    }
+                }
+                _ = tokio::time::sleep_until(next_heartbeat) => {
+                    self.heartbeat().await;
+                    next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval;
+                }
+                _ = tokio::time::sleep_until(next_lease), if free_slots > 0 => {
+                    match self.lease(free_slots as u32, &finished_sender).await {
+                        Ok(0) => next_lease = tokio::time::Instant::now() + lease_backoff.next_delay(),
+                        Ok(_) => {
+                            lease_backoff.reset();
+                            next_lease = tokio::time::Instant::now();
+                        }
+                        Err(status) => {
+                            let delay = lease_backoff.next_delay();
+                            warn!(worker_id = %self.worker_id, code = ?status.code(), error = %status.message(), retry_in_ms = delay.as_millis() as u64, "cannot lease trials");
+                            next_lease = tokio::time::Instant::now() + delay;
+                        }
+                    }
+                }
+            }
+        }
+
+        self.release_running().await;
+        let grace = tokio::time::sleep(SHUTDOWN_REPORT_GRACE);
+        tokio::pin!(grace);
+        while !reports.is_empty() {
+            tokio::select! {
+                _ = &mut grace => {
+                    warn!(worker_id = %self.worker_id, unreported = reports.len(), "results left unreported; their leases will expire and the trials run again");
+                    break;
+                }
+                _ = reports.join_next() => {}
+            }
+        }
+        info!(worker_id = %self.worker_id, "worker stopped");
+        Ok(())
+    }
+
+    async fn lease(
+        &mut self,
+        free_slots: u32,
+        finished: &mpsc::UnboundedSender<FinishedTrial>,
+    ) -> Result<usize, tonic::Status> {
+        let response = self
+            .client
+            .lease_trials(wire::LeaseTrialsRequest {
+                worker_id: self.worker_id.clone(),
+                max_trials: free_slots,
+            })
+            .await?
+            .into_inner();
+        if response.heartbeat_interval_ms > 0 {
+            self.heartbeat_interval = Duration::from_millis(response.heartbeat_interval_ms);
+        }
+        let count = response.trials.len();
+        for leased in response.trials {
+            info!(trial_id = %leased.trial_id, worker_id = %self.worker_id, sweep = %leased.sweep, attempt = leased.attempt, "trial started");
+            let trial = RunningTrial::start(leased, finished.clone());
+            self.running.insert(trial.lease.trial_id.clone(), trial);
+        }
+        Ok(count)
+    }
+
+    async fn heartbeat(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        let running = self
+            .running
+            .values()
+            .map(|trial| {
+                let (phase, step) = trial.progress.snapshot();
+                wire::TrialProgress {
+                    lease: Some(trial.lease.clone()),
+                    phase: phase.to_string(),
+                    step,
+                }
+            })
+            .collect();
+        let request = wire::HeartbeatRequest {
+            worker_id: self.worker_id.clone(),
+            running,
+        };
+        match self.client.heartbeat(request).await {
+            Ok(response) => {
+                for lost in response.into_inner().lost {
+                    if let Some(trial) = self.running.get(&lost.trial_id) {
+                        // The coordinator gave this trial to someone else; finishing it is wasted work.
+                        warn!(trial_id = %lost.trial_id, worker_id = %self.worker_id, "lease lost, stopping the trial");
+                        trial.progress.cancel();
+                    }
+                }
+            }
+            Err(status) => {
+                warn!(worker_id = %self.worker_id, code = ?status.code(), error = %status.message(), "heartbeat failed");
+            }
+        }
+    }
+
+    /// Cancels every running trial and gives its lease back, so another worker can take it now
+    /// rather than after the lease expires.
+    async fn release_running(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        let leases: Vec<wire::LeaseRef> = self
+            .running
+            .values()
+            .map(|trial| {
+                trial.progress.cancel();
+                trial.lease.clone()
+            })
+            .collect();
+        let request = wire::ReleaseTrialsRequest {
+            worker_id: self.worker_id.clone(),
+            leases,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.client.release_trials(request))
+            .await
+        {
+            Ok(Ok(response)) => {
+                info!(worker_id = %self.worker_id, released = response.into_inner().released, "running trials released")
+            }
+            Ok(Err(status)) => {
+                warn!(worker_id = %self.worker_id, error = %status.message(), "cannot release trials; their leases will expire")
+            }
+            Err(_) => {
+                warn!(worker_id = %self.worker_id, "release timed out; the leases will expire")
+            }
+        }
+    }
+}
+
+/// Reports one finished trial, retrying with capped exponential back-off and jitter until the
+/// coordinator acknowledges it (or, after shutdown has begun, until the grace period ends).
+async fn report_finished(
+    mut client: CoordinatorClient<Channel>,
+    worker_id: String,
+    trial: RunningTrial,
+    finished: FinishedTrial,
+    shutdown: CancellationToken,
+) {
+    let trial_id = trial.lease.trial_id.clone();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        let outcome = match &finished.outcome {
+            running::TrialOutcome::Measured(measurements) => client
+                .report_result(wire::ReportResultRequest {
+                    worker_id: worker_id.clone(),
+                    lease: Some(trial.lease.clone()),
+                    result: Some(convert::to_wire(measurements)),
+                })
+                .await
+                .map(|response| {
+                    let duplicate = response.into_inner().duplicate;
+                    info!(trial_id = %trial_id, worker_id = %worker_id, duplicate, "result reported");
+                }),
+            running::TrialOutcome::Failed(error) => client
+                .report_failure(wire::ReportFailureRequest {
+                    worker_id: worker_id.clone(),
+                    lease: Some(trial.lease.clone()),
+                    error: error.clone(),
+                })
+                .await
+                .map(|response| {
+                    let failed = response.into_inner().failed_permanently;
+                    warn!(trial_id = %trial_id, worker_id = %worker_id, error = %error, failed_permanently = failed, "trial failure reported");
+                }),
+            running::TrialOutcome::Cancelled => {
+                debug!(trial_id = %trial_id, worker_id = %worker_id, "trial cancelled; nothing to report");
+                return;
+            }
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(status) if is_permanent(&status) => {
+                warn!(trial_id = %trial_id, worker_id = %worker_id, code = ?status.code(), error = %status.message(), "report refused");
+                return;
+            }
+            Err(status) => {
+                let delay = backoff.next_delay();
+                warn!(trial_id = %trial_id, worker_id = %worker_id, code = ?status.code(), error = %status.message(), retry_in_ms = delay.as_millis() as u64, "report failed, retrying");
+                if shutdown.is_cancelled() {
+                    tokio::time::sleep(delay).await;
+                } else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        // Keep retrying after shutdown starts; the caller bounds the wait.
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Errors that retrying cannot fix.
+fn is_permanent(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::InvalidArgument
+            | tonic::Code::NotFound
+            | tonic::Code::PermissionDenied
+            | tonic::Code::Unauthenticated
+    )
+}

@@ -1,0 +1,110 @@
+//! What a trial reports: the scalars, per-layer norms and per-radius stagnation statistics.
+
+use serde::Serialize;
+
+/// How training ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The full training loss reached the target.
+    Converged,
+    /// The step budget ran out first (always the case without a target).
+    BudgetExhausted,
+    /// A loss or a parameter became NaN or infinite (in training or in the probe).
+    Diverged,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::BudgetExhausted => "budget_exhausted",
+            Outcome::Diverged => "diverged",
+        }
+    }
+}
+
+/// The parts of a trial, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Data,
+    Training,
+    Probe,
+    Measure,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Data => "data",
+            Phase::Training => "training",
+            Phase::Probe => "probe",
+            Phase::Measure => "measure",
+        }
+    }
+}
+
+/// Norms of one weight matrix (biases excluded) at the trained point and relative to its
+/// initialisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerMeasurement {
+    /// 1-based, from the input side.
+    pub layer: u32,
+    pub fan_in: u32,
+    pub fan_out: u32,
+    pub spectral_norm: f64,
+    pub frobenius_norm: f64,
+    pub distance_from_init_spectral: f64,
+    pub distance_from_init_frobenius: f64,
+    /// (2,1) norm of W − W₀: the sum of the ℓ2 norms of its rows.
+    pub distance_from_init_two_one: f64,
+}
+
+/// Stagnation statistics of the probe for one ball around the trained point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RadiusMeasurement {
+    /// The absolute radius, after scaling by ||Θ̂|| when the unit is relative.
+    pub radius: f64,
+    /// Share of replicates that never left the ball.
+    pub stay_probability: f64,
+    /// Mean over replicates of the first step outside the ball, censored at the probe length.
+    pub mean_exit_step: f64,
+    /// Share of all probe steps (all replicates) spent inside the ball.
+    pub occupancy: f64,
+}
+
+/// Everything one trial measured. Values that could not be measured (after a divergence, or
+/// without a probe) are NaN, and lists are empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialMeasurements {
+    pub outcome: Outcome,
+    pub diverged_phase: Option<Phase>,
+    pub train_loss: f64,
+    pub test_loss: f64,
+    /// 0-1 misclassification rate; an example whose margin is not positive counts as an error.
+    pub train_error: f64,
+    pub test_error: f64,
+    pub steps: u64,
+    pub reached_target: bool,
+    pub parameter_count: u64,
+    /// The configured percentile of the training margins.
+    pub margin_gamma: f64,
+    /// Parameter-count capacity (Harvey et al. VC dimension); gap ≈ sqrt(C / m).
+    pub vc_capacity: f64,
+    /// Bartlett–Foster–Telgarsky spectral capacity; infinite when γ ≤ 0.
+    pub spectral_capacity: f64,
+    pub mean_input_norm_squared: f64,
+    pub train_size: u64,
+    /// Occupancy of the first listed probe radius.
+    pub stay_fraction: f64,
+    pub max_distance: f64,
+    pub final_distance: f64,
+    /// ||Θ̂||₂ over all parameters.
+    pub minimum_norm: f64,
+    pub train_seconds: f64,
+    pub probe_seconds: f64,
+    pub measure_seconds: f64,
+    pub layers: Vec<LayerMeasurement>,
+    pub radii: Vec<RadiusMeasurement>,
+}

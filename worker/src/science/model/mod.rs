@@ -1,0 +1,5 @@
+//! The multilayer perceptron: parameters in one flat vector, forward, loss and backward.
+
+pub mod evaluate;
+pub mod matmul;
+pub mod mlp;

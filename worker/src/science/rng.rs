@@ -1,0 +1,90 @@
+//! Seeded random streams, one per purpose, so that changing how much randomness one part of a
+//! trial consumes (say, the test-set size) never shifts the numbers another part sees.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// What a random stream is used for; each purpose gets its own ChaCha stream of the trial seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    TrainInputs,
+    TestInputs,
+    Teacher,
+    TrainLabelNoise,
+    TestLabelNoise,
+    Init,
+    BatchOrder,
+    TrainingNoise,
+    PowerIteration,
+    /// Gradient noise of probe replicate `i`.
+    ProbeNoise(u32),
+    /// Batch order of probe replicate `i`.
+    ProbeBatches(u32),
+}
+
+impl Stream {
+    fn id(self) -> u64 {
+        // Replicate streams live above 2^32 so they never collide with the fixed purposes.
+        match self {
+            Stream::TrainInputs => 1,
+            Stream::TestInputs => 2,
+            Stream::Teacher => 3,
+            Stream::TrainLabelNoise => 4,
+            Stream::TestLabelNoise => 9,
+            Stream::Init => 5,
+            Stream::BatchOrder => 6,
+            Stream::TrainingNoise => 7,
+            Stream::PowerIteration => 8,
+            Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
+            Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
+        }
+    }
+}
+
+/// The random stream of `purpose` for the trial seeded with `seed`.
+pub fn stream(seed: u64, purpose: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(purpose.id());
+    rng
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    fn first_words(seed: u64, purpose: Stream) -> [u64; 4] {
+        let mut rng = stream(seed, purpose);
+        [rng.random(), rng.random(), rng.random(), rng.random()]
+    }
+
+    #[test]
+    fn a_stream_is_reproducible_and_distinct_from_the_others() {
+        let purposes = [
+            Stream::TrainInputs,
+            Stream::TestInputs,
+            Stream::Teacher,
+            Stream::TrainLabelNoise,
+            Stream::TestLabelNoise,
+            Stream::Init,
+            Stream::BatchOrder,
+            Stream::TrainingNoise,
+            Stream::PowerIteration,
+            Stream::ProbeNoise(0),
+            Stream::ProbeNoise(1),
+            Stream::ProbeBatches(0),
+            Stream::ProbeBatches(1),
+        ];
+        let words: Vec<[u64; 4]> = purposes
+            .iter()
+            .map(|&purpose| first_words(42, purpose))
+            .collect();
+        for (index, &purpose) in purposes.iter().enumerate() {
+            assert_eq!(first_words(42, purpose), words[index]);
+            assert_ne!(first_words(43, purpose), words[index]);
+            for other in &words[index + 1..] {
+                assert_ne!(&words[index], other);
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Noisy mini-batch SGD and the training loop with its stop rule.
+
+pub mod sgd;
+pub mod training;

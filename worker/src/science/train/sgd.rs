@@ -1,0 +1,262 @@
+//! One step of mini-batch SGD with heavy-ball momentum and Gaussian gradient noise:
+//! v ← μ v + (g + ξ), Θ ← Θ − η v, with ξ ~ N(0, σ² I). With μ = 0 this is Θ ← Θ − η (g + ξ).
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::science::data::Dataset;
+use crate::science::model::mlp::{Mlp, Workspace};
+
+/// Largest chunk used to evaluate a full data set with the optimizer's workspace.
+const EVALUATION_CHUNK: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdSettings {
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub noise_sigma: f32,
+    pub batch_size: usize,
+}
+
+/// Epochs of shuffled example indices; the remainder of an epoch that cannot fill a batch is
+/// dropped, so every batch has the same size.
+#[derive(Debug, Clone)]
+struct BatchOrder {
+    permutation: Vec<u32>,
+    position: usize,
+    rng: ChaCha8Rng,
+}
+
+impl BatchOrder {
+    fn new(examples: usize, rng: ChaCha8Rng) -> Self {
+        Self {
+            permutation: (0..examples as u32).collect(),
+            position: examples,
+            rng,
+        }
+    }
+
+    fn next_batch(&mut self, batch_size: usize) -> &[u32] {
+        if self.position + batch_size > self.permutation.len() {
+            self.permutation.shuffle(&mut self.rng);
+            self.position = 0;
+        }
+        let batch = &self.permutation[self.position..self.position + batch_size];
+        self.position += batch_size;
+        batch
+    }
+}
+
+/// What one step saw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Mean loss of the batch before the update.
+    pub batch_loss: f64,
+    /// Whether every parameter is finite after the update.
+    pub parameters_finite: bool,
+}
+
+impl StepReport {
+    pub fn is_finite(&self) -> bool {
+        self.batch_loss.is_finite() && self.parameters_finite
+    }
+}
+
+/// The optimizer state and every buffer a step needs, allocated once.
+#[derive(Debug, Clone)]
+pub struct NoisySgd<'d> {
+    dataset: &'d Dataset,
+    settings: SgdSettings,
+    order: BatchOrder,
+    noise: ChaCha8Rng,
+    workspace: Workspace,
+    batch_inputs: Vec<f32>,
+    batch_labels: Vec<u32>,
+    gradient: Vec<f32>,
+    velocity: Vec<f32>,
+}
+
+impl<'d> NoisySgd<'d> {
+    pub fn new(
+        mlp: &Mlp,
+        dataset: &'d Dataset,
+        settings: SgdSettings,
+        batch_order_rng: ChaCha8Rng,
+        noise_rng: ChaCha8Rng,
+    ) -> Self {
+        assert!(
+            settings.batch_size >= 1 && settings.batch_size <= dataset.len(),
+            "batch size {} does not fit {} examples",
+            settings.batch_size,
+            dataset.len()
+        );
+        let capacity = settings.batch_size.max(EVALUATION_CHUNK.min(dataset.len()));
+        let velocity = if settings.momentum > 0.0 {
+            vec![0.0; mlp.parameter_count()]
+        } else {
+            Vec::new()
+        };
+        Self {
+            dataset,
+            settings,
+            order: BatchOrder::new(dataset.len(), batch_order_rng),
+            noise: noise_rng,
+            workspace: Workspace::new(mlp, capacity),
+            batch_inputs: vec![0.0; settings.batch_size * dataset.dim],
+            batch_labels: vec![0; settings.batch_size],
+            gradient: vec![0.0; mlp.parameter_count()],
+            velocity,
+        }
+    }
+
+    /// A workspace for evaluating the network between steps.
+    pub fn workspace_mut(&mut self) -> &mut Workspace {
+        &mut self.workspace
+    }
+
+    pub fn step(&mut self, mlp: &Mlp, parameters: &mut [f32]) -> StepReport {
+        let dim = self.dataset.dim;
+        let batch = self.order.next_batch(self.settings.batch_size);
+        for (slot, &example) in batch.iter().enumerate() {
+            let example = example as usize;
+            self.batch_inputs[slot * dim..(slot + 1) * dim]
+                .copy_from_slice(self.dataset.input(example));
+            self.batch_labels[slot] = self.dataset.labels[example];
+        }
+        let batch_loss = mlp.loss_and_gradient(
+            parameters,
+            &self.batch_inputs,
+            &self.batch_labels,
+            &mut self.workspace,
+            &mut self.gradient,
+        );
+
+        let SgdSettings {
+            learning_rate,
+            momentum,
+            noise_sigma,
+            ..
+        } = self.settings;
+        if noise_sigma > 0.0 {
+            for value in &mut self.gradient {
+                let draw: f32 = self.noise.sample(StandardNormal);
+                *value += noise_sigma * draw;
+            }
+        }
+        let mut parameters_finite = true;
+        if momentum > 0.0 {
+            for ((parameter, velocity), &gradient) in parameters
+                .iter_mut()
+                .zip(&mut self.velocity)
+                .zip(&self.gradient)
+            {
+                *velocity = momentum * *velocity + gradient;
+                *parameter -= learning_rate * *velocity;
+                parameters_finite &= parameter.is_finite();
+            }
+        } else {
+            for (parameter, &gradient) in parameters.iter_mut().zip(&self.gradient) {
+                *parameter -= learning_rate * gradient;
+                parameters_finite &= parameter.is_finite();
+            }
+        }
+        StepReport {
+            batch_loss,
+            parameters_finite,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::science::rng::{Stream, stream};
+
+    #[test]
+    fn every_epoch_visits_each_example_once() {
+        let mut order = BatchOrder::new(10, stream(1, Stream::BatchOrder));
+        for _ in 0..3 {
+            let mut seen: Vec<u32> = Vec::new();
+            for _ in 0..3 {
+                seen.extend_from_slice(order.next_batch(3));
+            }
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), 9, "a batch repeated an example within an epoch");
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::science::rng::{Stream, stream};
+    use proto::{Activation, Init};
+
+    /// `cargo test -p worker --release --lib -- --ignored --nocapture one_sgd_step_time`
+    #[test]
+    #[ignore = "a timing measurement, not a check"]
+    fn one_sgd_step_time() {
+        let mlp = Mlp::new(784, 256, 10, 3, Activation::Relu, true);
+        let examples = 1024;
+        let mut rng = stream(1, Stream::TrainInputs);
+        let dataset = Dataset {
+            inputs: (0..examples * 784)
+                .map(|_| rng.sample(StandardNormal))
+                .collect(),
+            labels: (0..examples).map(|_| rng.random_range(0..10)).collect(),
+            n: examples,
+            dim: 784,
+            classes: 10,
+        };
+        let mut parameters = mlp.initialize(Init::He, &mut stream(1, Stream::Init));
+        let mut workspace = Workspace::new(&mlp, 128);
+        let mut gradient = vec![0.0; mlp.parameter_count()];
+        let inputs = &dataset.inputs[..128 * 784];
+        let labels = &dataset.labels[..128];
+        let repeats = 200;
+        let started = std::time::Instant::now();
+        for _ in 0..repeats {
+            mlp.forward(&parameters, inputs, 128, &mut workspace);
+        }
+        let forward = started.elapsed().as_secs_f64() / f64::from(repeats);
+        let started = std::time::Instant::now();
+        for _ in 0..repeats {
+            mlp.loss_and_gradient(&parameters, inputs, labels, &mut workspace, &mut gradient);
+        }
+        let backward = started.elapsed().as_secs_f64() / f64::from(repeats);
+        println!(
+            "forward {:.3} ms, forward + backward {:.3} ms",
+            forward * 1e3,
+            backward * 1e3
+        );
+        for noise_sigma in [0.0, 0.01] {
+            let settings = SgdSettings {
+                learning_rate: 0.01,
+                momentum: 0.9,
+                noise_sigma,
+                batch_size: 128,
+            };
+            let mut sgd = NoisySgd::new(
+                &mlp,
+                &dataset,
+                settings,
+                stream(1, Stream::BatchOrder),
+                stream(1, Stream::TrainingNoise),
+            );
+            sgd.step(&mlp, &mut parameters);
+            let steps = 200;
+            let started = std::time::Instant::now();
+            for _ in 0..steps {
+                sgd.step(&mlp, &mut parameters);
+            }
+            let per_step = started.elapsed().as_secs_f64() / f64::from(steps);
+            println!(
+                "784→256→256→10, batch 128, σ = {noise_sigma}: {:.3} ms per step",
+                per_step * 1e3
+            );
+        }
+    }
+}

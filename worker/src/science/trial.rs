@@ -1,0 +1,379 @@
+//! One trial from configuration to measurements: data, training, the stagnation probe, then the
+//! norms, margins and bounds at the trained point.
+
+use std::time::Instant;
+
+use proto::TrialConfig;
+
+use crate::science::data::teacher_student;
+use crate::science::measure::bounds::{
+    spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
+};
+use crate::science::measure::layers::measure_layers;
+use crate::science::measure::margins::percentile;
+use crate::science::measure::probe::{ProbeOutcome, euclidean_norm, run_probe};
+use crate::science::measurements::{Outcome, Phase, TrialMeasurements};
+use crate::science::model::evaluate::evaluate;
+use crate::science::model::mlp::{Mlp, Workspace};
+use crate::science::observer::{Cancelled, TrialObserver, checkpoint};
+use crate::science::rng::{Stream, stream};
+use crate::science::train::training::train;
+
+/// Examples per forward pass when evaluating the trained network.
+const EVALUATION_CHUNK: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    #[error("trial cancelled")]
+    Cancelled,
+    #[error("invalid trial configuration: {0}")]
+    InvalidConfig(#[from] proto::ConfigError),
+}
+
+impl From<Cancelled> for TrialError {
+    fn from(_: Cancelled) -> Self {
+        TrialError::Cancelled
+    }
+}
+
+/// Runs one trial on the calling thread. A divergence is a measured outcome, not an error:
+/// the measurements then say in which phase it happened, and what could not be measured is NaN
+/// or empty.
+pub fn run_trial(
+    config: &TrialConfig,
+    observer: &dyn TrialObserver,
+) -> Result<TrialMeasurements, TrialError> {
+    config.validate()?;
+    checkpoint(observer, Phase::Data, 0)?;
+    let data = teacher_student::generate(&config.data, config.seed);
+    let mlp = Mlp::from_config(&config.model, &config.data);
+    let initial = mlp.initialize(config.model.init, &mut stream(config.seed, Stream::Init));
+
+    let started = Instant::now();
+    let mut parameters = initial.clone();
+    let run = train(
+        &mlp,
+        &mut parameters,
+        &data.train,
+        &config.training,
+        config.seed,
+        observer,
+    )?;
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    let mut measurements = TrialMeasurements {
+        outcome: if run.diverged {
+            Outcome::Diverged
+        } else if run.reached_target {
+            Outcome::Converged
+        } else {
+            Outcome::BudgetExhausted
+        },
+        diverged_phase: run.diverged.then_some(Phase::Training),
+        train_loss: f64::NAN,
+        test_loss: f64::NAN,
+        train_error: f64::NAN,
+        test_error: f64::NAN,
+        steps: run.steps,
+        reached_target: run.reached_target,
+        parameter_count: mlp.parameter_count() as u64,
+        margin_gamma: f64::NAN,
+        vc_capacity: f64::NAN,
+        spectral_capacity: f64::NAN,
+        mean_input_norm_squared: data.train.mean_input_norm_squared(),
+        train_size: data.train.len() as u64,
+        stay_fraction: f64::NAN,
+        max_distance: f64::NAN,
+        final_distance: f64::NAN,
+        minimum_norm: f64::NAN,
+        train_seconds,
+        probe_seconds: 0.0,
+        measure_seconds: 0.0,
+        layers: Vec::new(),
+        radii: Vec::new(),
+    };
+
+    if !run.diverged {
+        let started = Instant::now();
+        let probe = run_probe(&mlp, &parameters, &data.train, config, observer)?;
+        measurements.probe_seconds = started.elapsed().as_secs_f64();
+        match probe {
+            ProbeOutcome::Completed(summary) => {
+                measurements.stay_fraction = summary.stay_fraction;
+                measurements.max_distance = summary.max_distance;
+                measurements.final_distance = summary.final_distance;
+                measurements.radii = summary.radii;
+            }
+            ProbeOutcome::Diverged => {
+                measurements.outcome = Outcome::Diverged;
+                measurements.diverged_phase = Some(Phase::Probe);
+            }
+            ProbeOutcome::Skipped => {}
+        }
+    }
+
+    checkpoint(observer, Phase::Measure, 0)?;
+    let started = Instant::now();
+    let mut workspace = Workspace::new(
+        &mlp,
+        EVALUATION_CHUNK.min(data.train.len().max(data.test.len())),
+    );
+    let mut margins = Vec::with_capacity(data.train.len());
+    let train_evaluation = evaluate(
+        &mlp,
+        &parameters,
+        &data.train,
+        &mut workspace,
+        Some(&mut margins),
+    );
+    let test_evaluation = evaluate(&mlp, &parameters, &data.test, &mut workspace, None);
+    measurements.train_loss = train_evaluation.loss;
+    measurements.train_error = train_evaluation.error;
+    measurements.test_loss = test_evaluation.loss;
+    measurements.test_error = test_evaluation.error;
+    if !run.diverged {
+        measure_trained_point(
+            config,
+            &mlp,
+            &parameters,
+            &initial,
+            &margins,
+            &mut measurements,
+        );
+    }
+    measurements.measure_seconds = started.elapsed().as_secs_f64();
+    Ok(measurements)
+}
+
+/// Norms, margin and bounds at a finite trained point.
+fn measure_trained_point(
+    config: &TrialConfig,
+    mlp: &Mlp,
+    parameters: &[f32],
+    initial: &[f32],
+    margins: &[f64],
+    measurements: &mut TrialMeasurements,
+) {
+    let mut power_rng = stream(config.seed, Stream::PowerIteration);
+    let layers = measure_layers(
+        mlp,
+        parameters,
+        initial,
+        config.measure.power_iterations,
+        &mut power_rng,
+    );
+    let gamma = percentile(margins, config.measure.margin_percentile);
+
+    let hidden_units = (config.model.depth - 1) * config.model.width;
+    let vc = vc_dimension(
+        measurements.parameter_count as f64,
+        hidden_units as f64,
+        config.data.classes as f64,
+        config.data.input_dim as f64,
+    );
+    let train_size = measurements.train_size as f64;
+    let spectral_norms: Vec<f64> = layers.iter().map(|layer| layer.spectral_norm).collect();
+    let distances: Vec<f64> = layers
+        .iter()
+        .map(|layer| layer.distance_from_init_two_one)
+        .collect();
+    let max_width = config
+        .data
+        .input_dim
+        .max(config.model.width)
+        .max(config.data.classes);
+
+    measurements.margin_gamma = gamma;
+    measurements.vc_capacity = vc_capacity(
+        vc,
+        config.data.classes as f64,
+        train_size,
+        config.measure.delta,
+    );
+    measurements.spectral_capacity = spectral_capacity(
+        spectral_complexity(&spectral_norms, &distances),
+        measurements.mean_input_norm_squared,
+        max_width as f64,
+        gamma,
+    );
+    measurements.minimum_norm = euclidean_norm(parameters);
+    measurements.layers = layers;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::science::observer::SilentObserver;
+    use proto::{
+        Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, ProbeConfig,
+        RadiusUnit, TrainingConfig,
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn easy_config() -> TrialConfig {
+        TrialConfig {
+            seed: 7,
+            data: DataConfig {
+                dataset: DataSet::TeacherStudent,
+                input_dim: 8,
+                classes: 3,
+                train_size: 128,
+                test_size: 256,
+                teacher_width: 8,
+                label_noise: 0.0,
+            },
+            model: ModelConfig {
+                depth: 2,
+                width: 32,
+                activation: Activation::Relu,
+                bias: true,
+                init: Init::He,
+            },
+            training: TrainingConfig {
+                loss: Loss::CrossEntropy,
+                learning_rate: 0.1,
+                momentum: 0.9,
+                batch_size: 16,
+                noise_sigma: 0.0,
+                target_loss: Some(0.05),
+                max_steps: 5000,
+                eval_every: 20,
+            },
+            probe: ProbeConfig {
+                steps: 100,
+                learning_rate: Some(0.01),
+                noise_sigma: 0.01,
+                radii: vec![0.1, 1.0],
+                radius_unit: RadiusUnit::RelativeToMinimumNorm,
+                replicates: 3,
+            },
+            measure: MeasureConfig::default(),
+        }
+    }
+
+    #[test]
+    fn training_an_easy_task_reaches_the_target_and_every_measurement_is_filled() {
+        let config = easy_config();
+        let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(
+            measurements.outcome,
+            Outcome::Converged,
+            "{measurements:#?}"
+        );
+        assert!(measurements.reached_target);
+        assert!(measurements.train_loss <= 0.05 && measurements.train_loss < 0.1 * 3f64.ln());
+        assert_eq!(measurements.train_error, 0.0);
+        assert!(
+            measurements.test_error < 0.5,
+            "test error {}",
+            measurements.test_error
+        );
+        assert!(measurements.margin_gamma > 0.0);
+        assert!(measurements.vc_capacity.is_finite() && measurements.spectral_capacity.is_finite());
+        assert_eq!(measurements.parameter_count, 8 * 32 + 32 + 32 * 3 + 3);
+        assert_eq!(measurements.layers.len(), 2);
+        assert_eq!(measurements.radii.len(), 2);
+        let minimum_norm = measurements.minimum_norm;
+        assert!((measurements.radii[1].radius - minimum_norm).abs() < 1e-12 * minimum_norm);
+        assert!(measurements.max_distance > 0.0 && measurements.max_distance.is_finite());
+        assert!((0.0..=1.0).contains(&measurements.stay_fraction));
+        // Training moved the weights away from their initialisation.
+        assert!(
+            measurements
+                .layers
+                .iter()
+                .all(|layer| layer.distance_from_init_frobenius > 0.0)
+        );
+    }
+
+    #[test]
+    fn a_trial_is_bit_identical_when_repeated() {
+        let mut config = easy_config();
+        config.training.noise_sigma = 0.01;
+        config.training.max_steps = 200;
+        config.model.depth = 3;
+        config.model.activation = Activation::Tanh;
+        let without_times = |mut measurements: TrialMeasurements| {
+            measurements.train_seconds = 0.0;
+            measurements.probe_seconds = 0.0;
+            measurements.measure_seconds = 0.0;
+            serde_json::to_string(&measurements).expect("measurements serialize")
+        };
+        let first = without_times(run_trial(&config, &SilentObserver).expect("the trial runs"));
+        let second = without_times(run_trial(&config, &SilentObserver).expect("the trial runs"));
+        assert_eq!(first, second);
+        config.seed += 1;
+        let other_seed =
+            without_times(run_trial(&config, &SilentObserver).expect("the trial runs"));
+        assert_ne!(first, other_seed);
+    }
+
+    #[test]
+    fn a_huge_learning_rate_diverges_without_panicking() {
+        let mut config = easy_config();
+        config.training.learning_rate = 1e6;
+        let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(measurements.outcome, Outcome::Diverged);
+        assert_eq!(measurements.diverged_phase, Some(Phase::Training));
+        assert!(measurements.layers.is_empty() && measurements.radii.is_empty());
+        assert!(measurements.steps < config.training.max_steps);
+    }
+
+    #[test]
+    fn a_huge_probe_learning_rate_diverges_in_the_probe_and_keeps_the_training_results() {
+        let mut config = easy_config();
+        config.probe.learning_rate = Some(1e6);
+        let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(measurements.outcome, Outcome::Diverged);
+        assert_eq!(measurements.diverged_phase, Some(Phase::Probe));
+        assert!(measurements.reached_target);
+        assert!(measurements.train_loss <= 0.05);
+        assert_eq!(measurements.layers.len(), 2);
+        assert!(measurements.radii.is_empty());
+    }
+
+    struct CancelAfter {
+        reports: AtomicU64,
+        limit: u64,
+    }
+
+    impl TrialObserver for CancelAfter {
+        fn progress(&self, _phase: Phase, _step: u64) {
+            self.reports.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn cancelled(&self) -> bool {
+            self.reports.load(Ordering::Relaxed) >= self.limit
+        }
+    }
+
+    #[test]
+    fn a_cancelled_trial_stops_with_an_error() {
+        let observer = CancelAfter {
+            reports: AtomicU64::new(0),
+            limit: 3,
+        };
+        let result = run_trial(&easy_config(), &observer);
+        assert!(matches!(result, Err(TrialError::Cancelled)), "{result:?}");
+        assert_eq!(observer.reports.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_invalid_configuration_is_rejected() {
+        let mut config = easy_config();
+        config.model.width = 0;
+        let result = run_trial(&config, &SilentObserver);
+        assert!(
+            matches!(result, Err(TrialError::InvalidConfig(ref error)) if error.key == "model.width")
+        );
+    }
+
+    #[test]
+    fn the_parameter_count_helper_counts_weights_and_biases() {
+        let config = easy_config();
+        assert_eq!(
+            crate::science::parameter_count(&config.model, &config.data),
+            8 * 32 + 32 + 32 * 3 + 3
+        );
+    }
+}
