@@ -211,6 +211,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens a database that must already exist: a typo in a path should not create an empty one.
+async fn open_for_reading(url: &str) -> Result<std::sync::Arc<dyn store::Store>> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or_default();
+        if !std::path::Path::new(path).exists() {
+            bail!("--db = {url}: no database file at {path}");
+        }
+    }
+    store::open(url)
+        .await
+        .with_context(|| format!("cannot open database {}", store::redact_password(url)))
+}
+
 pub async fn connect(url: &str) -> Result<CoordinatorClient<Channel>> {
     let client = CoordinatorClient::connect(url.to_string())
         .await
@@ -249,7 +265,7 @@ async fn submit(args: SubmitArgs) -> Result<()> {
 async fn status(args: StatusArgs) -> Result<()> {
     let counts = match &args.source.db {
         Some(url) => {
-            let store = store::open(url).await?;
+            let store = open_for_reading(url).await?;
             store.sweep_counts(args.sweep.as_deref()).await?
         }
         None => {
@@ -305,7 +321,7 @@ pub fn status_table(counts: &[SweepCounts]) -> String {
 async fn report(args: ReportArgs) -> Result<()> {
     let report = match &args.source.db {
         Some(url) => {
-            let store = store::open(url).await?;
+            let store = open_for_reading(url).await?;
             SweepReport::load(store.as_ref(), &args.sweep).await?
         }
         None => {

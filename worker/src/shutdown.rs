@@ -1,7 +1,7 @@
 //! Shutdown signals: the first SIGTERM or Ctrl-C starts a graceful drain; a second one exits at once.
 
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Returns a token cancelled on the first SIGTERM/SIGINT; the second signal exits the process.
 pub fn on_termination_signal() -> std::io::Result<CancellationToken> {
@@ -17,7 +17,7 @@ pub fn on_termination_signal() -> std::io::Result<CancellationToken> {
                 _ = interrupt.recv() => {}
             }
             if count == 0 {
-                warn!("shutdown signal received, draining; send it again to exit at once");
+                info!("shutdown signal received, draining; send it again to exit at once");
                 cancel.cancel();
             } else {
                 warn!("second shutdown signal, exiting now");

@@ -132,7 +132,13 @@ impl Summary {
             (Some(mean), Some(mean_of_squares)) if count >= 2 => {
                 let n = count as f64;
                 let variance = (mean_of_squares - mean * mean) * n / (n - 1.0);
-                Some(variance.max(0.0).sqrt())
+                // E[x²] − E[x]² cancels catastrophically for equal values; that rounding is not spread.
+                let rounding = 1e-12 * mean_of_squares.abs();
+                Some(if variance <= rounding {
+                    0.0
+                } else {
+                    variance.sqrt()
+                })
             }
             _ => None,
         };

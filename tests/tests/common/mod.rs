@@ -1,0 +1,255 @@
+//! Real processes for end-to-end tests: the `coordinator` and `worker` binaries, started on
+//! ephemeral loopback ports, stopped with signals, and a direct read-only view of the database.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Builds the binaries once per test process (a no-op when they are up to date, so a test never
+/// runs stale binaries) and returns the folder they are in.
+pub fn binaries() -> &'static Path {
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    FOLDER.get_or_init(|| {
+        // This test executable lives in target/<profile>/deps; the binaries one folder up.
+        let executable = std::env::current_exe().expect("test executable path");
+        let folder = executable
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile> folder")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--bins", "-p", "coordinator", "-p", "worker"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if folder.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+        folder
+    })
+}
+
+pub fn coordinator_command() -> Command {
+    Command::new(binaries().join("coordinator"))
+}
+
+/// A process that is killed when the test lets go of it.
+pub struct Process {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Process {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits for the process to exit, up to `timeout`; None if it is still running.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Coordinator {
+    pub process: Process,
+    pub url: String,
+    pub db_url: String,
+}
+
+impl Coordinator {
+    /// `coordinator serve` on 127.0.0.1:0 with the given lease length; reads the bound port.
+    pub fn start(db_path: &Path, lease_seconds: f64) -> Self {
+        let db_url = format!("sqlite://{}", db_path.display());
+        let mut child = coordinator_command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", &db_url])
+            .args(["--lease-seconds", &lease_seconds.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("coordinator starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("coordinator prints its address");
+        let address = line
+            .trim()
+            .strip_prefix("coordinator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from coordinator: {line:?}"))
+            .to_string();
+        Self {
+            process: Process {
+                child,
+                name: "coordinator".to_string(),
+            },
+            url: format!("http://{address}"),
+            db_url,
+        }
+    }
+
+    /// Runs a coordinator subcommand against this coordinator and returns its output.
+    pub fn client(&self, args: &[&str]) -> Output {
+        coordinator_command()
+            .args(args)
+            .args(["--coordinator", &self.url])
+            .output()
+            .expect("coordinator client runs")
+    }
+
+    pub fn submit(&self, sweep_file: &Path) -> Output {
+        let path = sweep_file.display().to_string();
+        self.client(&["submit", &path])
+    }
+}
+
+/// A `worker` process with a known id and slot count.
+pub fn start_worker(coordinator_url: &str, worker_id: &str, slots: u32) -> Process {
+    let child = Command::new(binaries().join("worker"))
+        .args(["--coordinator", coordinator_url, "--worker-id", worker_id])
+        .args(["--slots", &slots.to_string(), "--max-idle-poll-ms", "200"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("worker starts");
+    Process {
+        child,
+        name: worker_id.to_string(),
+    }
+}
+
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A small sweep of tiny networks; `max_steps` sets how long each trial trains.
+pub fn tiny_sweep(name: &str, widths: &[u32], seeds: u32, max_steps: u32) -> String {
+    let widths: Vec<String> = widths.iter().map(u32::to_string).collect();
+    format!(
+        r#"
+name = "{name}"
+max_attempts = 5
+
+[data]
+dataset = "teacher_student"
+input_dim = 8
+classes = 3
+train_size = 128
+test_size = 256
+teacher_width = 8
+label_noise = 0.05
+
+[model]
+depth = 2
+width = 8
+activation = "relu"
+
+[training]
+loss = "cross_entropy"
+learning_rate = 0.05
+momentum = 0.9
+batch_size = 16
+max_steps = {max_steps}
+eval_every = 50
+
+[probe]
+steps = 100
+noise_sigma = 0.01
+radii = [0.05, 0.2]
+radius_unit = "relative_to_minimum_norm"
+replicates = 2
+
+[grid]
+model.width = [{widths}]
+seed = {{ start = 0, stop = {last_seed} }}
+"#,
+        widths = widths.join(", "),
+        last_seed = seeds - 1,
+    )
+}
+
+/// Polls `check` every 100 ms until it returns Some or the timeout passes.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Read-only queries on the coordinator's SQLite file (WAL lets them run beside the coordinator).
+pub struct Database {
+    runtime: tokio::runtime::Runtime,
+    pool: sqlx::SqlitePool,
+}
+
+impl Database {
+    pub fn open(db_url: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let pool = runtime.block_on(async {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(db_url)
+                .expect("url")
+                .read_only(true)
+                .busy_timeout(Duration::from_secs(10));
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .expect("open database")
+        });
+        Self { runtime, pool }
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.runtime
+            .block_on(sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        self.runtime
+            .block_on(sqlx::query_scalar::<_, String>(sql).fetch_all(&self.pool))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+}

@@ -1,0 +1,209 @@
+//! A coordinator and worker processes on loopback finish a sweep: every trial exactly once,
+//! also when a worker is killed mid-sweep, and the command-line clients read the results.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Coordinator, Database, start_worker, stderr_of, stdout_of, tiny_sweep, wait_until};
+
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn all_done(database: &Database, total: i64) -> Option<()> {
+    let finished = database.count("SELECT COUNT(*) FROM trials WHERE state IN ('done', 'failed')");
+    (finished == total).then_some(())
+}
+
+fn assert_each_trial_recorded_once(database: &Database, total: i64) {
+    assert_eq!(database.count("SELECT COUNT(*) FROM trials"), total);
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM trials WHERE state = 'done'"),
+        total,
+        "no trial failed"
+    );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM results"),
+        total,
+        "one result per trial"
+    );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM trials t JOIN results r ON r.trial_id = t.id"),
+        total,
+        "every result belongs to a trial of the sweep"
+    );
+}
+
+#[test]
+fn two_workers_finish_a_sweep_with_one_result_per_trial() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let sweep_file = directory.path().join("e2e-basic.toml");
+    std::fs::write(&sweep_file, tiny_sweep("e2e-basic", &[4, 8, 16], 4, 200)).expect("write sweep");
+
+    let coordinator = Coordinator::start(&directory.path().join("sweeps.db"), 10.0);
+    let submitted = coordinator.submit(&sweep_file);
+    assert!(submitted.status.success(), "{}", stderr_of(&submitted));
+    assert!(
+        stdout_of(&submitted).contains("12 trials"),
+        "{}",
+        stdout_of(&submitted)
+    );
+
+    let _first = start_worker(&coordinator.url, "e2e-worker-a", 1);
+    let _second = start_worker(&coordinator.url, "e2e-worker-b", 1);
+    let database = Database::open(&coordinator.db_url);
+    wait_until(SWEEP_TIMEOUT, "every trial to finish", || {
+        all_done(&database, 12)
+    });
+
+    assert_each_trial_recorded_once(&database, 12);
+    assert_eq!(
+        database.count("SELECT COUNT(DISTINCT worker_id) FROM results"),
+        2,
+        "both workers took trials"
+    );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM layer_measurements"),
+        24,
+        "two layers measured per trial"
+    );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM probe_radii"),
+        24,
+        "two radii per trial"
+    );
+    assert_eq!(
+        database
+            .count("SELECT COUNT(*) FROM results WHERE test_error IS NULL OR train_seconds <= 0"),
+        0,
+        "real measurements"
+    );
+
+    // Resubmitting the same file changes nothing; a changed file under the same name is refused.
+    let again = coordinator.submit(&sweep_file);
+    assert!(again.status.success(), "{}", stderr_of(&again));
+    assert!(
+        stdout_of(&again).contains("already submitted"),
+        "{}",
+        stdout_of(&again)
+    );
+    std::fs::write(&sweep_file, tiny_sweep("e2e-basic", &[4, 8, 32], 4, 200)).expect("write sweep");
+    let changed = coordinator.submit(&sweep_file);
+    assert!(!changed.status.success());
+    assert!(
+        stderr_of(&changed).contains("already exists with different contents"),
+        "{}",
+        stderr_of(&changed)
+    );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM trials"),
+        12,
+        "nothing stored changed"
+    );
+
+    let status = coordinator.client(&["status", "e2e-basic"]);
+    assert!(status.status.success(), "{}", stderr_of(&status));
+    let status_text = stdout_of(&status);
+    assert!(
+        status_text
+            .lines()
+            .any(|line| line.starts_with("e2e-basic") && line.contains(" 12 ")),
+        "{status_text}"
+    );
+
+    let report = coordinator.client(&["report", "e2e-basic", "--format", "csv"]);
+    assert!(report.status.success(), "{}", stderr_of(&report));
+    let csv = stdout_of(&report);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 4, "a header and one row per width: {csv}");
+    assert!(rows[1].starts_with("e2e-basic,4,4,4,0,0,"), "{csv}");
+
+    // The database can be read directly too, with the same answer.
+    let direct = common::coordinator_command()
+        .args([
+            "report",
+            "e2e-basic",
+            "--format",
+            "csv",
+            "--db",
+            &coordinator.db_url,
+        ])
+        .output()
+        .expect("report runs");
+    assert_eq!(stdout_of(&direct), csv);
+}
+
+#[test]
+fn killing_a_worker_mid_trial_loses_no_trial_and_records_none_twice() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let sweep_file = directory.path().join("e2e-kill.toml");
+    // Long enough trials that a worker is killed while it trains one.
+    std::fs::write(&sweep_file, tiny_sweep("e2e-kill", &[32, 64, 128], 4, 8000))
+        .expect("write sweep");
+
+    let coordinator = Coordinator::start(&directory.path().join("sweeps.db"), 1.5);
+    let submitted = coordinator.submit(&sweep_file);
+    assert!(submitted.status.success(), "{}", stderr_of(&submitted));
+
+    let mut doomed = start_worker(&coordinator.url, "e2e-doomed", 1);
+    let _survivor = start_worker(&coordinator.url, "e2e-survivor", 1);
+    let database = Database::open(&coordinator.db_url);
+    let held = wait_until(SWEEP_TIMEOUT, "the doomed worker to hold a lease", || {
+        let held = database
+            .strings("SELECT id FROM trials WHERE state = 'leased' AND worker_id = 'e2e-doomed'");
+        held.into_iter().next()
+    });
+    doomed.signal(libc::SIGKILL);
+    assert!(
+        doomed.wait_for_exit(Duration::from_secs(5)).is_some(),
+        "SIGKILL ends the worker"
+    );
+
+    wait_until(SWEEP_TIMEOUT, "every trial to finish", || {
+        all_done(&database, 12)
+    });
+    assert_each_trial_recorded_once(&database, 12);
+    let attempts = database.count(&format!("SELECT attempts FROM trials WHERE id = '{held}'"));
+    assert!(
+        attempts >= 2,
+        "the killed worker's trial was leased again (attempts = {attempts})"
+    );
+    let recorded_by = database.strings(&format!(
+        "SELECT worker_id FROM results WHERE trial_id = '{held}'"
+    ));
+    assert_eq!(recorded_by, vec!["e2e-survivor".to_string()]);
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_releases_its_trial_at_once() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let sweep_file = directory.path().join("e2e-term.toml");
+    std::fs::write(&sweep_file, tiny_sweep("e2e-term", &[64], 1, 200_000)).expect("write sweep");
+
+    // A long lease: if the trial came back, it was released, not expired.
+    let coordinator = Coordinator::start(&directory.path().join("sweeps.db"), 600.0);
+    let submitted = coordinator.submit(&sweep_file);
+    assert!(submitted.status.success(), "{}", stderr_of(&submitted));
+    let mut worker = start_worker(&coordinator.url, "e2e-term-worker", 1);
+    let database = Database::open(&coordinator.db_url);
+    wait_until(SWEEP_TIMEOUT, "the worker to hold a lease", || {
+        (database.count("SELECT COUNT(*) FROM trials WHERE state = 'leased'") == 1).then_some(())
+    });
+
+    worker.signal(libc::SIGTERM);
+    let status = worker
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("the worker stops within 10 s");
+    assert!(status.success(), "graceful exit: {status}");
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM trials WHERE state = 'pending' AND attempts = 0"),
+        1
+    );
+    assert_eq!(database.count("SELECT COUNT(*) FROM results"), 0);
+
+    coordinator.process.signal(libc::SIGTERM);
+    let mut coordinator_process = coordinator.process;
+    let status = coordinator_process
+        .wait_for_exit(Duration::from_secs(10))
+        .expect("the coordinator stops on SIGTERM");
+    assert!(status.success(), "graceful exit: {status}");
+}
