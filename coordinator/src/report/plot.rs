@@ -26,9 +26,12 @@ const SERIES: [(&str, &str, RGBColor); 3] = [
     ),
 ];
 
+/// A legend label, its colour, and its (width, value) points.
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
 /// Writes the plot as SVG; points that cannot go on a log axis (≤ 0 or missing) are left out.
 pub fn write_bounds_plot(report: &SweepReport, path: &Path) -> Result<(), String> {
-    let mut series: Vec<(&str, RGBColor, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
     for (name, label, color) in SERIES {
         let points: Vec<(f64, f64)> = report
             .widths

@@ -145,7 +145,7 @@ fn check_sweep_name(source_name: &str, name: &str) -> Result<(), SweepError> {
         return Err(SweepError::invalid(
             source_name,
             "name",
-            &toml::Value::String(name.to_string()),
+            toml::Value::String(name.to_string()),
             "must be 1 to 128 characters of letters, digits, '-', '_' or '.'",
         ));
     }

@@ -240,7 +240,10 @@ fn syntax_errors_name_the_file() {
 
 #[test]
 fn the_shipped_example_sweeps_are_valid() {
-    for path in ["../examples/width-sweep.toml"] {
+    for path in [
+        "../examples/width-sweep.toml",
+        "../examples/noise-by-width.toml",
+    ] {
         let text = std::fs::read_to_string(path).expect("example exists");
         let plan = SweepPlan::from_toml(path, &text, DEFAULT_MAX_TRIALS)
             .unwrap_or_else(|error| panic!("{error}"));
