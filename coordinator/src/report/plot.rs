@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::SweepReport;
 
 /// Series drawn: measurement, legend label, colour.
-const SERIES: [(&str, &str, RGBColor); 3] = [
+const SERIES: [(&str, &str, RGBColor); 4] = [
     (
         "vc_gap_estimate",
         "parameter-count (VC) bound",
@@ -20,9 +20,14 @@ const SERIES: [(&str, &str, RGBColor); 3] = [
         RGBColor(40, 90, 200),
     ),
     (
-        "loss_gap",
-        "measured gap (test − train loss)",
+        "error_gap",
+        "measured gap, 0-1 error (test − train)",
         RGBColor(20, 140, 60),
+    ),
+    (
+        "loss_gap",
+        "measured gap, cross-entropy (test − train)",
+        RGBColor(230, 150, 20),
     ),
 ];
 

@@ -3,8 +3,11 @@
 //! [`Store`] is the interface the scheduler, the API and the reports use; [`SqliteStore`] is the
 //! embedded implementation (one coordinator owns the file, in WAL mode).
 
+mod postgres;
 mod sqlite;
+mod values;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -36,7 +39,9 @@ pub enum StoreError {
     #[error("unknown trial `{0}`")]
     UnknownTrial(String),
 
-    #[error("unsupported database url `{0}`: expected sqlite://PATH")]
+    #[error(
+        "unsupported database url `{0}`: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
 }
 
@@ -55,6 +60,19 @@ pub struct LeasedTrial {
 pub struct LeaseRef {
     pub trial_id: String,
     pub lease_id: String,
+}
+
+/// One trial's scheduling state and who recorded its result, for inspection and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialRecord {
+    pub id: String,
+    pub sweep: String,
+    pub state: String,
+    pub attempts: u32,
+    pub worker_id: Option<String>,
+    pub last_error: Option<String>,
+    /// The worker whose result was recorded, if any.
+    pub recorded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,12 +267,18 @@ pub trait Store: Send + Sync {
 
     /// Per-width aggregates of the finished trials of a sweep, in width order.
     async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError>;
+
+    /// One trial's state, or None for an unknown id.
+    async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError>;
 }
 
 /// Opens the store a database URL names, applying migrations.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(PostgresStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(redact_password(url)))
 }

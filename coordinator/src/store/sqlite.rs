@@ -11,9 +11,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::values::{
+    decode_width_summary, finite, gap_estimate, new_lease_id, width_summaries_sql,
+};
 use super::{
-    FailureOutcome, HeartbeatOutcome, LeaseRef, LeasedTrial, REPORTED_MEASUREMENTS, Reclaimed,
-    RecordOutcome, RegisterOutcome, Store, StoreError, Summary, SweepCounts, WidthSummary,
+    FailureOutcome, HeartbeatOutcome, LeaseRef, LeasedTrial, Reclaimed, RecordOutcome,
+    RegisterOutcome, Store, StoreError, SweepCounts, TrialRecord, WidthSummary,
 };
 use crate::sweep::SweepPlan;
 
@@ -46,22 +49,6 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-}
-
-fn finite(value: f64) -> Option<f64> {
-    value.is_finite().then_some(value)
-}
-
-/// The generalization-gap estimate sqrt(C / m) of a capacity C on m training examples.
-fn gap_estimate(capacity: f64, train_size: u64) -> Option<f64> {
-    if train_size == 0 {
-        return None;
-    }
-    finite((capacity / train_size as f64).sqrt())
-}
-
-fn new_lease_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }
 
 #[async_trait]
@@ -439,54 +426,37 @@ impl Store for SqliteStore {
             return Err(StoreError::UnknownSweep(sweep.to_string()));
         }
 
-        // Built only from the constant measurement names, never from input.
-        let mut sql = String::from(
-            "SELECT t.width AS width, COUNT(*) AS trials,
-                    COALESCE(SUM(t.state = 'done'), 0) AS done,
-                    COALESCE(SUM(t.state = 'failed'), 0) AS failed,
-                    COALESCE(SUM(r.outcome = 'diverged'), 0) AS diverged",
-        );
-        for name in REPORTED_MEASUREMENTS {
-            let table = if matches!(name, "stay_probability" | "mean_exit_step") {
-                "p"
-            } else {
-                "r"
-            };
-            let value = format!("(CASE WHEN r.outcome <> 'diverged' THEN {table}.{name} END)");
-            sql.push_str(&format!(
-                ", COUNT({value}) AS {name}_count, AVG({value}) AS {name}_mean, AVG({value} * {value}) AS {name}_square"
-            ));
-        }
-        sql.push_str(
-            " FROM trials t
-              LEFT JOIN results r ON r.trial_id = t.id
-              LEFT JOIN probe_radii p ON p.trial_id = t.id AND p.radius_index = 0
-              WHERE t.sweep = ?
-              GROUP BY t.width
-              ORDER BY t.width",
-        );
-        let rows = sqlx::query(&sql).bind(sweep).fetch_all(&self.pool).await?;
-
+        let rows = sqlx::query(&width_summaries_sql("?"))
+            .bind(sweep)
+            .fetch_all(&self.pool)
+            .await?;
         let mut summaries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut measurements = Vec::with_capacity(REPORTED_MEASUREMENTS.len());
-            for name in REPORTED_MEASUREMENTS {
-                let summary = Summary::from_moments(
-                    row.try_get(format!("{name}_count").as_str())?,
-                    row.try_get(format!("{name}_mean").as_str())?,
-                    row.try_get(format!("{name}_square").as_str())?,
-                );
-                measurements.push((name.to_string(), summary));
-            }
-            summaries.push(WidthSummary {
-                width: row.try_get::<i64, _>("width")? as u64,
-                trials: row.try_get::<i64, _>("trials")? as u64,
-                done: row.try_get::<i64, _>("done")? as u64,
-                failed: row.try_get::<i64, _>("failed")? as u64,
-                diverged: row.try_get::<i64, _>("diverged")? as u64,
-                measurements,
-            });
+        for row in &rows {
+            summaries.push(decode_width_summary(row)?);
         }
         Ok(summaries)
+    }
+
+    async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.sweep, t.state, t.attempts, t.worker_id, t.last_error, r.worker_id AS recorded_by
+             FROM trials t LEFT JOIN results r ON r.trial_id = t.id
+             WHERE t.id = ?",
+        )
+        .bind(trial_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(TrialRecord {
+            id: row.try_get("id")?,
+            sweep: row.try_get("sweep")?,
+            state: row.try_get("state")?,
+            attempts: row.try_get::<i64, _>("attempts")? as u32,
+            worker_id: row.try_get("worker_id")?,
+            last_error: row.try_get("last_error")?,
+            recorded_by: row.try_get("recorded_by")?,
+        }))
     }
 }

@@ -1,4 +1,5 @@
-//! The store's semantics on a real SQLite file: leases, expiry, retries, exactly-once results.
+//! The store's semantics, one suite run on both backends: leases, expiry, retries, exactly-once
+//! results, aggregates.
 
 use super::*;
 use crate::sweep::{DEFAULT_MAX_TRIALS, SweepPlan};
@@ -37,23 +38,90 @@ model.width = [8, 16]
 seed = [0, 1]
 "#;
 
+/// A store of one backend with the test sweep registered, and what must be cleaned up after it.
 struct Fixture {
-    _directory: tempfile::TempDir,
-    store: SqliteStore,
+    store: Box<dyn Store>,
     plan: SweepPlan,
+    _cleanup: Cleanup,
 }
 
-async fn fixture() -> Fixture {
+enum Cleanup {
+    Directory(#[allow(dead_code)] tempfile::TempDir),
+    PostgresDatabase(String),
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Cleanup::PostgresDatabase(name) = self {
+            let name = name.clone();
+            // Drop runs outside async code: a short-lived runtime on its own thread drops the database.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    use sqlx::Connection;
+                    let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+                        .await
+                        .expect("connect");
+                    let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    sqlx::query(&drop)
+                        .execute(&mut admin)
+                        .await
+                        .expect("drop test database");
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// The server the PostgreSQL tests create their databases on.
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+async fn sqlite_store() -> (Box<dyn Store>, Cleanup) {
     let directory = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", directory.path().join("test.db").display());
     let store = SqliteStore::open(&url).await.expect("open store");
+    (Box::new(store), Cleanup::Directory(directory))
+}
+
+/// A fresh database per test, so tests run in parallel and leave nothing behind.
+async fn postgres_store() -> (Box<dyn Store>, Cleanup) {
+    use sqlx::Connection;
+    let name = format!("sweeps_test_{:016x}", rand::random::<u64>());
+    let admin_url = postgres_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("PostgreSQL at {admin_url} is needed for this test: {error}")
+        });
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let cleanup = Cleanup::PostgresDatabase(name.clone());
+    let Some((server, _)) = admin_url.rsplit_once('/') else {
+        panic!("TEST_POSTGRES_URL must end in /DATABASE");
+    };
+    let store = PostgresStore::open(&format!("{server}/{name}"))
+        .await
+        .expect("open store");
+    (Box::new(store), cleanup)
+}
+
+async fn with_sweep((store, cleanup): (Box<dyn Store>, Cleanup)) -> Fixture {
     let plan =
         SweepPlan::from_toml("store-test.toml", SWEEP, DEFAULT_MAX_TRIALS).expect("valid sweep");
     store.register_sweep(&plan, 1_000).await.expect("register");
     Fixture {
-        _directory: directory,
         store,
         plan,
+        _cleanup: cleanup,
     }
 }
 
@@ -100,7 +168,7 @@ fn lease_of(trial: &LeasedTrial) -> LeaseRef {
     }
 }
 
-async fn counts(store: &SqliteStore) -> SweepCounts {
+async fn counts(store: &dyn Store) -> SweepCounts {
     store
         .sweep_counts(Some("store-test"))
         .await
@@ -108,9 +176,7 @@ async fn counts(store: &SqliteStore) -> SweepCounts {
         .remove(0)
 }
 
-#[tokio::test]
-async fn registering_is_idempotent_and_a_changed_sweep_is_refused() {
-    let fixture = fixture().await;
+async fn registering_is_idempotent_and_a_changed_sweep_is_refused(fixture: Fixture) {
     let again = fixture
         .store
         .register_sweep(&fixture.plan, 2_000)
@@ -123,7 +189,7 @@ async fn registering_is_idempotent_and_a_changed_sweep_is_refused() {
             trial_count: 4
         }
     );
-    assert_eq!(counts(&fixture.store).await.total, 4);
+    assert_eq!(counts(fixture.store.as_ref()).await.total, 4);
 
     let changed = SweepPlan::from_toml(
         "store-test.toml",
@@ -139,15 +205,13 @@ async fn registering_is_idempotent_and_a_changed_sweep_is_refused() {
     assert!(matches!(error, StoreError::SweepChanged { .. }));
     assert!(error.to_string().contains("store-test"), "{error}");
     assert_eq!(
-        counts(&fixture.store).await.total,
+        counts(fixture.store.as_ref()).await.total,
         4,
         "nothing stored was touched"
     );
 }
 
-#[tokio::test]
-async fn leases_hand_out_each_pending_trial_once_in_grid_order() {
-    let fixture = fixture().await;
+async fn leases_hand_out_each_pending_trial_once_in_grid_order(fixture: Fixture) {
     let first = fixture
         .store
         .lease_trials("a", 3, 10_000, 5_000)
@@ -188,12 +252,10 @@ async fn leases_hand_out_each_pending_trial_once_in_grid_order() {
             .expect("lease")
             .is_empty()
     );
-    assert_eq!(counts(&fixture.store).await.leased, 4);
+    assert_eq!(counts(fixture.store.as_ref()).await.leased, 4);
 }
 
-#[tokio::test]
-async fn heartbeats_extend_held_leases_and_name_lost_ones() {
-    let fixture = fixture().await;
+async fn heartbeats_extend_held_leases_and_name_lost_ones(fixture: Fixture) {
     let leased = fixture
         .store
         .lease_trials("a", 1, 1_000, 5_000)
@@ -218,9 +280,7 @@ async fn heartbeats_extend_held_leases_and_name_lost_ones() {
     );
 }
 
-#[tokio::test]
-async fn an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error() {
-    let fixture = fixture().await;
+async fn an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error(fixture: Fixture) {
     let first = fixture
         .store
         .lease_trials("a", 1, 1_000, 0)
@@ -261,22 +321,22 @@ async fn an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error(
             failed: 1
         }
     );
-    let counts = counts(&fixture.store).await;
+    let counts = counts(fixture.store.as_ref()).await;
     assert_eq!((counts.failed, counts.pending), (1, 3));
-    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM trials WHERE id = ?")
-        .bind(&first[0].trial_id)
-        .fetch_one(fixture.store.pool())
+    let trial = fixture
+        .store
+        .trial(&first[0].trial_id)
         .await
-        .expect("row");
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!(trial.state, "failed");
     assert_eq!(
-        error.as_deref(),
+        trial.last_error.as_deref(),
         Some("lease expired on worker b (attempt 2)")
     );
 }
 
-#[tokio::test]
-async fn a_result_is_recorded_once_and_duplicates_are_counted() {
-    let fixture = fixture().await;
+async fn a_result_is_recorded_once_and_duplicates_are_counted(fixture: Fixture) {
     let leased = fixture
         .store
         .lease_trials("a", 1, 1_000, 0)
@@ -300,23 +360,32 @@ async fn a_result_is_recorded_once_and_duplicates_are_counted() {
             .expect("record"),
         RecordOutcome::Duplicate
     );
-    let counts = counts(&fixture.store).await;
+    let counts = counts(fixture.store.as_ref()).await;
     assert_eq!((counts.done, counts.duplicate_reports), (1, 1));
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM results")
-        .fetch_one(fixture.store.pool())
+    let trial = fixture
+        .store
+        .trial(&lease.trial_id)
         .await
-        .expect("count");
-    assert_eq!(rows, 1);
-    let gap: f64 = sqlx::query_scalar("SELECT spectral_gap_estimate FROM results")
-        .fetch_one(fixture.store.pool())
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!(
+        (trial.state.as_str(), trial.recorded_by.as_deref()),
+        ("done", Some("a"))
+    );
+    let summaries = fixture
+        .store
+        .width_summaries("store-test")
         .await
-        .expect("gap");
-    assert!((gap - 3.0).abs() < 1e-12, "sqrt(900 / 100) = 3, got {gap}");
+        .expect("summaries");
+    let gap = summaries[0].measurement("spectral_gap_estimate");
+    assert_eq!(gap.count, 1);
+    assert!(
+        (gap.mean.expect("mean") - 3.0).abs() < 1e-12,
+        "sqrt(900 / 100) = 3, got {gap:?}"
+    );
 }
 
-#[tokio::test]
-async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists() {
-    let fixture = fixture().await;
+async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture: Fixture) {
     let first = fixture
         .store
         .lease_trials("a", 1, 1_000, 0)
@@ -364,9 +433,7 @@ async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists() {
     );
 }
 
-#[tokio::test]
-async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt() {
-    let fixture = fixture().await;
+async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt(fixture: Fixture) {
     let first = fixture
         .store
         .lease_trials("a", 1, 1_000, 0)
@@ -412,12 +479,10 @@ async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt() {
         .await
         .expect("failure");
     assert_eq!(stale, FailureOutcome::Stale);
-    assert_eq!(counts(&fixture.store).await.failed, 1);
+    assert_eq!(counts(fixture.store.as_ref()).await.failed, 1);
 }
 
-#[tokio::test]
-async fn width_summaries_aggregate_finished_trials_per_width() {
-    let fixture = fixture().await;
+async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
     let leased = fixture
         .store
         .lease_trials("a", 4, 1_000, 0)
@@ -466,3 +531,47 @@ async fn width_summaries_aggregate_finished_trials_per_width() {
         .expect_err("unknown sweep");
     assert!(matches!(unknown, StoreError::UnknownSweep(_)));
 }
+
+/// The same suite on both backends: SQLite always, PostgreSQL on the local server.
+macro_rules! store_conformance_suite {
+    ($backend:ident, $open:ident, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::with_sweep(super::$open().await).await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_conformance_suite!(
+    sqlite,
+    sqlite_store,
+    [
+        registering_is_idempotent_and_a_changed_sweep_is_refused,
+        leases_hand_out_each_pending_trial_once_in_grid_order,
+        heartbeats_extend_held_leases_and_name_lost_ones,
+        an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error,
+        a_result_is_recorded_once_and_duplicates_are_counted,
+        a_late_report_from_an_expired_lease_counts_if_no_result_exists,
+        failures_retry_until_max_attempts_and_releases_cost_no_attempt,
+        width_summaries_aggregate_finished_trials_per_width,
+    ]
+);
+
+store_conformance_suite!(
+    postgres,
+    postgres_store,
+    [
+        registering_is_idempotent_and_a_changed_sweep_is_refused,
+        leases_hand_out_each_pending_trial_once_in_grid_order,
+        heartbeats_extend_held_leases_and_name_lost_ones,
+        an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error,
+        a_result_is_recorded_once_and_duplicates_are_counted,
+        a_late_report_from_an_expired_lease_counts_if_no_result_exists,
+        failures_retry_until_max_attempts_and_releases_cost_no_attempt,
+        width_summaries_aggregate_finished_trials_per_width,
+    ]
+);

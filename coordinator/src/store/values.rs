@@ -1,0 +1,86 @@
+//! Value conventions and report SQL both stores share.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{REPORTED_MEASUREMENTS, Summary, WidthSummary};
+
+/// Non-finite numbers (a diverged run's loss, a bound with γ ≤ 0) are stored as NULL.
+pub fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// The generalization-gap estimate sqrt(C / m) of a capacity C on m training examples.
+pub fn gap_estimate(capacity: f64, train_size: u64) -> Option<f64> {
+    if train_size == 0 {
+        return None;
+    }
+    finite((capacity / train_size as f64).sqrt())
+}
+
+/// A fresh, unguessable lease token.
+pub fn new_lease_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The per-width report query, the same on both backends; `placeholder` is the sweep name's
+/// bind parameter (`?` or `$1`). Built only from constant measurement names, never from input.
+pub fn width_summaries_sql(placeholder: &str) -> String {
+    let mut sql = String::from(
+        "SELECT t.width AS width, COUNT(*) AS trials,
+                COUNT(*) FILTER (WHERE t.state = 'done') AS done,
+                COUNT(*) FILTER (WHERE t.state = 'failed') AS failed,
+                COUNT(*) FILTER (WHERE r.outcome = 'diverged') AS diverged",
+    );
+    for name in REPORTED_MEASUREMENTS {
+        let table = if matches!(name, "stay_probability" | "mean_exit_step") {
+            "p"
+        } else {
+            "r"
+        };
+        // Diverged trials are counted, not averaged; integer columns are averaged as floats.
+        let value = format!(
+            "(CASE WHEN r.outcome <> 'diverged' THEN CAST({table}.{name} AS DOUBLE PRECISION) END)"
+        );
+        sql.push_str(&format!(
+            ", COUNT({value}) AS {name}_count, AVG({value}) AS {name}_mean, AVG({value} * {value}) AS {name}_square"
+        ));
+    }
+    sql.push_str(&format!(
+        " FROM trials t
+          LEFT JOIN results r ON r.trial_id = t.id
+          LEFT JOIN probe_radii p ON p.trial_id = t.id AND p.radius_index = 0
+          WHERE t.sweep = {placeholder}
+          GROUP BY t.width
+          ORDER BY t.width"
+    ));
+    sql
+}
+
+/// One row of [`width_summaries_sql`], from either backend.
+pub fn decode_width_summary<'r, R>(row: &'r R) -> Result<WidthSummary, sqlx::Error>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let count =
+        |name: &str| -> Result<u64, sqlx::Error> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    let mut measurements = Vec::with_capacity(REPORTED_MEASUREMENTS.len());
+    for name in REPORTED_MEASUREMENTS {
+        let summary = Summary::from_moments(
+            row.try_get::<i64, _>(format!("{name}_count").as_str())?,
+            row.try_get::<Option<f64>, _>(format!("{name}_mean").as_str())?,
+            row.try_get::<Option<f64>, _>(format!("{name}_square").as_str())?,
+        );
+        measurements.push((name.to_string(), summary));
+    }
+    Ok(WidthSummary {
+        width: count("width")?,
+        trials: count("trials")?,
+        done: count("done")?,
+        failed: count("failed")?,
+        diverged: count("diverged")?,
+        measurements,
+    })
+}
