@@ -106,6 +106,54 @@ fn require_worker_id(worker_id: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// A result must say how the trial ended, and a trial that did not diverge must have finite
+/// losses and errors; times are never negative or NaN. Nothing is stored otherwise.
+fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
+    if !matches!(
+        result.outcome.as_str(),
+        "converged" | "budget_exhausted" | "diverged"
+    ) {
+        return Err(Status::invalid_argument(format!(
+            "`result.outcome` = {:?} is invalid: expected converged, budget_exhausted or diverged",
+            result.outcome
+        )));
+    }
+    if result.outcome != "diverged" {
+        for (field, value) in [
+            ("train_loss", result.train_loss),
+            ("test_loss", result.test_loss),
+            ("train_error", result.train_error),
+            ("test_error", result.test_error),
+        ] {
+            if !value.is_finite() {
+                return Err(Status::invalid_argument(format!(
+                    "`result.{field}` = {value} is invalid: must be finite unless the trial diverged"
+                )));
+            }
+        }
+    }
+    for (field, value) in [
+        ("train_seconds", result.train_seconds),
+        ("probe_seconds", result.probe_seconds),
+        ("measure_seconds", result.measure_seconds),
+    ] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "`result.{field}` = {value} is invalid: must be a finite number ≥ 0"
+            )));
+        }
+    }
+    if result.train_size == 0 {
+        return Err(Status::invalid_argument(
+            "`result.train_size` = 0 is invalid: must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// More leases than this in one heartbeat or release is not a worker's honest request.
+const MAX_LEASES_PER_CALL: usize = 10_000;
+
 pub fn counts_to_wire(counts: store::SweepCounts) -> wire::SweepCounts {
     wire::SweepCounts {
         sweep: counts.sweep,
@@ -178,6 +226,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
                 })
                 .collect(),
             heartbeat_interval_ms: self.settings.heartbeat_interval().as_millis() as u64,
+            lease_duration_ms: self.settings.lease_ms() as u64,
         }))
     }
 
@@ -187,6 +236,12 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        if request.running.len() > MAX_LEASES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "a heartbeat may carry at most {MAX_LEASES_PER_CALL} leases, got {}",
+                request.running.len()
+            )));
+        }
         let mut leases = Vec::with_capacity(request.running.len());
         for progress in request.running {
             let lease = lease_ref(progress.lease)?;
@@ -205,6 +260,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
             extended: outcome.extended.into_iter().map(wire_lease).collect(),
             lost: outcome.lost.into_iter().map(wire_lease).collect(),
             lease_deadline_unix_ms: now + self.settings.lease_ms(),
+            lease_duration_ms: self.settings.lease_ms() as u64,
         }))
     }
 
@@ -218,15 +274,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         let Some(result) = request.result else {
             return Err(Status::invalid_argument("missing `result`"));
         };
-        if !matches!(
-            result.outcome.as_str(),
-            "converged" | "budget_exhausted" | "diverged"
-        ) {
-            return Err(Status::invalid_argument(format!(
-                "`result.outcome` = {:?} is invalid: expected converged, budget_exhausted or diverged",
-                result.outcome
-            )));
-        }
+        validate_result(&result)?;
         let outcome = self
             .store
             .record_result(&request.worker_id, &lease, &result, store::now_ms())
@@ -267,6 +315,12 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<wire::ReleaseTrialsResponse>, Status> {
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        if request.leases.len() > MAX_LEASES_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "a release may carry at most {MAX_LEASES_PER_CALL} leases, got {}",
+                request.leases.len()
+            )));
+        }
         let mut leases = Vec::with_capacity(request.leases.len());
         for lease in request.leases {
             leases.push(lease_ref(Some(lease))?);

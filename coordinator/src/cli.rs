@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use proto::v1::coordinator_client::CoordinatorClient;
-use tonic::transport::Channel;
+use proto::auth::Token;
+use proto::channel::{Client, Connection};
 
 use crate::api::SchedulerSettings;
 use crate::report::{ReportFormat, SweepReport};
+use crate::server::Security;
 use crate::store::{self, SweepCounts};
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,8 @@ pub enum Command {
     Status(StatusArgs),
     /// The per-width table of a sweep.
     Report(ReportArgs),
+    /// Exit 0 if the coordinator's health service says it is serving (for health checks).
+    Health(CoordinatorUrl),
     /// Run a sweep on this machine: a coordinator on embedded SQLite, local worker processes,
     /// progress, then the report.
     Run(RunArgs),
@@ -87,17 +90,69 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
+
+    /// File holding the bearer token every call must carry (or set COORDINATOR_TOKEN); without
+    /// either, calls are not authenticated.
+    #[arg(long, env = "COORDINATOR_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// TLS certificate chain (PEM); serves TLS together with --tls-key.
+    #[arg(long, env = "COORDINATOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "COORDINATOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
+impl ServeArgs {
+    fn security(&self) -> Result<Security> {
+        let token = Token::load(self.token_file.as_deref(), "COORDINATOR_TOKEN")?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(certificate), Some(key)) => Some((
+                std::fs::read(certificate)
+                    .with_context(|| format!("cannot read --tls-cert {}", certificate.display()))?,
+                std::fs::read(key)
+                    .with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+            )),
+            _ => None,
+        };
+        Ok(Security { token, tls })
+    }
+}
+
+/// How a client reaches a coordinator.
 #[derive(Debug, Args)]
 pub struct CoordinatorUrl {
-    /// URL of a running coordinator.
+    /// URL of a running coordinator (`https://` with --tls-ca).
     #[arg(
         long = "coordinator",
         env = "COORDINATOR_URL",
         default_value = "http://127.0.0.1:50051"
     )]
     pub url: String,
+
+    /// File holding the coordinator's bearer token (or set COORDINATOR_TOKEN).
+    #[arg(long, env = "COORDINATOR_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// CA certificate (PEM) to verify the coordinator's TLS certificate against.
+    #[arg(long, env = "COORDINATOR_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl CoordinatorUrl {
+    pub fn connection(&self) -> Result<Connection> {
+        Ok(Connection {
+            url: self.url.clone(),
+            tls_ca: self.tls_ca.clone(),
+            token: Token::load(self.token_file.as_deref(), "COORDINATOR_TOKEN")?,
+        })
+    }
+
+    pub async fn connect(&self) -> Result<Client> {
+        Ok(self.connection()?.connect().await?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +228,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Report(args) => report(args).await,
+            Command::Health(args) => health(args).await,
             Command::Run(args) => crate::local_run::run(args).await,
             Command::LocalWorker(args) => worker::client::run(args).await,
         }
@@ -206,8 +262,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let address = listener.local_addr()?;
     // Printed, not logged: scripts and tests read the bound port from this line.
     println!("coordinator listening on {address}");
+    let security = args.security()?;
     let shutdown = worker::shutdown::on_termination_signal()?;
-    crate::server::serve(listener, store, settings, shutdown.cancelled_owned()).await?;
+    crate::server::serve(
+        listener,
+        store,
+        settings,
+        security,
+        shutdown.cancelled_owned(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -227,19 +291,28 @@ async fn open_for_reading(url: &str) -> Result<std::sync::Arc<dyn store::Store>>
         .with_context(|| format!("cannot open database {}", store::redact_password(url)))
 }
 
-pub async fn connect(url: &str) -> Result<CoordinatorClient<Channel>> {
-    let client = CoordinatorClient::connect(url.to_string())
+async fn health(args: CoordinatorUrl) -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = args.connection()?.health_channel().await?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: crate::server::COORDINATOR_SERVICE_NAME.to_string(),
+        })
         .await
-        .with_context(|| format!("cannot reach the coordinator at {url}"))?;
-    Ok(client
-        .max_decoding_message_size(16 * 1024 * 1024)
-        .max_encoding_message_size(16 * 1024 * 1024))
+        .map_err(|status| anyhow::anyhow!("health check failed: {}", status.message()))?;
+    let status = response.into_inner().status();
+    if status != ServingStatus::Serving {
+        bail!("coordinator at {} is {}", args.url, status.as_str_name());
+    }
+    println!("serving");
+    Ok(())
 }
 
 async fn submit(args: SubmitArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.sweep_file)
         .with_context(|| format!("cannot read sweep file {}", args.sweep_file.display()))?;
-    let mut client = connect(&args.coordinator.url).await?;
+    let mut client = args.coordinator.connect().await?;
     let response = client
         .submit_sweep(proto::v1::SubmitSweepRequest {
             sweep_toml: text,
@@ -269,7 +342,7 @@ async fn status(args: StatusArgs) -> Result<()> {
             store.sweep_counts(args.sweep.as_deref()).await?
         }
         None => {
-            let mut client = connect(&args.source.coordinator.url).await?;
+            let mut client = args.source.coordinator.connect().await?;
             let response = client
                 .sweep_status(proto::v1::SweepStatusRequest {
                     sweep: args.sweep.clone().unwrap_or_default(),
@@ -325,7 +398,7 @@ async fn report(args: ReportArgs) -> Result<()> {
             SweepReport::load(store.as_ref(), &args.sweep).await?
         }
         None => {
-            let mut client = connect(&args.source.coordinator.url).await?;
+            let mut client = args.source.coordinator.connect().await?;
             let response = client
                 .sweep_report(proto::v1::SweepReportRequest {
                     sweep: args.sweep.clone(),

@@ -65,6 +65,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         listener,
         store.clone(),
         settings,
+        crate::server::Security::default(),
         stop_server.clone().cancelled_owned(),
     ));
 

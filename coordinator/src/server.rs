@@ -9,21 +9,38 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use proto::auth::{RequireToken, Token};
+use proto::channel::MAX_MESSAGE_BYTES;
+use proto::v1::coordinator_server::CoordinatorServer;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, ServerTlsConfig};
+
 use crate::api::{CoordinatorService, SchedulerSettings};
 use crate::store::{self, Store};
+
+/// The name the health service reports the API under.
+pub const COORDINATOR_SERVICE_NAME: &str = "sweep.v1.Coordinator";
 
 /// How often expired leases are looked for, besides at every lease call.
 const RECLAIM_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Largest message accepted or sent (a sweep file, a lease batch, a report).
-const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Who may call, and over what.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// When set, every API call must carry this bearer token (the health service stays open,
+    /// for orchestrators' probes).
+    pub token: Option<Token>,
+    /// Certificate and private key (PEM) to serve TLS with.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
+}
 
-/// Serves the coordinator API on `listener` until `shutdown` resolves, then stops taking new
-/// calls and lets in-flight ones finish.
+/// Serves the coordinator API and the standard gRPC health service on `listener` until
+/// `shutdown` resolves, then stops taking new calls and lets in-flight ones finish.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
     settings: SchedulerSettings,
+    security: Security,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let stop_reclaimer = CancellationToken::new();
@@ -32,13 +49,26 @@ pub async fn serve(
         stop_reclaimer.clone(),
     ));
 
-    let service = proto::v1::coordinator_server::CoordinatorServer::new(CoordinatorService::new(
-        store, settings,
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let result = tonic::transport::Server::builder()
-        .add_service(service)
+    let api = CoordinatorServer::new(CoordinatorService::new(store, settings))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let api = InterceptedService::new(api, RequireToken(security.token));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status(
+            COORDINATOR_SERVICE_NAME,
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((certificate, key)) = security.tls {
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(certificate, key)))?;
+    }
+    let result = builder
+        .add_service(health_service)
+        .add_service(api)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
 

@@ -5,6 +5,8 @@
 //! carries as canonical JSON. Both sides of the connection depend on this crate so they agree on
 //! both.
 
+pub mod auth;
+pub mod channel;
 pub mod trial_config;
 
 pub use trial_config::{

@@ -86,10 +86,21 @@ pub struct Coordinator {
 impl Coordinator {
     /// `coordinator serve` on 127.0.0.1:0 with the given lease length; reads the bound port.
     pub fn start(db_path: &Path, lease_seconds: f64) -> Self {
+        Self::start_with(db_path, lease_seconds, &[], "http")
+    }
+
+    /// As [`Coordinator::start`], with more `serve` arguments and the URL scheme to reach it by.
+    pub fn start_with(
+        db_path: &Path,
+        lease_seconds: f64,
+        extra_args: &[&str],
+        scheme: &str,
+    ) -> Self {
         let db_url = format!("sqlite://{}", db_path.display());
         let mut child = coordinator_command()
             .args(["serve", "--listen", "127.0.0.1:0", "--db", &db_url])
             .args(["--lease-seconds", &lease_seconds.to_string()])
+            .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -109,7 +120,7 @@ impl Coordinator {
                 child,
                 name: "coordinator".to_string(),
             },
-            url: format!("http://{address}"),
+            url: format!("{scheme}://{address}"),
             db_url,
         }
     }

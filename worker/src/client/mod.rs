@@ -9,13 +9,14 @@ mod running;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use proto::auth::Token;
+use proto::channel::{Client, Connection};
 use proto::v1 as wire;
-use proto::v1::coordinator_client::CoordinatorClient;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
 use backoff::Backoff;
@@ -42,6 +43,14 @@ pub struct WorkerArgs {
     /// Longest wait between two lease requests when there is no work.
     #[arg(long, env = "WORKER_MAX_IDLE_POLL_MS", default_value_t = 2000)]
     pub max_idle_poll_ms: u64,
+
+    /// File holding the coordinator's bearer token (or set WORKER_TOKEN).
+    #[arg(long, env = "WORKER_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// CA certificate (PEM) to verify the coordinator's TLS certificate against (`https://` URL).
+    #[arg(long, env = "WORKER_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// How long a result is retried after shutdown has begun before it is left to lease expiry.
@@ -58,11 +67,13 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     }
     let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let shutdown = crate::shutdown::on_termination_signal()?;
-    let endpoint = Endpoint::from_shared(args.coordinator.clone())
-        .with_context(|| format!("--coordinator = {} is not a valid URL", args.coordinator))?
-        .connect_timeout(Duration::from_secs(5));
+    let connection = Connection {
+        url: args.coordinator.clone(),
+        tls_ca: args.tls_ca.clone(),
+        token: Token::load(args.token_file.as_deref(), "WORKER_TOKEN")?,
+    };
     // Connecting lazily lets a worker start before its coordinator and ride out restarts.
-    let client = CoordinatorClient::new(endpoint.connect_lazy());
+    let client = connection.connect_lazy()?;
     info!(worker_id = %worker_id, slots, coordinator = %args.coordinator, "worker started");
     Worker {
         client,
@@ -71,6 +82,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
         running: HashMap::new(),
         heartbeat_interval: Duration::from_secs(5),
+        lease_duration: Duration::from_secs(15),
     }
     .run(shutdown)
     .await
@@ -84,12 +96,13 @@ fn default_worker_id() -> String {
 }
 
 struct Worker {
-    client: CoordinatorClient<Channel>,
+    client: Client,
     worker_id: String,
     slots: u32,
     max_idle_poll: Duration,
     running: HashMap<String, RunningTrial>,
     heartbeat_interval: Duration,
+    lease_duration: Duration,
 }
 
 impl Worker {
@@ -117,6 +130,7 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(next_heartbeat) => {
                     self.heartbeat().await;
+                    self.abandon_expired_leases();
                     next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval;
                 }
                 _ = tokio::time::sleep_until(next_lease), if free_slots > 0 => {
@@ -157,6 +171,7 @@ impl Worker {
         free_slots: u32,
         finished: &mpsc::UnboundedSender<FinishedTrial>,
     ) -> Result<usize, tonic::Status> {
+        let requested_at = Instant::now();
         let response = self
             .client
             .lease_trials(wire::LeaseTrialsRequest {
@@ -168,10 +183,14 @@ impl Worker {
         if response.heartbeat_interval_ms > 0 {
             self.heartbeat_interval = Duration::from_millis(response.heartbeat_interval_ms);
         }
+        if response.lease_duration_ms > 0 {
+            self.lease_duration = Duration::from_millis(response.lease_duration_ms);
+        }
+        let lease_deadline = requested_at + self.lease_duration;
         let count = response.trials.len();
         for leased in response.trials {
             info!(trial_id = %leased.trial_id, worker_id = %self.worker_id, sweep = %leased.sweep, attempt = leased.attempt, "trial started");
-            let trial = RunningTrial::start(leased, finished.clone());
+            let trial = RunningTrial::start(leased, lease_deadline, finished.clone());
             self.running.insert(trial.lease.trial_id.clone(), trial);
         }
         Ok(count)
@@ -197,9 +216,19 @@ impl Worker {
             worker_id: self.worker_id.clone(),
             running,
         };
+        let requested_at = Instant::now();
         match self.client.heartbeat(request).await {
             Ok(response) => {
-                for lost in response.into_inner().lost {
+                let response = response.into_inner();
+                if response.lease_duration_ms > 0 {
+                    self.lease_duration = Duration::from_millis(response.lease_duration_ms);
+                }
+                for extended in &response.extended {
+                    if let Some(trial) = self.running.get_mut(&extended.trial_id) {
+                        trial.lease_deadline = requested_at + self.lease_duration;
+                    }
+                }
+                for lost in response.lost {
                     if let Some(trial) = self.running.get(&lost.trial_id) {
                         // The coordinator gave this trial to someone else; finishing it is wasted work.
                         warn!(trial_id = %lost.trial_id, worker_id = %self.worker_id, "lease lost, stopping the trial");
@@ -209,6 +238,18 @@ impl Worker {
             }
             Err(status) => {
                 warn!(worker_id = %self.worker_id, code = ?status.code(), error = %status.message(), "heartbeat failed");
+            }
+        }
+    }
+
+    /// A trial whose lease has run out (the coordinator unreachable for a whole lease) belongs to
+    /// someone else by now: stop it rather than compute a result nobody waits for.
+    fn abandon_expired_leases(&mut self) {
+        let now = Instant::now();
+        for trial in self.running.values() {
+            if now >= trial.lease_deadline && !trial.progress.is_cancelled() {
+                warn!(trial_id = %trial.lease.trial_id, worker_id = %self.worker_id, "lease expired without a heartbeat getting through, stopping the trial");
+                trial.progress.cancel();
             }
         }
     }
@@ -250,7 +291,7 @@ impl Worker {
 /// Reports one finished trial, retrying with capped exponential back-off and jitter until the
 /// coordinator acknowledges it (or, after shutdown has begun, until the grace period ends).
 async fn report_finished(
-    mut client: CoordinatorClient<Channel>,
+    mut client: Client,
     worker_id: String,
     trial: RunningTrial,
     finished: FinishedTrial,

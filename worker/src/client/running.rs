@@ -35,6 +35,10 @@ impl SharedProgress {
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
 }
 
 impl TrialObserver for SharedProgress {
@@ -66,12 +70,15 @@ pub struct FinishedTrial {
 pub struct RunningTrial {
     pub lease: wire::LeaseRef,
     pub progress: Arc<SharedProgress>,
+    /// When the lease runs out by this worker's clock, unless a heartbeat extends it.
+    pub lease_deadline: tokio::time::Instant,
 }
 
 impl RunningTrial {
     /// Starts the trial on a thread of its own; its outcome arrives on `finished`.
     pub fn start(
         leased: wire::LeasedTrial,
+        lease_deadline: tokio::time::Instant,
         finished: mpsc::UnboundedSender<FinishedTrial>,
     ) -> Self {
         let progress = Arc::new(SharedProgress::new());
@@ -100,7 +107,11 @@ impl RunningTrial {
                 outcome: TrialOutcome::Failed(format!("cannot start a trial thread: {error}")),
             });
         }
-        Self { lease, progress }
+        Self {
+            lease,
+            progress,
+            lease_deadline,
+        }
     }
 }
 
