@@ -97,8 +97,20 @@ impl Coordinator {
         scheme: &str,
     ) -> Self {
         let db_url = format!("sqlite://{}", db_path.display());
+        Self::serve(&db_url, "127.0.0.1:0", lease_seconds, extra_args, scheme)
+    }
+
+    /// `coordinator serve` on any database URL and listen address.
+    pub fn serve(
+        db_url: &str,
+        listen: &str,
+        lease_seconds: f64,
+        extra_args: &[&str],
+        scheme: &str,
+    ) -> Self {
+        let db_url = db_url.to_string();
         let mut child = coordinator_command()
-            .args(["serve", "--listen", "127.0.0.1:0", "--db", &db_url])
+            .args(["serve", "--listen", listen, "--db", &db_url])
             .args(["--lease-seconds", &lease_seconds.to_string()])
             .args(extra_args)
             .stdout(Stdio::piped())
@@ -263,4 +275,89 @@ impl Database {
             .block_on(sqlx::query_scalar::<_, String>(sql).fetch_all(&self.pool))
             .unwrap_or_else(|error| panic!("{sql}: {error}"))
     }
+}
+
+/// A fresh PostgreSQL database on the local server for one test, dropped when the test ends.
+pub struct PostgresDatabase {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> Self {
+        let admin_url = std::env::var("TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("sweeps_e2e_{:016x}", rand_u64());
+        Self::admin_sql(&admin_url, &format!("CREATE DATABASE \"{name}\""));
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .expect("TEST_POSTGRES_URL ends in /DATABASE");
+        Self {
+            url: format!("{server}/{name}"),
+            name,
+            admin_url,
+        }
+    }
+
+    fn admin_sql(admin_url: &str, sql: &str) -> u64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(admin_url)
+                .await
+                .unwrap_or_else(|error| panic!("PostgreSQL at {admin_url} is needed: {error}"));
+            sqlx::query(sql)
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("{sql}: {error}"))
+                .rows_affected()
+        })
+    }
+
+    /// Terminates every server connection to this database (as a failover or a restart would).
+    pub fn terminate_connections(&self) -> u64 {
+        let sql = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        );
+        Self::admin_sql(&self.admin_url, &sql)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("{sql}: {error}"))
+        })
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        Self::admin_sql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+/// A random number without a dependency: the standard library's randomly keyed hasher.
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
 }
