@@ -25,21 +25,169 @@ pub struct TrialConfig {
 pub enum DataSet {
     /// Inputs from N(0, I), labels from a random teacher network, with label noise.
     TeacherStudent,
+    /// `classes` Gaussian clusters with unit-variance noise around random means, with label noise.
+    GaussianMixture,
+    /// MNIST-format IDX files (MNIST, Fashion-MNIST): u8 images and u8 labels.
+    Idx,
+    /// CIFAR-10 binary batches: records of one label byte and 3072 pixel bytes.
+    Cifar10,
+    /// Numeric CSV files with one integer label column.
+    Csv,
+}
+
+impl DataSet {
+    /// Whether the examples are read from files (true) or generated from the seed (false).
+    pub fn is_file_based(self) -> bool {
+        matches!(self, DataSet::Idx | DataSet::Cifar10 | DataSet::Csv)
+    }
+
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSet::TeacherStudent => "teacher_student",
+            DataSet::GaussianMixture => "gaussian_mixture",
+            DataSet::Idx => "idx",
+            DataSet::Cifar10 => "cifar10",
+            DataSet::Csv => "csv",
+        }
+    }
+}
+
+/// The CSV column that holds the class label: a 0-based index, or a name from the header row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LabelColumn {
+    Index(usize),
+    Name(String),
+}
+
+impl std::fmt::Display for LabelColumn {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelColumn::Index(index) => write!(formatter, "{index}"),
+            LabelColumn::Name(name) => write!(formatter, "{name:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     pub dataset: DataSet,
+    /// Input dimension. Required for the synthetic sets; for file sets it comes from the files
+    /// (0, the default, means "from the files"; any other value must match them).
+    #[serde(default)]
     pub input_dim: usize,
+    /// Number of classes. Required for `teacher_student`, `gaussian_mixture` and `csv`; 10 when
+    /// absent (0) for `idx`; must be absent or 10 for `cifar10`.
+    #[serde(default)]
     pub classes: usize,
+    /// Training examples generated (synthetic sets only; file sets use the whole file, see
+    /// `subsample`).
+    #[serde(default)]
     pub train_size: usize,
+    /// Test examples generated (synthetic sets), or rows held out of the training file (`csv`
+    /// without `test_path`).
+    #[serde(default)]
     pub test_size: usize,
-    /// Hidden width of the teacher network that labels the synthetic data.
+    /// Hidden width of the teacher network that labels the synthetic data (`teacher_student`).
+    #[serde(default)]
     pub teacher_width: usize,
-    /// Probability that a label is replaced by a uniformly random class.
+    /// Probability that a label is replaced by a uniformly random class (synthetic sets).
     #[serde(default)]
     pub label_noise: f64,
+    /// `gaussian_mixture`: the class means are N(0, I/input_dim)·cluster_separation, so two means
+    /// lie about cluster_separation·√2 noise standard deviations apart in any dimension.
+    /// [`DEFAULT_CLUSTER_SEPARATION`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_separation: Option<f64>,
+    /// `idx`: the training images file (magic 0x00000803, u8, n × rows × cols).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<String>,
+    /// `idx`: the training labels file (magic 0x00000801, u8, n).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_labels: Option<String>,
+    /// `idx`: the test images file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<String>,
+    /// `idx`: the test labels file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_labels: Option<String>,
+    /// `cifar10`: the training batch files (`data_batch_1.bin` … `data_batch_5.bin`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_files: Vec<String>,
+    /// `cifar10`: the test batch files (`test_batch.bin`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_files: Vec<String>,
+    /// `csv`: the training file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_path: Option<String>,
+    /// `csv`: the test file; when absent, `test_size` rows of the training file are held out
+    /// after a shuffle by the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<String>,
+    /// `csv`: the label column, a 0-based index or a header name; the last column when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<LabelColumn>,
+    /// `csv`: whether the first row is a header; true when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_header: Option<bool>,
+    /// Use at most this many training examples, chosen by the seed (any data set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsample: Option<usize>,
+    /// Shift and scale every feature by the mean and standard deviation of the training set
+    /// (applied to the training and the test set).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub standardize: bool,
+}
+
+/// The default `data.cluster_separation` of the Gaussian mixture.
+pub const DEFAULT_CLUSTER_SEPARATION: f64 = 3.0;
+
+impl DataConfig {
+    /// `cluster_separation`, or its default.
+    pub fn cluster_separation(&self) -> f64 {
+        self.cluster_separation
+            .unwrap_or(DEFAULT_CLUSTER_SEPARATION)
+    }
+
+    /// `has_header`, or its default (true).
+    pub fn has_header(&self) -> bool {
+        self.has_header.unwrap_or(true)
+    }
+
+    /// A synthetic configuration with every optional field at its default; the starting point for
+    /// tests and programmatic configurations.
+    pub fn synthetic(
+        dataset: DataSet,
+        input_dim: usize,
+        classes: usize,
+        train_size: usize,
+        test_size: usize,
+    ) -> Self {
+        Self {
+            dataset,
+            input_dim,
+            classes,
+            train_size,
+            test_size,
+            teacher_width: 0,
+            label_noise: 0.0,
+            cluster_separation: None,
+            train_images: None,
+            train_labels: None,
+            test_images: None,
+            test_labels: None,
+            train_files: Vec::new(),
+            test_files: Vec::new(),
+            train_path: None,
+            test_path: None,
+            label_column: None,
+            has_header: None,
+            subsample: None,
+            standardize: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +299,10 @@ fn default_true() -> bool {
     true
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 fn default_init() -> Init {
     Init::He
 }
@@ -217,45 +369,271 @@ fn require_finite_positive(key: &str, value: f64) -> Result<(), ConfigError> {
 const MAX_UNITS: usize = 1 << 20;
 const MAX_EXAMPLES: usize = 10_000_000;
 
-impl TrialConfig {
-    /// Checks every value against its allowed range; the error names the key and the value.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let data = &self.data;
-        require_positive_count("data.input_dim", data.input_dim)?;
-        if data.classes < 2 {
+fn require_path(key: &str, value: &Option<String>, dataset: DataSet) -> Result<(), ConfigError> {
+    match value {
+        Some(path) if !path.trim().is_empty() => Ok(()),
+        Some(path) => Err(ConfigError::new(
+            key,
+            format!("{path:?}"),
+            "must be a file path, not empty",
+        )),
+        None => Err(ConfigError::new(
+            key,
+            "(missing)",
+            &format!("is required for data.dataset = \"{}\"", dataset.name()),
+        )),
+    }
+}
+
+fn require_files(key: &str, files: &[String], dataset: DataSet) -> Result<(), ConfigError> {
+    if files.is_empty() {
+        return Err(ConfigError::new(
+            key,
+            "[]",
+            &format!(
+                "must list at least one file for data.dataset = \"{}\"",
+                dataset.name()
+            ),
+        ));
+    }
+    for path in files {
+        if path.trim().is_empty() {
             return Err(ConfigError::new(
-                "data.classes",
-                data.classes,
-                "must be at least 2",
+                key,
+                format!("{files:?}"),
+                "must not contain an empty path",
             ));
         }
-        require_positive_count("data.train_size", data.train_size)?;
-        require_positive_count("data.test_size", data.test_size)?;
-        require_positive_count("data.teacher_width", data.teacher_width)?;
+    }
+    Ok(())
+}
+
+/// Refuses a key that the data set kind does not use, when it is set.
+fn refuse_unused(
+    key: &str,
+    is_set: bool,
+    value: &str,
+    dataset: DataSet,
+) -> Result<(), ConfigError> {
+    if is_set {
+        return Err(ConfigError::new(
+            key,
+            value,
+            &format!("is not used by data.dataset = \"{}\"", dataset.name()),
+        ));
+    }
+    Ok(())
+}
+
+impl DataConfig {
+    /// Checks the data section: ranges, and which keys each data set kind requires or refuses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let dataset = self.dataset;
+        let kind = format!("data.dataset = \"{}\"", dataset.name());
         for (key, value) in [
-            ("data.input_dim", data.input_dim),
-            ("data.teacher_width", data.teacher_width),
-            ("data.classes", data.classes),
+            ("data.input_dim", self.input_dim),
+            ("data.teacher_width", self.teacher_width),
+            ("data.classes", self.classes),
         ] {
             if value > MAX_UNITS {
                 return Err(ConfigError::new(key, value, "is larger than 1048576"));
             }
         }
         for (key, value) in [
-            ("data.train_size", data.train_size),
-            ("data.test_size", data.test_size),
+            ("data.train_size", self.train_size),
+            ("data.test_size", self.test_size),
+            ("data.subsample", self.subsample.unwrap_or(0)),
         ] {
             if value > MAX_EXAMPLES {
                 return Err(ConfigError::new(key, value, "is larger than 10000000"));
             }
         }
+        if let Some(subsample) = self.subsample {
+            require_positive_count("data.subsample", subsample)?;
+        }
         require_finite_in(
             "data.label_noise",
-            data.label_noise,
+            self.label_noise,
             0.0,
             1.0,
             "must be between 0 and 1",
         )?;
+        if let Some(separation) = self.cluster_separation {
+            require_finite_in(
+                "data.cluster_separation",
+                separation,
+                0.0,
+                f64::MAX,
+                "must be a finite number ≥ 0",
+            )?;
+        }
+        if dataset != DataSet::GaussianMixture
+            && let Some(separation) = self.cluster_separation
+        {
+            refuse_unused(
+                "data.cluster_separation",
+                true,
+                &separation.to_string(),
+                dataset,
+            )?;
+        }
+
+        // Keys of the file-based kinds are refused everywhere else.
+        let idx_keys = [
+            ("data.train_images", &self.train_images),
+            ("data.train_labels", &self.train_labels),
+            ("data.test_images", &self.test_images),
+            ("data.test_labels", &self.test_labels),
+        ];
+        if dataset != DataSet::Idx {
+            for (key, value) in idx_keys {
+                if let Some(path) = value {
+                    refuse_unused(key, true, &format!("{path:?}"), dataset)?;
+                }
+            }
+        }
+        if dataset != DataSet::Cifar10 {
+            for (key, files) in [
+                ("data.train_files", &self.train_files),
+                ("data.test_files", &self.test_files),
+            ] {
+                refuse_unused(key, !files.is_empty(), &format!("{files:?}"), dataset)?;
+            }
+        }
+        if dataset != DataSet::Csv {
+            for (key, value) in [
+                ("data.train_path", &self.train_path),
+                ("data.test_path", &self.test_path),
+            ] {
+                if let Some(path) = value {
+                    refuse_unused(key, true, &format!("{path:?}"), dataset)?;
+                }
+            }
+            if let Some(column) = &self.label_column {
+                refuse_unused("data.label_column", true, &column.to_string(), dataset)?;
+            }
+            if let Some(has_header) = self.has_header {
+                refuse_unused("data.has_header", true, &has_header.to_string(), dataset)?;
+            }
+        }
+
+        if !dataset.is_file_based() {
+            require_positive_count("data.input_dim", self.input_dim)?;
+            if self.classes < 2 {
+                return Err(ConfigError::new(
+                    "data.classes",
+                    self.classes,
+                    "must be at least 2",
+                ));
+            }
+            require_positive_count("data.train_size", self.train_size)?;
+            require_positive_count("data.test_size", self.test_size)?;
+            if dataset == DataSet::TeacherStudent {
+                require_positive_count("data.teacher_width", self.teacher_width)?;
+            }
+            return Ok(());
+        }
+
+        // File-based kinds: sizes come from the files.
+        if self.train_size != 0 {
+            return Err(ConfigError::new(
+                "data.train_size",
+                self.train_size,
+                &format!(
+                    "is not used by {kind}: the training set is the whole file (use data.subsample to use fewer examples)"
+                ),
+            ));
+        }
+        if self.label_noise != 0.0 {
+            return Err(ConfigError::new(
+                "data.label_noise",
+                self.label_noise,
+                &format!("is only supported by the synthetic data sets, not {kind}"),
+            ));
+        }
+        if self.teacher_width != 0 {
+            refuse_unused(
+                "data.teacher_width",
+                true,
+                &self.teacher_width.to_string(),
+                dataset,
+            )?;
+        }
+        if self.classes == 1 {
+            return Err(ConfigError::new("data.classes", 1, "must be at least 2"));
+        }
+        match dataset {
+            DataSet::Idx => {
+                for (key, value) in idx_keys {
+                    require_path(key, value, dataset)?;
+                }
+            }
+            DataSet::Cifar10 => {
+                require_files("data.train_files", &self.train_files, dataset)?;
+                require_files("data.test_files", &self.test_files, dataset)?;
+                if self.classes != 0 && self.classes != 10 {
+                    return Err(ConfigError::new(
+                        "data.classes",
+                        self.classes,
+                        "must be 10 (or absent) for data.dataset = \"cifar10\"",
+                    ));
+                }
+                if self.input_dim != 0 && self.input_dim != 3072 {
+                    return Err(ConfigError::new(
+                        "data.input_dim",
+                        self.input_dim,
+                        "must be 3072 (or absent) for data.dataset = \"cifar10\"",
+                    ));
+                }
+            }
+            DataSet::Csv => {
+                require_path("data.train_path", &self.train_path, dataset)?;
+                if self.classes < 2 {
+                    return Err(ConfigError::new(
+                        "data.classes",
+                        self.classes,
+                        "must be at least 2 (labels are class ids 0..classes-1) for data.dataset = \"csv\"",
+                    ));
+                }
+                if let Some(LabelColumn::Name(name)) = &self.label_column
+                    && !self.has_header()
+                {
+                    return Err(ConfigError::new(
+                        "data.label_column",
+                        format!("{name:?}"),
+                        "names a column, which needs data.has_header = true; give a 0-based index instead",
+                    ));
+                }
+            }
+            DataSet::TeacherStudent | DataSet::GaussianMixture => {}
+        }
+        let holds_out = dataset == DataSet::Csv && self.test_path.is_none();
+        if holds_out {
+            if self.test_size == 0 {
+                return Err(ConfigError::new(
+                    "data.test_size",
+                    0,
+                    "must be at least 1 for data.dataset = \"csv\" without data.test_path (rows held out of data.train_path)",
+                ));
+            }
+        } else if self.test_size != 0 {
+            return Err(ConfigError::new(
+                "data.test_size",
+                self.test_size,
+                &format!("is not used by {kind} with a test file: the test set is the whole file"),
+            ));
+        }
+        if self.test_path.is_some() {
+            require_path("data.test_path", &self.test_path, dataset)?;
+        }
+        Ok(())
+    }
+}
+
+impl TrialConfig {
+    /// Checks every value against its allowed range; the error names the key and the value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.data.validate()?;
 
         let model = &self.model;
         if model.depth < 2 {
@@ -291,11 +669,20 @@ impl TrialConfig {
             "must be in [0, 1)",
         )?;
         require_positive_count("training.batch_size", training.batch_size)?;
-        if training.batch_size > data.train_size {
+        if !self.data.dataset.is_file_based() && training.batch_size > self.data.train_size {
             return Err(ConfigError::new(
                 "training.batch_size",
                 training.batch_size,
                 "must not exceed data.train_size",
+            ));
+        }
+        if let Some(subsample) = self.data.subsample
+            && training.batch_size > subsample
+        {
+            return Err(ConfigError::new(
+                "training.batch_size",
+                training.batch_size,
+                "must not exceed data.subsample",
             ));
         }
         require_finite_in(
@@ -399,13 +786,8 @@ mod tests {
         TrialConfig {
             seed: 7,
             data: DataConfig {
-                dataset: DataSet::TeacherStudent,
-                input_dim: 8,
-                classes: 3,
-                train_size: 64,
-                test_size: 64,
                 teacher_width: 8,
-                label_noise: 0.0,
+                ..DataConfig::synthetic(DataSet::TeacherStudent, 8, 3, 64, 64)
             },
             model: ModelConfig {
                 depth: 2,
@@ -462,5 +844,110 @@ mod tests {
             error.to_string(),
             "`training.learning_rate` = -0.1 is invalid: must be a finite number greater than 0"
         );
+    }
+
+    fn file_config(dataset: DataSet) -> TrialConfig {
+        let mut config = small_config();
+        config.data = DataConfig::synthetic(dataset, 0, 0, 0, 0);
+        config
+    }
+
+    #[test]
+    fn the_canonical_json_of_a_synthetic_config_has_no_unused_keys() {
+        let json = small_config().to_canonical_json();
+        assert!(
+            json.starts_with(
+                r#"{"seed":7,"data":{"dataset":"teacher_student","input_dim":8,"classes":3,"train_size":64,"test_size":64,"teacher_width":8,"label_noise":0.0},"#
+            ),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn file_data_sets_require_their_paths_and_refuse_generated_sizes() {
+        let mut config = file_config(DataSet::Idx);
+        config.data.train_images = Some("/data/train-images".into());
+        config.data.train_labels = Some("/data/train-labels".into());
+        config.data.test_images = Some("/data/test-images".into());
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.key, "data.test_labels");
+        assert_eq!(
+            error.to_string(),
+            "`data.test_labels` = (missing) is invalid: is required for data.dataset = \"idx\""
+        );
+        config.data.test_labels = Some("/data/test-labels".into());
+        config.validate().expect("valid");
+        let parsed: TrialConfig =
+            serde_json::from_str(&config.to_canonical_json()).expect("parses");
+        assert_eq!(parsed, config);
+
+        config.data.train_size = 1000;
+        assert_eq!(config.validate().unwrap_err().key, "data.train_size");
+        config.data.train_size = 0;
+        config.data.train_path = Some("x.csv".into());
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.key, "data.train_path");
+        assert!(error.reason.contains("not used by data.dataset = \"idx\""));
+
+        let mut config = file_config(DataSet::Cifar10);
+        assert_eq!(config.validate().unwrap_err().key, "data.train_files");
+        config.data.train_files = vec!["data_batch_1.bin".into()];
+        config.data.test_files = vec!["test_batch.bin".into()];
+        config.validate().expect("valid");
+        config.data.classes = 100;
+        assert_eq!(config.validate().unwrap_err().key, "data.classes");
+
+        let mut config = file_config(DataSet::Csv);
+        config.data.train_path = Some("train.csv".into());
+        assert_eq!(config.validate().unwrap_err().key, "data.classes");
+        config.data.classes = 3;
+        // Without a test file, rows are held out of the training file.
+        assert_eq!(config.validate().unwrap_err().key, "data.test_size");
+        config.data.test_size = 10;
+        config.validate().expect("valid");
+        config.data.test_path = Some("test.csv".into());
+        assert_eq!(config.validate().unwrap_err().key, "data.test_size");
+        config.data.test_size = 0;
+        config.validate().expect("valid");
+        config.data.has_header = Some(false);
+        config.data.label_column = Some(LabelColumn::Name("label".into()));
+        assert_eq!(config.validate().unwrap_err().key, "data.label_column");
+        config.data.label_column = Some(LabelColumn::Index(0));
+        config.validate().expect("valid");
+        config.data.subsample = Some(8);
+        assert_eq!(config.validate().unwrap_err().key, "training.batch_size");
+    }
+
+    #[test]
+    fn the_gaussian_mixture_needs_no_teacher_and_checks_its_separation() {
+        let mut config = small_config();
+        config.data.dataset = DataSet::GaussianMixture;
+        config.data.teacher_width = 0;
+        config.validate().expect("valid");
+        config.data.cluster_separation = Some(-1.0);
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "data.cluster_separation"
+        );
+        config.data.cluster_separation = Some(2.0);
+        config.validate().expect("valid");
+        config.data.dataset = DataSet::TeacherStudent;
+        config.data.teacher_width = 4;
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "data.cluster_separation"
+        );
+    }
+
+    #[test]
+    fn a_label_column_is_an_index_or_a_name() {
+        #[derive(Deserialize)]
+        struct Holder {
+            column: LabelColumn,
+        }
+        let index: Holder = serde_json::from_str(r#"{"column": 4}"#).expect("parses");
+        assert_eq!(index.column, LabelColumn::Index(4));
+        let name: Holder = serde_json::from_str(r#"{"column": "label"}"#).expect("parses");
+        assert_eq!(name.column, LabelColumn::Name("label".into()));
     }
 }

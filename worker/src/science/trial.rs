@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use proto::TrialConfig;
 
-use crate::science::data::teacher_student;
+use crate::science::data::{self, DataError};
 use crate::science::measure::bounds::{
     spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
 };
@@ -28,6 +28,8 @@ pub enum TrialError {
     Cancelled,
     #[error("invalid trial configuration: {0}")]
     InvalidConfig(#[from] proto::ConfigError),
+    #[error("data set unusable: {0}")]
+    Data(#[from] DataError),
 }
 
 impl From<Cancelled> for TrialError {
@@ -45,7 +47,9 @@ pub fn run_trial(
 ) -> Result<TrialMeasurements, TrialError> {
     config.validate()?;
     checkpoint(observer, Phase::Data, 0)?;
-    let data = teacher_student::generate(&config.data, config.seed);
+    let data = data::build(&config.data, config.seed)?;
+    let resolved = with_data_shape(config, &data)?;
+    let config = &resolved;
     let mlp = Mlp::from_config(&config.model, &config.data);
     let initial = mlp.initialize(config.model.init, &mut stream(config.seed, Stream::Init));
 
@@ -145,6 +149,30 @@ pub fn run_trial(
     Ok(measurements)
 }
 
+/// The configuration with the data set's actual shape filled in (file sets take input_dim,
+/// classes and sizes from their files), after checking that a batch fits in the training set.
+fn with_data_shape(
+    config: &TrialConfig,
+    data: &data::TrainTest,
+) -> Result<TrialConfig, TrialError> {
+    let mut resolved = config.clone();
+    resolved.data.input_dim = data.train.dim;
+    resolved.data.classes = data.train.classes;
+    resolved.data.train_size = data.train.len();
+    resolved.data.test_size = data.test.len();
+    if config.training.batch_size > data.train.len() {
+        return Err(TrialError::InvalidConfig(proto::ConfigError {
+            key: "training.batch_size".to_string(),
+            value: config.training.batch_size.to_string(),
+            reason: format!(
+                "must not exceed the {} training examples of the data set",
+                data.train.len()
+            ),
+        }));
+    }
+    Ok(resolved)
+}
+
 /// Norms, margin and bounds at a finite trained point.
 fn measure_trained_point(
     config: &TrialConfig,
@@ -214,13 +242,8 @@ mod tests {
         TrialConfig {
             seed: 7,
             data: DataConfig {
-                dataset: DataSet::TeacherStudent,
-                input_dim: 8,
-                classes: 3,
-                train_size: 128,
-                test_size: 256,
                 teacher_width: 8,
-                label_noise: 0.0,
+                ..DataConfig::synthetic(DataSet::TeacherStudent, 8, 3, 128, 256)
             },
             model: ModelConfig {
                 depth: 2,
@@ -365,6 +388,55 @@ mod tests {
         let result = run_trial(&config, &SilentObserver);
         assert!(
             matches!(result, Err(TrialError::InvalidConfig(ref error)) if error.key == "model.width")
+        );
+    }
+
+    #[test]
+    fn a_gaussian_mixture_trial_learns_its_clusters() {
+        let mut config = easy_config();
+        config.data.dataset = DataSet::GaussianMixture;
+        config.data.teacher_width = 0;
+        config.data.cluster_separation = Some(6.0);
+        config.data.subsample = Some(100);
+        config.data.standardize = true;
+        config.probe.steps = 0;
+        let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(measurements.train_size, 100);
+        assert!(
+            measurements.test_error < 0.1,
+            "test error {}",
+            measurements.test_error
+        );
+    }
+
+    #[test]
+    fn unusable_data_files_fail_the_trial_with_a_data_error() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = easy_config();
+        config.data = DataConfig::synthetic(DataSet::Csv, 0, 2, 0, 0);
+        let train = dir.path().join("train.csv");
+        let test = dir.path().join("test.csv");
+        let rows: String = (0..40).map(|row| format!("{row},{}\n", row % 2)).collect();
+        std::fs::write(&train, &rows).expect("writes");
+        std::fs::write(&test, "1,7\n").expect("writes");
+        config.data.has_header = Some(false);
+        config.data.train_path = Some(train.to_string_lossy().into_owned());
+        config.data.test_path = Some(test.to_string_lossy().into_owned());
+        let result = run_trial(&config, &SilentObserver);
+        assert!(
+            matches!(
+                result,
+                Err(TrialError::Data(DataError::CsvLabel { line: 1, .. }))
+            ),
+            "{result:?}"
+        );
+        // A batch larger than the file is a configuration error found once the file is read.
+        std::fs::write(&test, "1,1\n").expect("writes");
+        config.training.batch_size = 64;
+        let result = run_trial(&config, &SilentObserver);
+        assert!(
+            matches!(result, Err(TrialError::InvalidConfig(ref error)) if error.key == "training.batch_size"),
+            "{result:?}"
         );
     }
 

@@ -7,18 +7,15 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::science::data::Dataset;
+use crate::science::data::{Dataset, TrainTest};
 use crate::science::model::mlp::{Mlp, Workspace};
 use crate::science::rng::{Stream, stream};
 
 /// Examples labelled per teacher forward pass.
 const LABELLING_CHUNK: usize = 256;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeacherStudent {
-    pub train: Dataset,
-    pub test: Dataset,
-}
+/// The teacher-student training and test sets.
+pub type TeacherStudent = TrainTest;
 
 pub fn generate(config: &DataConfig, seed: u64) -> TeacherStudent {
     let teacher = Mlp::new(
@@ -109,13 +106,9 @@ mod tests {
 
     fn config(label_noise: f64) -> DataConfig {
         DataConfig {
-            dataset: DataSet::TeacherStudent,
-            input_dim: 5,
-            classes: 3,
-            train_size: 300,
-            test_size: 200,
             teacher_width: 7,
             label_noise,
+            ..DataConfig::synthetic(DataSet::TeacherStudent, 5, 3, 300, 200)
         }
     }
 
