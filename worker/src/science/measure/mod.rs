@@ -1,7 +1,14 @@
-//! Measurements at the trained point: norms, margins, capacity bounds and the stagnation probe.
+//! Measurements at the trained point: norms, margins, capacity bounds, the stagnation probe, the
+//! Hessian spectrum, the linearised-dynamics predictions, the iterate cloud and exit survival.
 
 pub mod bounds;
+pub mod cloud;
+pub mod eigen;
 pub mod layers;
+pub mod linearized;
 pub mod margins;
+pub mod network_norms;
 pub mod norms;
 pub mod probe;
+pub mod spectrum;
+pub mod survival;

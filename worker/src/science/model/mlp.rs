@@ -98,6 +98,10 @@ impl Mlp {
         self.parameter_count
     }
 
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
     pub fn input_dim(&self) -> usize {
         self.layers[0].fan_in
     }

@@ -1,5 +1,6 @@
 //! The multilayer perceptron: parameters in one flat vector, forward, loss and backward.
 
 pub mod evaluate;
+pub mod hvp;
 pub mod matmul;
 pub mod mlp;
