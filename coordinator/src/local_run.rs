@@ -17,6 +17,7 @@ use crate::store::{self, SweepCounts};
 use crate::sweep::SweepPlan;
 
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+const QUIET_PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
 const WORKER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -150,7 +151,8 @@ async fn watch_until_complete(
     interrupted: &CancellationToken,
     workers: &mut [Child],
 ) -> Result<SweepCounts> {
-    let mut last_line = String::new();
+    // A line when something finishes, and at least every half minute while long trials run.
+    let mut last_shown: Option<(u64, Instant)> = None;
     loop {
         let counts = store
             .sweep_counts(Some(sweep))
@@ -158,10 +160,12 @@ async fn watch_until_complete(
             .into_iter()
             .next()
             .unwrap_or_default();
-        let line = progress_line(&counts, started.elapsed());
-        if line != last_line {
-            eprintln!("{line}");
-            last_line = line;
+        let stale = last_shown.is_none_or(|(finished, shown)| {
+            finished != counts.finished() || shown.elapsed() >= QUIET_PROGRESS_INTERVAL
+        });
+        if stale {
+            eprintln!("{}", progress_line(&counts, started.elapsed()));
+            last_shown = Some((counts.finished(), Instant::now()));
         }
         if counts.is_complete() {
             return Ok(counts);

@@ -161,7 +161,8 @@ fn a_poisoned_trial_fails_after_its_attempts_without_stalling_the_sweep() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sweep_file = directory.path().join("e2e-poison.toml");
     // Width 2^20 with two hidden layers asks for a 2^40-entry weight matrix: the allocation fails
-    // and the worker process aborts, every time it takes this trial.
+    // (test workers run under an address-space limit) and the worker process aborts, every time
+    // it takes this trial.
     let sweep = tiny_sweep("e2e-poison", &[4, 8, 1_048_576], 2, 100)
         .replace("depth = 2", "depth = 3")
         .replace("max_attempts = 5", "max_attempts = 2");

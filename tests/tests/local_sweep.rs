@@ -137,8 +137,11 @@ fn killing_a_worker_mid_trial_loses_no_trial_and_records_none_twice() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sweep_file = directory.path().join("e2e-kill.toml");
     // Long enough trials that a worker is killed while it trains one.
-    std::fs::write(&sweep_file, tiny_sweep("e2e-kill", &[32, 64, 128], 4, 4000))
-        .expect("write sweep");
+    std::fs::write(
+        &sweep_file,
+        tiny_sweep("e2e-kill", &[32, 64, 128], 4, 60_000),
+    )
+    .expect("write sweep");
 
     let coordinator = Coordinator::start(&directory.path().join("sweeps.db"), 1.5);
     let submitted = coordinator.submit(&sweep_file);

@@ -534,7 +534,10 @@ async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
 
 /// The same suite on both backends: SQLite always, PostgreSQL on the local server.
 macro_rules! store_conformance_suite {
-    ($backend:ident, $open:ident, [$($test:ident),* $(,)?]) => {
+    ([$($backend:ident => $open:ident),*], $tests:tt) => {
+        $(store_conformance_suite!(@backend $backend, $open, $tests);)*
+    };
+    (@backend $backend:ident, $open:ident, [$($test:ident),* $(,)?]) => {
         mod $backend {
             $(
                 #[tokio::test]
@@ -547,23 +550,7 @@ macro_rules! store_conformance_suite {
 }
 
 store_conformance_suite!(
-    sqlite,
-    sqlite_store,
-    [
-        registering_is_idempotent_and_a_changed_sweep_is_refused,
-        leases_hand_out_each_pending_trial_once_in_grid_order,
-        heartbeats_extend_held_leases_and_name_lost_ones,
-        an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error,
-        a_result_is_recorded_once_and_duplicates_are_counted,
-        a_late_report_from_an_expired_lease_counts_if_no_result_exists,
-        failures_retry_until_max_attempts_and_releases_cost_no_attempt,
-        width_summaries_aggregate_finished_trials_per_width,
-    ]
-);
-
-store_conformance_suite!(
-    postgres,
-    postgres_store,
+    [sqlite => sqlite_store, postgres => postgres_store],
     [
         registering_is_idempotent_and_a_changed_sweep_is_refused,
         leases_hand_out_each_pending_trial_once_in_grid_order,

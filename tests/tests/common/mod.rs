@@ -152,9 +152,28 @@ impl Coordinator {
     }
 }
 
+/// Address space a test worker may use: a runaway allocation fails inside this limit instead of
+/// depending on the machine's overcommit policy (and never pushes the test machine into swap).
+const WORKER_ADDRESS_SPACE_BYTES: u64 = 8 << 30;
+
 /// A `worker` process with a known id and slot count.
 pub fn start_worker(coordinator_url: &str, worker_id: &str, slots: u32) -> Process {
-    let child = Command::new(binaries().join("worker"))
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(binaries().join("worker"));
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires; it touches no shared state.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: WORKER_ADDRESS_SPACE_BYTES,
+                rlim_max: WORKER_ADDRESS_SPACE_BYTES,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
         .args(["--coordinator", coordinator_url, "--worker-id", worker_id])
         .args(["--slots", &slots.to_string(), "--max-idle-poll-ms", "200"])
         .stdin(Stdio::null())
