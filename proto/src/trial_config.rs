@@ -283,6 +283,12 @@ pub struct MeasureConfig {
     pub delta: f64,
     /// Power-iteration steps for each spectral norm.
     pub power_iterations: u32,
+    /// Top Hessian eigenvalues at Θ̂ to estimate by Lanczos (0 skips the Hessian measurements).
+    pub hessian_top_k: u32,
+    /// Lanczos iterations (each one Hessian-vector product on the full training set).
+    pub lanczos_steps: u32,
+    /// Rademacher probes for Hutchinson's estimate of the Hessian trace (0 skips it).
+    pub hutchinson_probes: u32,
 }
 
 impl Default for MeasureConfig {
@@ -291,6 +297,9 @@ impl Default for MeasureConfig {
             margin_percentile: 5.0,
             delta: 0.01,
             power_iterations: 100,
+            hessian_top_k: 3,
+            lanczos_steps: 30,
+            hutchinson_probes: 10,
         }
     }
 }
@@ -759,6 +768,27 @@ impl TrialConfig {
                 "measure.power_iterations",
                 0,
                 "must be at least 1",
+            ));
+        }
+        if measure.hessian_top_k > 0 && measure.lanczos_steps < measure.hessian_top_k {
+            return Err(ConfigError::new(
+                "measure.lanczos_steps",
+                measure.lanczos_steps,
+                "must be at least measure.hessian_top_k",
+            ));
+        }
+        if measure.lanczos_steps > 1000 {
+            return Err(ConfigError::new(
+                "measure.lanczos_steps",
+                measure.lanczos_steps,
+                "is larger than 1000",
+            ));
+        }
+        if measure.hutchinson_probes > 10_000 {
+            return Err(ConfigError::new(
+                "measure.hutchinson_probes",
+                measure.hutchinson_probes,
+                "is larger than 10000",
             ));
         }
         Ok(())

@@ -77,6 +77,13 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         0,
         "real measurements"
     );
+    assert_eq!(
+        database.count(
+            "SELECT COUNT(*) FROM results WHERE hessian_lambda_max IS NULL OR hessian_trace IS NULL"
+        ),
+        0,
+        "the Hessian at every minimum"
+    );
 
     // Resubmitting the same file changes nothing; a changed file under the same name is refused.
     let again = coordinator.submit(&sweep_file);

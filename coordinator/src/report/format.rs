@@ -12,7 +12,7 @@ pub enum ReportFormat {
 }
 
 /// The table's columns: header and measurement; each cell is mean ± standard deviation over seeds.
-const TABLE_COLUMNS: [(&str, &str); 9] = [
+const TABLE_COLUMNS: [(&str, &str); 10] = [
     ("params", "parameter_count"),
     ("train err", "train_error"),
     ("test err", "test_error"),
@@ -21,6 +21,7 @@ const TABLE_COLUMNS: [(&str, &str); 9] = [
     ("spectral bound", "spectral_gap_estimate"),
     ("margin γ", "margin_gamma"),
     ("stay p(r₁)", "stay_probability"),
+    ("λ_max", "hessian_lambda_max"),
     ("train s", "train_seconds"),
 ];
 

@@ -170,7 +170,7 @@ impl Summary {
 
 /// The measurements summarized per width in a report, each a column of `results` (or of the
 /// first probe radius).
-pub const REPORTED_MEASUREMENTS: [&str; 16] = [
+pub const REPORTED_MEASUREMENTS: [&str; 19] = [
     "train_error",
     "test_error",
     "error_gap",
@@ -184,6 +184,9 @@ pub const REPORTED_MEASUREMENTS: [&str; 16] = [
     "max_distance",
     "stay_probability",
     "mean_exit_step",
+    "hessian_lambda_max",
+    "hessian_trace",
+    "stability_margin",
     "parameter_count",
     "steps",
     "train_seconds",

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::values::{
-    decode_width_summary, finite, gap_estimate, new_lease_id, width_summaries_sql,
+    decode_width_summary, eigenvalues_json, finite, gap_estimate, new_lease_id, width_summaries_sql,
 };
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeasedTrial, Reclaimed, RecordOutcome,
@@ -221,9 +221,11 @@ impl Store for PostgresStore {
                  train_error, test_error, loss_gap, error_gap, steps, reached_target, parameter_count,
                  train_size, margin_gamma, mean_input_norm_squared, vc_capacity, spectral_capacity,
                  vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, max_distance,
-                 final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms)
+                 final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms,
+                 hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin,
+                 hessian_top_eigenvalues)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+                     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
              ON CONFLICT (trial_id) DO NOTHING",
         )
         .bind(&lease.trial_id)
@@ -254,6 +256,11 @@ impl Store for PostgresStore {
         .bind(result.probe_seconds)
         .bind(result.measure_seconds)
         .bind(now_ms)
+        .bind(result.hessian_top_eigenvalues.first().copied().and_then(finite))
+        .bind(finite(result.hessian_lambda_min))
+        .bind(finite(result.hessian_trace))
+        .bind(finite(result.stability_margin))
+        .bind(eigenvalues_json(&result.hessian_top_eigenvalues))
         .execute(&mut *transaction)
         .await?
         .rows_affected();

@@ -17,6 +17,15 @@ pub fn gap_estimate(capacity: f64, train_size: u64) -> Option<f64> {
     finite((capacity / train_size as f64).sqrt())
 }
 
+/// The Hessian's top eigenvalues as a JSON array (non-finite ones as null); None when absent.
+pub fn eigenvalues_json(values: &[f64]) -> Option<String> {
+    if values.is_empty() {
+        return None;
+    }
+    let finite_or_null: Vec<Option<f64>> = values.iter().map(|value| finite(*value)).collect();
+    serde_json::to_string(&finite_or_null).ok()
+}
+
 /// A fresh, unguessable lease token.
 pub fn new_lease_id() -> String {
     format!("{:032x}", rand::random::<u128>())

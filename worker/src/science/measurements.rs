@@ -107,4 +107,13 @@ pub struct TrialMeasurements {
     pub measure_seconds: f64,
     pub layers: Vec<LayerMeasurement>,
     pub radii: Vec<RadiusMeasurement>,
+    /// The top Hessian eigenvalues of the training loss at Θ̂ (Lanczos), descending.
+    pub hessian_top_eigenvalues: Vec<f64>,
+    /// The smallest Lanczos Ritz value: an upper estimate of λ_min.
+    pub hessian_lambda_min: f64,
+    /// Hutchinson's estimate of the Hessian trace.
+    pub hessian_trace: f64,
+    /// 2/η − λ_max for the training learning rate η: positive when gradient descent is linearly
+    /// stable at Θ̂.
+    pub stability_margin: f64,
 }

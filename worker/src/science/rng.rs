@@ -16,6 +16,10 @@ pub enum Stream {
     BatchOrder,
     TrainingNoise,
     PowerIteration,
+    /// Lanczos start vector for the Hessian at Θ̂.
+    HessianLanczos,
+    /// Rademacher probes of Hutchinson's trace estimate.
+    HessianTrace,
     /// Gradient noise of probe replicate `i`.
     ProbeNoise(u32),
     /// Batch order of probe replicate `i`.
@@ -35,6 +39,8 @@ impl Stream {
             Stream::BatchOrder => 6,
             Stream::TrainingNoise => 7,
             Stream::PowerIteration => 8,
+            Stream::HessianLanczos => 10,
+            Stream::HessianTrace => 11,
             Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
             Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
         }

@@ -9,6 +9,7 @@ use crate::science::data::{self, DataError};
 use crate::science::measure::bounds::{
     spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
 };
+use crate::science::measure::hessian_summary::summarize_hessian;
 use crate::science::measure::layers::measure_layers;
 use crate::science::measure::margins::percentile;
 use crate::science::measure::probe::{ProbeOutcome, euclidean_norm, run_probe};
@@ -95,6 +96,10 @@ pub fn run_trial(
         measure_seconds: 0.0,
         layers: Vec::new(),
         radii: Vec::new(),
+        hessian_top_eigenvalues: Vec::new(),
+        hessian_lambda_min: f64::NAN,
+        hessian_trace: f64::NAN,
+        stability_margin: f64::NAN,
     };
 
     if !run.diverged {
@@ -144,6 +149,20 @@ pub fn run_trial(
             &margins,
             &mut measurements,
         );
+        checkpoint(observer, Phase::Measure, 1)?;
+        if let Some(hessian) = summarize_hessian(
+            &mlp,
+            &parameters,
+            &data.train,
+            &config.measure,
+            config.training.learning_rate,
+            config.seed,
+        ) {
+            measurements.hessian_top_eigenvalues = hessian.top_eigenvalues;
+            measurements.hessian_lambda_min = hessian.lambda_min;
+            measurements.hessian_trace = hessian.trace;
+            measurements.stability_margin = hessian.stability_margin;
+        }
     }
     measurements.measure_seconds = started.elapsed().as_secs_f64();
     Ok(measurements)

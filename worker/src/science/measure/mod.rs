@@ -4,6 +4,7 @@
 pub mod bounds;
 pub mod cloud;
 pub mod eigen;
+pub mod hessian_summary;
 pub mod layers;
 pub mod linearized;
 pub mod margins;
