@@ -167,6 +167,20 @@ pub fn counts_to_wire(counts: store::SweepCounts) -> wire::SweepCounts {
     }
 }
 
+/// The inverse of [`counts_to_wire`], for clients that ask a coordinator.
+pub fn counts_from_wire(counts: wire::SweepCounts) -> store::SweepCounts {
+    store::SweepCounts {
+        sweep: counts.sweep,
+        total: counts.total,
+        pending: counts.pending,
+        leased: counts.leased,
+        done: counts.done,
+        failed: counts.failed,
+        diverged: counts.diverged,
+        duplicate_reports: counts.duplicate_reports,
+    }
+}
+
 #[tonic::async_trait]
 impl wire::coordinator_server::Coordinator for CoordinatorService {
     async fn submit_sweep(

@@ -353,16 +353,7 @@ async fn status(args: StatusArgs) -> Result<()> {
                 .into_inner()
                 .sweeps
                 .into_iter()
-                .map(|counts| SweepCounts {
-                    sweep: counts.sweep,
-                    total: counts.total,
-                    pending: counts.pending,
-                    leased: counts.leased,
-                    done: counts.done,
-                    failed: counts.failed,
-                    diverged: counts.diverged,
-                    duplicate_reports: counts.duplicate_reports,
-                })
+                .map(crate::api::counts_from_wire)
                 .collect()
         }
     };
