@@ -7,7 +7,11 @@ use proto::v1 as wire;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
-use crate::store::{self, FailureOutcome, LeaseRef, RecordOutcome, Store, StoreError};
+use crate::group_commit::GroupCommit;
+use crate::store::{
+    self, FailureOutcome, LeaseRef, LeaseRequest, LeasedTrial, RecordOutcome, ResultReport, Store,
+    StoreError,
+};
 use crate::sweep::{SweepError, SweepPlan};
 
 /// How leases behave; fixed per coordinator.
@@ -44,16 +48,24 @@ impl SchedulerSettings {
 
 impl From<StoreError> for Status {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::SweepChanged { .. } => Status::already_exists(error.to_string()),
-            StoreError::UnknownSweep(_) | StoreError::UnknownTrial(_) => {
-                Status::not_found(error.to_string())
-            }
-            StoreError::UnsupportedUrl(_) => Status::invalid_argument(error.to_string()),
-            StoreError::Database(_) | StoreError::Migration(_) => {
-                warn!(cause = %error, "store error");
-                Status::unavailable(error.to_string())
-            }
+        status_of(&error)
+    }
+}
+
+fn status_of(error: &StoreError) -> Status {
+    match error {
+        StoreError::SweepChanged { .. } => Status::already_exists(error.to_string()),
+        StoreError::UnknownSweep(_) | StoreError::UnknownTrial(_) => {
+            Status::not_found(error.to_string())
+        }
+        StoreError::UnsupportedUrl(_) | StoreError::Plan(_) => {
+            Status::invalid_argument(error.to_string())
+        }
+        StoreError::Batch(cause) => status_of(cause),
+        StoreError::Stopped => Status::unavailable(error.to_string()),
+        StoreError::Database(_) | StoreError::Migration(_) => {
+            warn!(cause = %error, "store error");
+            Status::unavailable(error.to_string())
         }
     }
 }
@@ -67,11 +79,40 @@ impl From<SweepError> for Status {
 pub struct CoordinatorService {
     store: Arc<dyn Store>,
     settings: SchedulerSettings,
+    leases: GroupCommit<LeaseRequest, Vec<LeasedTrial>>,
+    reports: GroupCommit<ResultReport, RecordOutcome>,
 }
 
 impl CoordinatorService {
+    /// Needs a Tokio runtime: it starts the group-commit queues for leases and reports.
     pub fn new(store: Arc<dyn Store>, settings: SchedulerSettings) -> Self {
-        Self { store, settings }
+        let lease_ms = settings.lease_ms();
+        let concurrent = store.concurrent_batches();
+        let leases = {
+            let store = store.clone();
+            GroupCommit::spawn(concurrent, move |requests: Vec<LeaseRequest>| {
+                let store = store.clone();
+                async move {
+                    let leased = store
+                        .lease_batch(&requests, lease_ms, store::now_ms())
+                        .await?;
+                    Ok(leased.into_iter().map(Ok).collect())
+                }
+            })
+        };
+        let reports = {
+            let store = store.clone();
+            GroupCommit::spawn(concurrent, move |reports: Vec<ResultReport>| {
+                let store = store.clone();
+                async move { store.record_results(&reports, store::now_ms()).await }
+            })
+        };
+        Self {
+            store,
+            settings,
+            leases,
+            reports,
+        }
     }
 }
 
@@ -216,13 +257,11 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         require_worker_id(&request.worker_id)?;
         let max_trials = request.max_trials.clamp(1, self.settings.max_lease_batch);
         let leased = self
-            .store
-            .lease_trials(
-                &request.worker_id,
+            .leases
+            .call(LeaseRequest {
+                worker_id: request.worker_id.clone(),
                 max_trials,
-                self.settings.lease_ms(),
-                store::now_ms(),
-            )
+            })
             .await?;
         for trial in &leased {
             debug!(trial_id = %trial.trial_id, worker_id = %request.worker_id, sweep = %trial.sweep, attempt = trial.attempt, "trial leased");
@@ -289,13 +328,18 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
             return Err(Status::invalid_argument("missing `result`"));
         };
         validate_result(&result)?;
+        let result_outcome = result.outcome.clone();
         let outcome = self
-            .store
-            .record_result(&request.worker_id, &lease, &result, store::now_ms())
+            .reports
+            .call(ResultReport {
+                worker_id: request.worker_id.clone(),
+                lease: lease.clone(),
+                result,
+            })
             .await?;
         match outcome {
             RecordOutcome::Recorded => {
-                info!(trial_id = %lease.trial_id, worker_id = %request.worker_id, outcome = %result.outcome, "result recorded")
+                info!(trial_id = %lease.trial_id, worker_id = %request.worker_id, outcome = %result_outcome, "result recorded")
             }
             RecordOutcome::Duplicate => {
                 info!(trial_id = %lease.trial_id, worker_id = %request.worker_id, "duplicate result ignored")

@@ -256,8 +256,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let store = store::open(&args.db)
         .await
         .with_context(|| format!("cannot open database {}", store::redact_password(&args.db)))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = crate::server::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     // Printed, not logged: scripts and tests read the bound port from this line.

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod group_commit;
 pub mod local_run;
 pub mod report;
 pub mod server;

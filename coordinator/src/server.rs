@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,6 +25,22 @@ pub const COORDINATOR_SERVICE_NAME: &str = "sweep.v1.Coordinator";
 
 /// How often expired leases are looked for, besides at every lease call.
 const RECLAIM_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Connections the kernel queues before the server accepts them: a cluster's workers tend to
+/// connect at once (a job array starting, a coordinator restarting), and a full queue drops them.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Listens on `address` with room for many workers connecting at once.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
 
 /// Who may call, and over what.
 #[derive(Debug, Clone, Default)]

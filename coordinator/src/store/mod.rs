@@ -3,6 +3,7 @@
 //! [`Store`] is the interface the scheduler, the API and the reports use; [`SqliteStore`] is the
 //! embedded implementation (one coordinator owns the file, in WAL mode).
 
+mod batch;
 mod postgres;
 mod sqlite;
 mod values;
@@ -39,6 +40,16 @@ pub enum StoreError {
     #[error("unknown trial `{0}`")]
     UnknownTrial(String),
 
+    #[error(transparent)]
+    Plan(#[from] crate::sweep::SweepError),
+
+    #[error("the coordinator is shutting down")]
+    Stopped,
+
+    /// A batch this call was part of failed as a whole; every call in it gets the cause.
+    #[error("{0}")]
+    Batch(std::sync::Arc<StoreError>),
+
     #[error(
         "unsupported database url `{0}`: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
     )]
@@ -54,6 +65,21 @@ pub struct LeasedTrial {
     pub lease_deadline_ms: i64,
     pub attempt: u32,
     pub config_json: String,
+}
+
+/// One lease call, as it waits in a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub worker_id: String,
+    pub max_trials: u32,
+}
+
+/// One result report, as it waits in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultReport {
+    pub worker_id: String,
+    pub lease: LeaseRef,
+    pub result: proto::v1::TrialResult,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -225,6 +251,15 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<RegisterOutcome, StoreError>;
 
+    /// Claims pending trials (oldest sweep first, grid order) for several lease calls at once,
+    /// each up to its `max_trials`, dealt in arrival order; expired leases are reclaimed first.
+    async fn lease_batch(
+        &self,
+        requests: &[LeaseRequest],
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Vec<LeasedTrial>>, StoreError>;
+
     /// Claims up to `max_trials` pending trials (oldest sweep first, grid order) for a worker.
     async fn lease_trials(
         &self,
@@ -232,7 +267,14 @@ pub trait Store: Send + Sync {
         max_trials: u32,
         lease_ms: i64,
         now_ms: i64,
-    ) -> Result<Vec<LeasedTrial>, StoreError>;
+    ) -> Result<Vec<LeasedTrial>, StoreError> {
+        let request = LeaseRequest {
+            worker_id: worker_id.to_string(),
+            max_trials,
+        };
+        let mut leases = self.lease_batch(&[request], lease_ms, now_ms).await?;
+        Ok(leases.pop().unwrap_or_default())
+    }
 
     /// Extends the leases the worker still holds and names those it has lost.
     async fn heartbeat(
@@ -242,6 +284,15 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<HeartbeatOutcome, StoreError>;
 
+    /// Records several results in one transaction, each exactly once: a report for a trial that
+    /// already has a result (stored, or earlier in the batch) is a duplicate, one for an unknown
+    /// trial is refused alone. The outer error is the batch failing as a whole.
+    async fn record_results(
+        &self,
+        reports: &[ResultReport],
+        now_ms: i64,
+    ) -> Result<Vec<Result<RecordOutcome, StoreError>>, StoreError>;
+
     /// Records a result exactly once; a report for a trial that already has one is a duplicate.
     async fn record_result(
         &self,
@@ -249,7 +300,22 @@ pub trait Store: Send + Sync {
         lease: &LeaseRef,
         result: &proto::v1::TrialResult,
         now_ms: i64,
-    ) -> Result<RecordOutcome, StoreError>;
+    ) -> Result<RecordOutcome, StoreError> {
+        let report = ResultReport {
+            worker_id: worker_id.to_string(),
+            lease: lease.clone(),
+            result: result.clone(),
+        };
+        let mut outcomes = self.record_results(&[report], now_ms).await?;
+        outcomes
+            .pop()
+            .unwrap_or(Err(StoreError::UnknownTrial(lease.trial_id.clone())))
+    }
+
+    /// How many batches may run against the database at once.
+    fn concurrent_batches(&self) -> usize {
+        1
+    }
 
     /// A trial that failed on a worker: back to pending, or failed once out of attempts.
     async fn record_failure(

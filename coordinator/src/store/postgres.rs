@@ -3,23 +3,21 @@
 //! wait on each other or claim the same trial, and every state change is a single conditional
 //! UPDATE, so an expired lease is reclaimed by exactly one coordinator.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::values::{
-    decode_width_summary, eigenvalues_json, finite, gap_estimate, new_lease_id, width_summaries_sql,
-};
+use super::batch;
+use super::values::{decode_width_summary, width_summaries_sql};
 use super::{
-    FailureOutcome, HeartbeatOutcome, LeaseRef, LeasedTrial, Reclaimed, RecordOutcome,
-    RegisterOutcome, Store, StoreError, SweepCounts, TrialRecord, WidthSummary,
+    FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
+    RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, SweepCounts, TrialRecord,
+    WidthSummary,
 };
 use crate::sweep::SweepPlan;
-
-/// Rows per multi-row INSERT when a sweep's trials are stored (12 bound values each).
-const TRIAL_INSERT_CHUNK: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -63,7 +61,7 @@ impl Store for PostgresStore {
         .bind(&sweep.spec_hash)
         .bind(&sweep.source_text)
         .bind(sweep.max_attempts as i32)
-        .bind(plan.trials.len() as i64)
+        .bind(plan.trial_count() as i64)
         .bind(now_ms)
         .execute(&mut *transaction)
         .await?
@@ -87,81 +85,87 @@ impl Store for PostgresStore {
             });
         }
 
-        for chunk in plan.trials.chunks(TRIAL_INSERT_CHUNK) {
-            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO trials (id, sweep, ordinal, params, width, depth, learning_rate, noise_sigma, \
-                 probe_noise_sigma, batch_size, seed, updated_at_ms) ",
-            );
-            insert.push_values(chunk, |mut row, trial| {
-                let config = &trial.config;
-                row.push_bind(&trial.id)
-                    .push_bind(&sweep.name)
-                    .push_bind(trial.ordinal as i64)
-                    .push_bind(&trial.config_json)
-                    .push_bind(config.model.width as i64)
-                    .push_bind(config.model.depth as i64)
-                    .push_bind(config.training.learning_rate)
-                    .push_bind(config.training.noise_sigma)
-                    .push_bind(config.probe.noise_sigma)
-                    .push_bind(config.training.batch_size as i64)
-                    .push_bind(config.seed as i64)
-                    .push_bind(now_ms);
+        // Expanded chunk by chunk as it is stored: a large grid never sits in memory at once.
+        for chunk in batch::trial_chunks(plan) {
+            let chunk = chunk?;
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(batch::TRIAL_COLUMNS);
+            insert.push_values(&chunk, |mut row, trial| {
+                batch::push_trial_row(&mut row, &sweep.name, trial, now_ms)
             });
-            insert.build().execute(&mut *transaction).await?;
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(RegisterOutcome {
             created: true,
-            trial_count: plan.trials.len() as u64,
+            trial_count: plan.trial_count(),
         })
     }
 
-    async fn lease_trials(
+    async fn lease_batch(
         &self,
-        worker_id: &str,
-        max_trials: u32,
+        requests: &[LeaseRequest],
         lease_ms: i64,
         now_ms: i64,
-    ) -> Result<Vec<LeasedTrial>, StoreError> {
+    ) -> Result<Vec<Vec<LeasedTrial>>, StoreError> {
         self.reclaim_expired(now_ms).await?;
-        let lease_id = new_lease_id();
         let deadline = now_ms + lease_ms;
-        let rows = sqlx::query(
-            "WITH claimed AS (
-                 SELECT id FROM trials WHERE state = 'pending'
-                 ORDER BY seq LIMIT $5
-                 FOR UPDATE SKIP LOCKED
-             )
-             UPDATE trials t
-             SET state = 'leased', attempts = t.attempts + 1, lease_id = $1, worker_id = $2,
-                 lease_deadline_ms = $3, updated_at_ms = $4
-             FROM claimed WHERE t.id = claimed.id
-             RETURNING t.id, t.sweep, t.attempts, t.params, t.seq",
+        let mut transaction = self.pool.begin().await?;
+        // The row locks hold until commit; other coordinators skip these rows meanwhile.
+        let pending: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM trials WHERE state = 'pending' ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
-        .bind(&lease_id)
-        .bind(worker_id)
+        .bind(batch::wanted(requests))
+        .fetch_all(&mut *transaction)
+        .await?;
+        let assignments = batch::assign(pending, requests);
+        let column = |field: fn(&batch::Assignment) -> &str| -> Vec<&str> {
+            assignments.iter().map(field).collect()
+        };
+        let rows = sqlx::query(
+            "UPDATE trials t
+             SET state = 'leased', attempts = t.attempts + 1, lease_id = claim.lease_id,
+                 worker_id = claim.worker_id, lease_deadline_ms = $4, updated_at_ms = $5
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) AS claim(trial_id, lease_id, worker_id)
+             WHERE t.id = claim.trial_id
+             RETURNING t.id, t.sweep, t.attempts, t.params, t.seq, t.lease_id",
+        )
+        .bind(column(|assignment| &assignment.trial_id))
+        .bind(column(|assignment| &assignment.lease_id))
+        .bind(column(|assignment| &assignment.worker_id))
         .bind(deadline)
         .bind(now_ms)
-        .bind(max_trials as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
         .await?;
+        transaction.commit().await?;
 
-        let mut leased = Vec::with_capacity(rows.len());
+        let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            leased.push((
-                row.try_get::<i64, _>("seq")?,
-                LeasedTrial {
+            claimed.push(batch::ClaimedRow {
+                order: row.try_get("seq")?,
+                trial: LeasedTrial {
                     trial_id: row.try_get("id")?,
                     sweep: row.try_get("sweep")?,
-                    lease_id: lease_id.clone(),
+                    lease_id: row.try_get("lease_id")?,
                     lease_deadline_ms: deadline,
                     attempt: row.try_get::<i32, _>("attempts")? as u32,
                     config_json: row.try_get("params")?,
                 },
-            ));
+            });
         }
-        leased.sort_by_key(|(seq, _)| *seq);
-        Ok(leased.into_iter().map(|(_, trial)| trial).collect())
+        Ok(batch::leases_per_request(
+            claimed,
+            &assignments,
+            requests.len(),
+        ))
+    }
+
+    fn concurrent_batches(&self) -> usize {
+        // Leave connections of the pool for heartbeats, status and reports.
+        4
     }
 
     async fn heartbeat(
@@ -198,131 +202,117 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
-    async fn record_result(
+    async fn record_results(
         &self,
-        worker_id: &str,
-        lease: &LeaseRef,
-        result: &proto::v1::TrialResult,
+        reports: &[ResultReport],
         now_ms: i64,
-    ) -> Result<RecordOutcome, StoreError> {
+    ) -> Result<Vec<Result<RecordOutcome, StoreError>>, StoreError> {
+        let trial_ids: Vec<&str> = reports
+            .iter()
+            .map(|report| report.lease.trial_id.as_str())
+            .collect();
         let mut transaction = self.pool.begin().await?;
-        let sweep: Option<String> = sqlx::query_scalar("SELECT sweep FROM trials WHERE id = $1")
-            .bind(&lease.trial_id)
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let Some(sweep) = sweep else {
-            return Err(StoreError::UnknownTrial(lease.trial_id.clone()));
-        };
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, sweep FROM trials WHERE id = ANY($1)")
+                .bind(&trial_ids)
+                .fetch_all(&mut *transaction)
+                .await?;
+        let triage = batch::triage(reports, rows.into_iter().collect());
 
-        let train_size = result.train_size;
-        // The primary key makes this exactly once, also between coordinators racing on one trial.
-        let inserted = sqlx::query(
-            "INSERT INTO results (trial_id, worker_id, outcome, diverged_phase, train_loss, test_loss,
-                 train_error, test_error, loss_gap, error_gap, steps, reached_target, parameter_count,
-                 train_size, margin_gamma, mean_input_norm_squared, vc_capacity, spectral_capacity,
-                 vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, max_distance,
-                 final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms,
-                 hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin,
-                 hessian_top_eigenvalues)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                     $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
-             ON CONFLICT (trial_id) DO NOTHING",
-        )
-        .bind(&lease.trial_id)
-        .bind(worker_id)
-        .bind(&result.outcome)
-        .bind((!result.diverged_phase.is_empty()).then_some(&result.diverged_phase))
-        .bind(finite(result.train_loss))
-        .bind(finite(result.test_loss))
-        .bind(finite(result.train_error))
-        .bind(finite(result.test_error))
-        .bind(finite(result.test_loss - result.train_loss))
-        .bind(finite(result.test_error - result.train_error))
-        .bind(result.steps as i64)
-        .bind(result.reached_target)
-        .bind(result.parameter_count as i64)
-        .bind(train_size as i64)
-        .bind(finite(result.margin_gamma))
-        .bind(finite(result.mean_input_norm_squared))
-        .bind(finite(result.vc_capacity))
-        .bind(finite(result.spectral_capacity))
-        .bind(gap_estimate(result.vc_capacity, train_size))
-        .bind(gap_estimate(result.spectral_capacity, train_size))
-        .bind(finite(result.minimum_norm))
-        .bind(finite(result.stay_fraction))
-        .bind(finite(result.max_distance))
-        .bind(finite(result.final_distance))
-        .bind(result.train_seconds)
-        .bind(result.probe_seconds)
-        .bind(result.measure_seconds)
-        .bind(now_ms)
-        .bind(result.hessian_top_eigenvalues.first().copied().and_then(finite))
-        .bind(finite(result.hessian_lambda_min))
-        .bind(finite(result.hessian_trace))
-        .bind(finite(result.stability_margin))
-        .bind(eigenvalues_json(&result.hessian_top_eigenvalues))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-
-        if inserted == 0 {
-            sqlx::query(
-                "UPDATE sweeps SET duplicate_reports = duplicate_reports + 1 WHERE name = $1",
-            )
-            .bind(&sweep)
-            .execute(&mut *transaction)
-            .await?;
-            transaction.commit().await?;
-            return Ok(RecordOutcome::Duplicate);
-        }
-
-        if !result.layers.is_empty() {
-            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, spectral_norm, frobenius_norm, \
-                 distance_from_init_spectral, distance_from_init_frobenius, distance_from_init_two_one) ",
-            );
-            insert.push_values(&result.layers, |mut row, layer| {
-                row.push_bind(&lease.trial_id)
-                    .push_bind(layer.layer as i32)
-                    .push_bind(layer.fan_in as i64)
-                    .push_bind(layer.fan_out as i64)
-                    .push_bind(finite(layer.spectral_norm))
-                    .push_bind(finite(layer.frobenius_norm))
-                    .push_bind(finite(layer.distance_from_init_spectral))
-                    .push_bind(finite(layer.distance_from_init_frobenius))
-                    .push_bind(finite(layer.distance_from_init_two_one));
+        // The primary key makes each result exactly once, also between coordinators racing on one
+        // trial; RETURNING names those stored now.
+        let mut inserted = HashSet::new();
+        for chunk in triage.candidates.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(batch::RESULT_COLUMNS);
+            insert.push_values(chunk, |mut row, report| {
+                batch::push_result_row(&mut row, report, now_ms)
             });
-            insert.build().execute(&mut *transaction).await?;
+            insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
+            let stored: Vec<String> = insert
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *transaction)
+                .await?;
+            inserted.extend(stored);
         }
-        if !result.radii.is_empty() {
-            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO probe_radii (trial_id, radius_index, radius, stay_probability, mean_exit_step, occupancy) ",
-            );
-            insert.push_values(
-                result.radii.iter().enumerate(),
-                |mut row, (index, radius)| {
-                    row.push_bind(&lease.trial_id)
-                        .push_bind(index as i32)
-                        .push_bind(radius.radius)
-                        .push_bind(finite(radius.stay_probability))
-                        .push_bind(finite(radius.mean_exit_step))
-                        .push_bind(finite(radius.occupancy));
-                },
-            );
-            insert.build().execute(&mut *transaction).await?;
+        let recorded: Vec<&ResultReport> = triage
+            .candidates
+            .iter()
+            .copied()
+            .filter(|report| inserted.contains(&report.lease.trial_id))
+            .collect();
+
+        let layers: Vec<(&str, &proto::v1::LayerMeasurement)> = recorded
+            .iter()
+            .flat_map(|report| {
+                report
+                    .result
+                    .layers
+                    .iter()
+                    .map(|layer| (report.lease.trial_id.as_str(), layer))
+            })
+            .collect();
+        for chunk in layers.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(batch::LAYER_COLUMNS);
+            insert.push_values(chunk, |mut row, (trial_id, layer)| {
+                batch::push_layer_row(&mut row, trial_id, layer)
+            });
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
         }
+        let radii: Vec<(&str, usize, &proto::v1::RadiusMeasurement)> = recorded
+            .iter()
+            .flat_map(|report| {
+                report
+                    .result
+                    .radii
+                    .iter()
+                    .enumerate()
+                    .map(|(index, radius)| (report.lease.trial_id.as_str(), index, radius))
+            })
+            .collect();
+        for chunk in radii.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(batch::RADIUS_COLUMNS);
+            insert.push_values(chunk, |mut row, (trial_id, index, radius)| {
+                batch::push_radius_row(&mut row, trial_id, *index, radius)
+            });
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        // A late report from an expired lease still completes the trial: no result existed yet.
+        let recorded_ids: Vec<&str> = recorded
+            .iter()
+            .map(|report| report.lease.trial_id.as_str())
+            .collect();
         sqlx::query(
-            "UPDATE trials SET state = 'done', lease_id = NULL, lease_deadline_ms = NULL, last_error = NULL,
-                 worker_id = $1, updated_at_ms = $2
-             WHERE id = $3",
+            "UPDATE trials t SET state = 'done', lease_id = NULL, lease_deadline_ms = NULL,
+                 last_error = NULL, updated_at_ms = $1, worker_id = r.worker_id
+             FROM results r
+             WHERE r.trial_id = t.id AND t.id = ANY($2)",
         )
-        .bind(worker_id)
         .bind(now_ms)
-        .bind(&lease.trial_id)
+        .bind(&recorded_ids)
         .execute(&mut *transaction)
         .await?;
+
+        let (outcomes, duplicates) = triage.finish(reports, &inserted);
+        for (sweep, count) in duplicates {
+            sqlx::query(
+                "UPDATE sweeps SET duplicate_reports = duplicate_reports + $1 WHERE name = $2",
+            )
+            .bind(count)
+            .bind(sweep)
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
-        Ok(RecordOutcome::Recorded)
+        Ok(outcomes)
     }
 
     async fn record_failure(

@@ -2,6 +2,7 @@
 //! `status --db` can read while it writes); all writes go through one connection, so each
 //! statement and transaction sees a consistent database without lock upgrades.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,18 +12,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::values::{
-    decode_width_summary, eigenvalues_json, finite, gap_estimate, new_lease_id, width_summaries_sql,
-};
+use super::batch;
+use super::values::{decode_width_summary, width_summaries_sql};
 use super::{
-    FailureOutcome, HeartbeatOutcome, LeaseRef, LeasedTrial, Reclaimed, RecordOutcome,
-    RegisterOutcome, Store, StoreError, SweepCounts, TrialRecord, WidthSummary,
+    FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
+    RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, SweepCounts, TrialRecord,
+    WidthSummary,
 };
 use crate::sweep::SweepPlan;
-
-/// Rows per multi-row INSERT when a sweep's trials are stored (11 bound values each, well under
-/// SQLite's limit on bound parameters).
-const TRIAL_INSERT_CHUNK: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -37,7 +34,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Pages of the trials and results tables stay in memory rather than being read back
+            // from the file through a system call for every lease and report (negative: KiB).
+            .pragma("cache_size", "-32768");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -87,82 +87,92 @@ impl Store for SqliteStore {
         .bind(&sweep.spec_hash)
         .bind(&sweep.source_text)
         .bind(sweep.max_attempts as i64)
-        .bind(plan.trials.len() as i64)
+        .bind(plan.trial_count() as i64)
         .bind(now_ms)
         .execute(&mut *transaction)
         .await?;
 
-        for chunk in plan.trials.chunks(TRIAL_INSERT_CHUNK) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO trials (id, sweep, ordinal, params, width, depth, learning_rate, noise_sigma, \
-                 probe_noise_sigma, batch_size, seed, updated_at_ms) ",
-            );
-            insert.push_values(chunk, |mut row, trial| {
-                let config = &trial.config;
-                row.push_bind(&trial.id)
-                    .push_bind(&sweep.name)
-                    .push_bind(trial.ordinal as i64)
-                    .push_bind(&trial.config_json)
-                    .push_bind(config.model.width as i64)
-                    .push_bind(config.model.depth as i64)
-                    .push_bind(config.training.learning_rate)
-                    .push_bind(config.training.noise_sigma)
-                    .push_bind(config.probe.noise_sigma)
-                    .push_bind(config.training.batch_size as i64)
-                    .push_bind(config.seed as i64)
-                    .push_bind(now_ms);
+        // Expanded chunk by chunk as it is stored: a large grid never sits in memory at once.
+        for chunk in batch::trial_chunks(plan) {
+            let chunk = chunk?;
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::TRIAL_COLUMNS);
+            insert.push_values(&chunk, |mut row, trial| {
+                batch::push_trial_row(&mut row, &sweep.name, trial, now_ms)
             });
-            insert.build().execute(&mut *transaction).await?;
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(RegisterOutcome {
             created: true,
-            trial_count: plan.trials.len() as u64,
+            trial_count: plan.trial_count(),
         })
     }
 
-    async fn lease_trials(
+    async fn lease_batch(
         &self,
-        worker_id: &str,
-        max_trials: u32,
+        requests: &[LeaseRequest],
         lease_ms: i64,
         now_ms: i64,
-    ) -> Result<Vec<LeasedTrial>, StoreError> {
+    ) -> Result<Vec<Vec<LeasedTrial>>, StoreError> {
         self.reclaim_expired(now_ms).await?;
-        let lease_id = new_lease_id();
         let deadline = now_ms + lease_ms;
-        let rows = sqlx::query(
-            "UPDATE trials
-             SET state = 'leased', attempts = attempts + 1, lease_id = ?1, worker_id = ?2,
-                 lease_deadline_ms = ?3, updated_at_ms = ?4
-             WHERE id IN (SELECT id FROM trials WHERE state = 'pending' ORDER BY rowid LIMIT ?5)
-             RETURNING id, sweep, attempts, params, ordinal",
+        // One connection serves every write, so choosing and claiming in one transaction is atomic.
+        let mut transaction = self.pool.begin().await?;
+        let pending: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM trials WHERE state = 'pending' ORDER BY rowid LIMIT ?",
         )
-        .bind(&lease_id)
-        .bind(worker_id)
-        .bind(deadline)
-        .bind(now_ms)
-        .bind(max_trials as i64)
-        .fetch_all(&self.pool)
+        .bind(batch::wanted(requests))
+        .fetch_all(&mut *transaction)
         .await?;
-
-        let mut leased = Vec::with_capacity(rows.len());
-        for row in rows {
-            leased.push((
-                row.try_get::<i64, _>("ordinal")?,
-                LeasedTrial {
-                    trial_id: row.try_get("id")?,
-                    sweep: row.try_get("sweep")?,
-                    lease_id: lease_id.clone(),
-                    lease_deadline_ms: deadline,
-                    attempt: row.try_get::<i64, _>("attempts")? as u32,
-                    config_json: row.try_get("params")?,
-                },
-            ));
+        let assignments = batch::assign(pending, requests);
+        let mut claimed = Vec::with_capacity(assignments.len());
+        for chunk in assignments.chunks(batch::ROWS_PER_INSERT) {
+            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE trials SET state = 'leased', attempts = trials.attempts + 1, \
+                 lease_id = claim.column2, worker_id = claim.column3, lease_deadline_ms = ",
+            );
+            update.push_bind(deadline);
+            update.push(", updated_at_ms = ");
+            update.push_bind(now_ms);
+            update.push(" FROM (");
+            update.push_values(chunk, |mut row, assignment| {
+                row.push_bind(&assignment.trial_id)
+                    .push_bind(&assignment.lease_id)
+                    .push_bind(&assignment.worker_id);
+            });
+            update.push(
+                ") AS claim WHERE trials.id = claim.column1 \
+                 RETURNING id, sweep, attempts, params, ordinal, lease_id",
+            );
+            for row in update
+                .build()
+                .persistent(false)
+                .fetch_all(&mut *transaction)
+                .await?
+            {
+                claimed.push(batch::ClaimedRow {
+                    order: row.try_get("ordinal")?,
+                    trial: LeasedTrial {
+                        trial_id: row.try_get("id")?,
+                        sweep: row.try_get("sweep")?,
+                        lease_id: row.try_get("lease_id")?,
+                        lease_deadline_ms: deadline,
+                        attempt: row.try_get::<i64, _>("attempts")? as u32,
+                        config_json: row.try_get("params")?,
+                    },
+                });
+            }
         }
-        // RETURNING gives rows in no promised order; hand them out in grid order.
-        leased.sort_by(|a, b| (&a.1.sweep, a.0).cmp(&(&b.1.sweep, b.0)));
-        Ok(leased.into_iter().map(|(_, trial)| trial).collect())
+        transaction.commit().await?;
+        Ok(batch::leases_per_request(
+            claimed,
+            &assignments,
+            requests.len(),
+        ))
     }
 
     async fn heartbeat(
@@ -195,128 +205,130 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn record_result(
+    async fn record_results(
         &self,
-        worker_id: &str,
-        lease: &LeaseRef,
-        result: &proto::v1::TrialResult,
+        reports: &[ResultReport],
         now_ms: i64,
-    ) -> Result<RecordOutcome, StoreError> {
+    ) -> Result<Vec<Result<RecordOutcome, StoreError>>, StoreError> {
         let mut transaction = self.pool.begin().await?;
-        let sweep: Option<String> = sqlx::query_scalar("SELECT sweep FROM trials WHERE id = ?")
-            .bind(&lease.trial_id)
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let Some(sweep) = sweep else {
-            return Err(StoreError::UnknownTrial(lease.trial_id.clone()));
-        };
-
-        let train_size = result.train_size;
-        let inserted = sqlx::query(
-            "INSERT INTO results (trial_id, worker_id, outcome, diverged_phase, train_loss, test_loss,
-                 train_error, test_error, loss_gap, error_gap, steps, reached_target, parameter_count,
-                 train_size, margin_gamma, mean_input_norm_squared, vc_capacity, spectral_capacity,
-                 vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, max_distance,
-                 final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms,
-                 hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin,
-                 hessian_top_eigenvalues)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                     ?, ?, ?, ?, ?)
-             ON CONFLICT (trial_id) DO NOTHING",
-        )
-        .bind(&lease.trial_id)
-        .bind(worker_id)
-        .bind(&result.outcome)
-        .bind((!result.diverged_phase.is_empty()).then_some(&result.diverged_phase))
-        .bind(finite(result.train_loss))
-        .bind(finite(result.test_loss))
-        .bind(finite(result.train_error))
-        .bind(finite(result.test_error))
-        .bind(finite(result.test_loss - result.train_loss))
-        .bind(finite(result.test_error - result.train_error))
-        .bind(result.steps as i64)
-        .bind(result.reached_target)
-        .bind(result.parameter_count as i64)
-        .bind(train_size as i64)
-        .bind(finite(result.margin_gamma))
-        .bind(finite(result.mean_input_norm_squared))
-        .bind(finite(result.vc_capacity))
-        .bind(finite(result.spectral_capacity))
-        .bind(gap_estimate(result.vc_capacity, train_size))
-        .bind(gap_estimate(result.spectral_capacity, train_size))
-        .bind(finite(result.minimum_norm))
-        .bind(finite(result.stay_fraction))
-        .bind(finite(result.max_distance))
-        .bind(finite(result.final_distance))
-        .bind(result.train_seconds)
-        .bind(result.probe_seconds)
-        .bind(result.measure_seconds)
-        .bind(now_ms)
-        .bind(result.hessian_top_eigenvalues.first().copied().and_then(finite))
-        .bind(finite(result.hessian_lambda_min))
-        .bind(finite(result.hessian_trace))
-        .bind(finite(result.stability_margin))
-        .bind(eigenvalues_json(&result.hessian_top_eigenvalues))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-
-        if inserted == 0 {
-            sqlx::query(
-                "UPDATE sweeps SET duplicate_reports = duplicate_reports + 1 WHERE name = ?",
-            )
-            .bind(&sweep)
-            .execute(&mut *transaction)
-            .await?;
-            transaction.commit().await?;
-            return Ok(RecordOutcome::Duplicate);
+        let mut sweep_of = HashMap::new();
+        for chunk in reports.chunks(batch::ROWS_PER_INSERT) {
+            let mut select: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT id, sweep FROM trials WHERE id IN (");
+            let mut ids = select.separated(", ");
+            for report in chunk {
+                ids.push_bind(&report.lease.trial_id);
+            }
+            select.push(")");
+            let rows: Vec<(String, String)> = select
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *transaction)
+                .await?;
+            sweep_of.extend(rows);
         }
+        let triage = batch::triage(reports, sweep_of);
 
-        for layer in &result.layers {
-            sqlx::query(
-                "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, spectral_norm, frobenius_norm,
-                     distance_from_init_spectral, distance_from_init_frobenius, distance_from_init_two_one)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&lease.trial_id)
-            .bind(layer.layer as i64)
-            .bind(layer.fan_in as i64)
-            .bind(layer.fan_out as i64)
-            .bind(finite(layer.spectral_norm))
-            .bind(finite(layer.frobenius_norm))
-            .bind(finite(layer.distance_from_init_spectral))
-            .bind(finite(layer.distance_from_init_frobenius))
-            .bind(finite(layer.distance_from_init_two_one))
-            .execute(&mut *transaction)
-            .await?;
+        // The primary key makes each result exactly once; RETURNING names those stored now.
+        let mut inserted = HashSet::new();
+        for chunk in triage.candidates.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::RESULT_COLUMNS);
+            insert.push_values(chunk, |mut row, report| {
+                batch::push_result_row(&mut row, report, now_ms)
+            });
+            insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
+            let stored: Vec<String> = insert
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *transaction)
+                .await?;
+            inserted.extend(stored);
         }
-        for (index, radius) in result.radii.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO probe_radii (trial_id, radius_index, radius, stay_probability, mean_exit_step, occupancy)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&lease.trial_id)
-            .bind(index as i64)
-            .bind(radius.radius)
-            .bind(finite(radius.stay_probability))
-            .bind(finite(radius.mean_exit_step))
-            .bind(finite(radius.occupancy))
-            .execute(&mut *transaction)
-            .await?;
+        let recorded: Vec<&ResultReport> = triage
+            .candidates
+            .iter()
+            .copied()
+            .filter(|report| inserted.contains(&report.lease.trial_id))
+            .collect();
+
+        let layers: Vec<(&str, &proto::v1::LayerMeasurement)> = recorded
+            .iter()
+            .flat_map(|report| {
+                report
+                    .result
+                    .layers
+                    .iter()
+                    .map(|layer| (report.lease.trial_id.as_str(), layer))
+            })
+            .collect();
+        for chunk in layers.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::LAYER_COLUMNS);
+            insert.push_values(chunk, |mut row, (trial_id, layer)| {
+                batch::push_layer_row(&mut row, trial_id, layer)
+            });
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let radii: Vec<(&str, usize, &proto::v1::RadiusMeasurement)> = recorded
+            .iter()
+            .flat_map(|report| {
+                report
+                    .result
+                    .radii
+                    .iter()
+                    .enumerate()
+                    .map(|(index, radius)| (report.lease.trial_id.as_str(), index, radius))
+            })
+            .collect();
+        for chunk in radii.chunks(batch::ROWS_PER_INSERT) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::RADIUS_COLUMNS);
+            insert.push_values(chunk, |mut row, (trial_id, index, radius)| {
+                batch::push_radius_row(&mut row, trial_id, *index, radius)
+            });
+            insert
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
         }
         // A late report from an expired lease still completes the trial: no result existed yet.
-        sqlx::query(
-            "UPDATE trials SET state = 'done', lease_id = NULL, lease_deadline_ms = NULL, last_error = NULL,
-                 worker_id = ?, updated_at_ms = ?
-             WHERE id = ?",
-        )
-        .bind(worker_id)
-        .bind(now_ms)
-        .bind(&lease.trial_id)
-        .execute(&mut *transaction)
-        .await?;
+        for chunk in recorded.chunks(batch::ROWS_PER_INSERT) {
+            let mut update: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE trials SET state = 'done', lease_id = NULL, lease_deadline_ms = NULL, \
+                 last_error = NULL, updated_at_ms = ",
+            );
+            update.push_bind(now_ms);
+            update.push(
+                ", worker_id = (SELECT r.worker_id FROM results r WHERE r.trial_id = trials.id) \
+                 WHERE id IN (",
+            );
+            let mut ids = update.separated(", ");
+            for report in chunk {
+                ids.push_bind(&report.lease.trial_id);
+            }
+            update.push(")");
+            update
+                .build()
+                .persistent(false)
+                .execute(&mut *transaction)
+                .await?;
+        }
+
+        let (outcomes, duplicates) = triage.finish(reports, &inserted);
+        for (sweep, count) in duplicates {
+            sqlx::query(
+                "UPDATE sweeps SET duplicate_reports = duplicate_reports + ? WHERE name = ?",
+            )
+            .bind(count)
+            .bind(sweep)
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
-        Ok(RecordOutcome::Recorded)
+        Ok(outcomes)
     }
 
     async fn record_failure(

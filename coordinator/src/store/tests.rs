@@ -229,11 +229,10 @@ async fn leases_hand_out_each_pending_trial_once_in_grid_order(fixture: Fixture)
         .chain(&second)
         .map(|trial| trial.trial_id.as_str())
         .collect();
-    let planned: Vec<&str> = fixture
+    let planned: Vec<String> = fixture
         .plan
-        .trials
-        .iter()
-        .map(|trial| trial.id.as_str())
+        .trials()
+        .map(|trial| trial.expect("trial").id)
         .collect();
     assert_eq!(order, planned);
     assert!(
@@ -243,7 +242,7 @@ async fn leases_hand_out_each_pending_trial_once_in_grid_order(fixture: Fixture)
     );
     let config: proto::TrialConfig =
         serde_json::from_str(&first[0].config_json).expect("config travels as JSON");
-    assert_eq!(config, fixture.plan.trials[0].config);
+    assert_eq!(config, fixture.plan.all_trials().expect("trials")[0].config);
     assert!(
         fixture
             .store
@@ -532,6 +531,140 @@ async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
     assert!(matches!(unknown, StoreError::UnknownSweep(_)));
 }
 
+async fn a_lease_batch_deals_disjoint_trials_in_arrival_order_each_call_its_own_lease(
+    fixture: Fixture,
+) {
+    let request = |worker: &str, max_trials| LeaseRequest {
+        worker_id: worker.to_string(),
+        max_trials,
+    };
+    let leased = fixture
+        .store
+        .lease_batch(
+            &[request("a", 1), request("b", 2), request("c", 5)],
+            10_000,
+            5_000,
+        )
+        .await
+        .expect("lease batch");
+    let sizes: Vec<usize> = leased.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 2, 1], "4 trials dealt in arrival order");
+    let order: Vec<&str> = leased
+        .iter()
+        .flatten()
+        .map(|trial| trial.trial_id.as_str())
+        .collect();
+    let planned: Vec<String> = fixture
+        .plan
+        .trials()
+        .map(|trial| trial.expect("trial").id)
+        .collect();
+    assert_eq!(order, planned);
+    assert_eq!(leased[1][0].lease_id, leased[1][1].lease_id);
+    assert_ne!(leased[0][0].lease_id, leased[1][0].lease_id);
+    assert_ne!(leased[1][0].lease_id, leased[2][0].lease_id);
+    let holder = fixture
+        .store
+        .trial(&leased[2][0].trial_id)
+        .await
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!(
+        (holder.state.as_str(), holder.worker_id.as_deref()),
+        ("leased", Some("c"))
+    );
+    // Each call's lease is its own: a heartbeat with another call's lease id is refused.
+    let crossed = LeaseRef {
+        trial_id: leased[2][0].trial_id.clone(),
+        lease_id: leased[0][0].lease_id.clone(),
+    };
+    let outcome = fixture
+        .store
+        .heartbeat(std::slice::from_ref(&crossed), 10_000, 6_000)
+        .await
+        .expect("heartbeat");
+    assert_eq!(outcome.lost, [crossed]);
+}
+
+async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
+    let leased = fixture
+        .store
+        .lease_trials("a", 3, 10_000, 0)
+        .await
+        .expect("lease");
+    let report = |worker: &str, trial: &LeasedTrial, test_error| ResultReport {
+        worker_id: worker.to_string(),
+        lease: lease_of(trial),
+        result: result_with(test_error, 0.0, 400.0),
+    };
+    let unknown = ResultReport {
+        lease: LeaseRef {
+            trial_id: "no-such-trial".to_string(),
+            lease_id: "x".to_string(),
+        },
+        ..report("a", &leased[0], 0.1)
+    };
+    fixture
+        .store
+        .record_result("a", &lease_of(&leased[2]), &result_with(0.3, 0.0, 400.0), 5)
+        .await
+        .expect("record before the batch");
+    let outcomes = fixture
+        .store
+        .record_results(
+            &[
+                report("a", &leased[0], 0.1),
+                unknown,
+                report("b", &leased[0], 0.9),
+                report("a", &leased[1], 0.2),
+                report("a", &leased[2], 0.3),
+            ],
+            10,
+        )
+        .await
+        .expect("batch");
+    assert_eq!(outcomes.len(), 5);
+    assert!(matches!(outcomes[0], Ok(RecordOutcome::Recorded)));
+    assert!(matches!(outcomes[1], Err(StoreError::UnknownTrial(_))));
+    assert!(
+        matches!(outcomes[2], Ok(RecordOutcome::Duplicate)),
+        "the second report of a trial in one batch is a duplicate"
+    );
+    assert!(matches!(outcomes[3], Ok(RecordOutcome::Recorded)));
+    assert!(matches!(outcomes[4], Ok(RecordOutcome::Duplicate)));
+
+    let counts = counts(fixture.store.as_ref()).await;
+    assert_eq!((counts.done, counts.duplicate_reports), (3, 2));
+    let first = fixture
+        .store
+        .trial(&leased[0].trial_id)
+        .await
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!(
+        (first.state.as_str(), first.recorded_by.as_deref()),
+        ("done", Some("a"))
+    );
+    let summaries = fixture
+        .store
+        .width_summaries("store-test")
+        .await
+        .expect("summaries");
+    let test_error: Vec<(u64, Option<f64>)> = summaries
+        .iter()
+        .map(|summary| {
+            let error = summary.measurement("test_error");
+            (error.count, error.mean)
+        })
+        .collect();
+    // Width 8 holds trials 0 and 1 (0.1, 0.2); width 16 holds trial 2 (0.3, stored first).
+    assert_eq!(test_error.len(), 2);
+    assert_eq!(test_error[0].0, 2);
+    assert!((test_error[0].1.expect("mean") - 0.15).abs() < 1e-12);
+    assert_eq!(test_error[1].0, 1);
+    assert!((test_error[1].1.expect("mean") - 0.3).abs() < 1e-12);
+}
+
 /// The same suite on both backends: SQLite always, PostgreSQL on the local server.
 macro_rules! store_conformance_suite {
     ([$($backend:ident => $open:ident),*], $tests:tt) => {
@@ -560,5 +693,7 @@ store_conformance_suite!(
         a_late_report_from_an_expired_lease_counts_if_no_result_exists,
         failures_retry_until_max_attempts_and_releases_cost_no_attempt,
         width_summaries_aggregate_finished_trials_per_width,
+        a_lease_batch_deals_disjoint_trials_in_arrival_order_each_call_its_own_lease,
+        a_report_batch_answers_each_report_alone,
     ]
 );

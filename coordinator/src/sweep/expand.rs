@@ -17,19 +17,92 @@ pub struct PlannedTrial {
     pub config_json: String,
 }
 
-/// A sweep file and the trials of its grid.
+/// A sweep file whose grid has been checked point by point. Trials are expanded on demand, in
+/// grid order, so a grid of 10^5 points never has to sit in memory at once.
 #[derive(Debug, Clone)]
 pub struct SweepPlan {
     pub sweep: SweepFile,
-    pub trials: Vec<PlannedTrial>,
+    source_name: String,
+    trial_count: u64,
 }
 
 impl SweepPlan {
-    /// Parses a sweep file and expands its grid; refuses grids larger than `max_trials`.
+    /// Parses a sweep file and checks every point of its grid; refuses grids larger than
+    /// `max_trials` before expanding anything.
     pub fn from_toml(source_name: &str, text: &str, max_trials: u64) -> Result<Self, SweepError> {
         let sweep = SweepFile::parse(source_name, text)?;
-        let trials = expand(&sweep, source_name, max_trials)?;
-        Ok(Self { sweep, trials })
+        if sweep.axes.is_empty() {
+            return Err(SweepError::invalid(
+                source_name,
+                "grid",
+                "{}",
+                "the grid has no axes; give at least one, for example `seed = [0, 1, 2]`",
+            ));
+        }
+        let trial_count = sweep.trial_count();
+        if trial_count > max_trials {
+            return Err(SweepError::TooManyTrials {
+                source_name: source_name.to_string(),
+                count: trial_count,
+                limit: max_trials,
+            });
+        }
+        let plan = Self {
+            sweep,
+            source_name: source_name.to_string(),
+            trial_count,
+        };
+        for trial in plan.trials() {
+            trial?;
+        }
+        Ok(plan)
+    }
+
+    pub fn trial_count(&self) -> u64 {
+        self.trial_count
+    }
+
+    /// The trials in grid order (the last axis varies fastest).
+    pub fn trials(&self) -> impl Iterator<Item = Result<PlannedTrial, SweepError>> + '_ {
+        (0..self.trial_count).map(|ordinal| self.trial_at(ordinal))
+    }
+
+    /// Every trial at once, for small grids and tests.
+    pub fn all_trials(&self) -> Result<Vec<PlannedTrial>, SweepError> {
+        self.trials().collect()
+    }
+
+    /// The trial at one position of the grid order.
+    pub fn trial_at(&self, ordinal: u64) -> Result<PlannedTrial, SweepError> {
+        let sweep = &self.sweep;
+        // Mixed-radix decoding of the ordinal, last axis fastest.
+        let mut remainder = ordinal;
+        let mut point = Vec::with_capacity(sweep.axes.len());
+        for (path, axis) in sweep.axes.iter().rev() {
+            let length = axis.values.len() as u64;
+            point.push((path.as_str(), &axis.values[(remainder % length) as usize]));
+            remainder /= length;
+        }
+        point.reverse();
+
+        let config =
+            resolve_point(&sweep.base, &point).map_err(|message| SweepError::AtGridPoint {
+                source_name: self.source_name.clone(),
+                point: ordinal,
+                assignment: point
+                    .iter()
+                    .map(|(path, value)| format!("{path} = {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message,
+            })?;
+        let config_json = config.to_canonical_json();
+        Ok(PlannedTrial {
+            id: trial_id(&sweep.name, &config_json),
+            ordinal,
+            config,
+            config_json,
+        })
     }
 }
 
@@ -40,63 +113,6 @@ pub fn trial_id(sweep_name: &str, config_json: &str) -> String {
     hasher.update([0u8]);
     hasher.update(config_json.as_bytes());
     hex::encode(&hasher.finalize()[..16])
-}
-
-fn expand(
-    sweep: &SweepFile,
-    source_name: &str,
-    max_trials: u64,
-) -> Result<Vec<PlannedTrial>, SweepError> {
-    if sweep.axes.is_empty() {
-        return Err(SweepError::invalid(
-            source_name,
-            "grid",
-            "{}",
-            "the grid has no axes; give at least one, for example `seed = [0, 1, 2]`",
-        ));
-    }
-    let count = sweep.trial_count();
-    if count > max_trials {
-        return Err(SweepError::TooManyTrials {
-            source_name: source_name.to_string(),
-            count,
-            limit: max_trials,
-        });
-    }
-
-    let axes: Vec<(&String, &super::Axis)> = sweep.axes.iter().collect();
-    let mut trials = Vec::with_capacity(count as usize);
-    for ordinal in 0..count {
-        // Mixed-radix decoding of the ordinal, last axis fastest.
-        let mut remainder = ordinal;
-        let mut point = Vec::with_capacity(axes.len());
-        for (path, axis) in axes.iter().rev() {
-            let length = axis.values.len() as u64;
-            point.push((path.as_str(), &axis.values[(remainder % length) as usize]));
-            remainder /= length;
-        }
-        point.reverse();
-
-        let config =
-            resolve_point(&sweep.base, &point).map_err(|message| SweepError::AtGridPoint {
-                source_name: source_name.to_string(),
-                point: ordinal,
-                assignment: point
-                    .iter()
-                    .map(|(path, value)| format!("{path} = {value}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                message,
-            })?;
-        let config_json = config.to_canonical_json();
-        trials.push(PlannedTrial {
-            id: trial_id(&sweep.name, &config_json),
-            ordinal,
-            config,
-            config_json,
-        });
-    }
-    Ok(trials)
 }
 
 /// Applies one grid point to the base configuration and checks the result. Errors are messages

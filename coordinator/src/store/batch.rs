@@ -1,0 +1,314 @@
+//! Batched leases and results, shared by both stores: the Rust side of claiming trials for many
+//! lease calls at once and of recording many results in one transaction, and the rows of the
+//! multi-row INSERTs (one builder for both backends, so the column lists cannot drift apart).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::query_builder::Separated;
+use sqlx::{Database, Encode, Type};
+
+use super::values::{eigenvalues_json, finite, gap_estimate, new_lease_id};
+use crate::sweep::{PlannedTrial, SweepPlan};
+
+use super::{LeaseRequest, LeasedTrial, RecordOutcome, ResultReport, StoreError};
+
+/// The columns of `results` in the order [`push_result_row`] binds them.
+pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outcome, diverged_phase, \
+     train_loss, test_loss, train_error, test_error, loss_gap, error_gap, steps, reached_target, \
+     parameter_count, train_size, margin_gamma, mean_input_norm_squared, vc_capacity, \
+     spectral_capacity, vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, \
+     max_distance, final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms, \
+     hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin, \
+     hessian_top_eigenvalues) ";
+
+pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
+     spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
+     distance_from_init_two_one) ";
+
+pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
+     stay_probability, mean_exit_step, occupancy) ";
+
+pub const TRIAL_COLUMNS: &str = "INSERT INTO trials (id, sweep, ordinal, params, width, depth, \
+     learning_rate, noise_sigma, probe_noise_sigma, batch_size, seed, updated_at_ms) ";
+
+/// Rows per multi-row INSERT: 33 bound values per result row stays under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters.
+///
+/// The batched statements vary in their number of rows, so they are not kept as prepared
+/// statements (`persistent(false)`): each size would otherwise occupy every connection's cache.
+pub const ROWS_PER_INSERT: usize = 500;
+
+/// A sweep's trials in grid order, expanded [`ROWS_PER_INSERT`] at a time.
+pub fn trial_chunks(
+    plan: &SweepPlan,
+) -> impl Iterator<Item = Result<Vec<PlannedTrial>, StoreError>> + '_ {
+    let count = plan.trial_count();
+    (0..count).step_by(ROWS_PER_INSERT).map(move |start| {
+        let end = (start + ROWS_PER_INSERT as u64).min(count);
+        (start..end)
+            .map(|ordinal| plan.trial_at(ordinal).map_err(StoreError::from))
+            .collect()
+    })
+}
+
+/// One row of `trials`.
+pub fn push_trial_row<'a, DB>(
+    row: &mut Separated<'_, 'a, DB, &'static str>,
+    sweep: &'a str,
+    trial: &'a PlannedTrial,
+    now_ms: i64,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    let config = &trial.config;
+    row.push_bind(trial.id.as_str())
+        .push_bind(sweep)
+        .push_bind(trial.ordinal as i64)
+        .push_bind(trial.config_json.as_str())
+        .push_bind(config.model.width as i64)
+        .push_bind(config.model.depth as i64)
+        .push_bind(config.training.learning_rate)
+        .push_bind(config.training.noise_sigma)
+        .push_bind(config.probe.noise_sigma)
+        .push_bind(config.training.batch_size as i64)
+        .push_bind(config.seed as i64)
+        .push_bind(now_ms);
+}
+
+/// One row of `results`.
+pub fn push_result_row<'a, DB>(
+    row: &mut Separated<'_, 'a, DB, &'static str>,
+    report: &'a ResultReport,
+    now_ms: i64,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    bool: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
+{
+    let result = &report.result;
+    let train_size = result.train_size;
+    row.push_bind(report.lease.trial_id.as_str())
+        .push_bind(report.worker_id.as_str())
+        .push_bind(result.outcome.as_str())
+        .push_bind((!result.diverged_phase.is_empty()).then_some(result.diverged_phase.as_str()))
+        .push_bind(finite(result.train_loss))
+        .push_bind(finite(result.test_loss))
+        .push_bind(finite(result.train_error))
+        .push_bind(finite(result.test_error))
+        .push_bind(finite(result.test_loss - result.train_loss))
+        .push_bind(finite(result.test_error - result.train_error))
+        .push_bind(result.steps as i64)
+        .push_bind(result.reached_target)
+        .push_bind(result.parameter_count as i64)
+        .push_bind(train_size as i64)
+        .push_bind(finite(result.margin_gamma))
+        .push_bind(finite(result.mean_input_norm_squared))
+        .push_bind(finite(result.vc_capacity))
+        .push_bind(finite(result.spectral_capacity))
+        .push_bind(gap_estimate(result.vc_capacity, train_size))
+        .push_bind(gap_estimate(result.spectral_capacity, train_size))
+        .push_bind(finite(result.minimum_norm))
+        .push_bind(finite(result.stay_fraction))
+        .push_bind(finite(result.max_distance))
+        .push_bind(finite(result.final_distance))
+        .push_bind(result.train_seconds)
+        .push_bind(result.probe_seconds)
+        .push_bind(result.measure_seconds)
+        .push_bind(now_ms)
+        .push_bind(
+            result
+                .hessian_top_eigenvalues
+                .first()
+                .copied()
+                .and_then(finite),
+        )
+        .push_bind(finite(result.hessian_lambda_min))
+        .push_bind(finite(result.hessian_trace))
+        .push_bind(finite(result.stability_margin))
+        .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues));
+}
+
+/// One row of `layer_measurements`.
+pub fn push_layer_row<'a, DB>(
+    row: &mut Separated<'_, 'a, DB, &'static str>,
+    trial_id: &'a str,
+    layer: &'a proto::v1::LayerMeasurement,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    row.push_bind(trial_id)
+        .push_bind(layer.layer as i64)
+        .push_bind(layer.fan_in as i64)
+        .push_bind(layer.fan_out as i64)
+        .push_bind(finite(layer.spectral_norm))
+        .push_bind(finite(layer.frobenius_norm))
+        .push_bind(finite(layer.distance_from_init_spectral))
+        .push_bind(finite(layer.distance_from_init_frobenius))
+        .push_bind(finite(layer.distance_from_init_two_one));
+}
+
+/// One row of `probe_radii`.
+pub fn push_radius_row<'a, DB>(
+    row: &mut Separated<'_, 'a, DB, &'static str>,
+    trial_id: &'a str,
+    index: usize,
+    radius: &'a proto::v1::RadiusMeasurement,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    row.push_bind(trial_id)
+        .push_bind(index as i64)
+        .push_bind(radius.radius)
+        .push_bind(finite(radius.stay_probability))
+        .push_bind(finite(radius.mean_exit_step))
+        .push_bind(finite(radius.occupancy));
+}
+
+/// A pending trial chosen for a batch of lease calls, and the call it goes to.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub trial_id: String,
+    pub request: usize,
+    pub lease_id: String,
+    pub worker_id: String,
+}
+
+/// Deals pending trials (in lease order) to the lease calls of a batch in arrival order, each up
+/// to its `max_trials`; every call gets its own lease id.
+pub fn assign(pending: Vec<String>, requests: &[LeaseRequest]) -> Vec<Assignment> {
+    let mut pending = pending.into_iter();
+    let mut assignments = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let lease_id = new_lease_id();
+        for trial_id in pending.by_ref().take(request.max_trials as usize) {
+            assignments.push(Assignment {
+                trial_id,
+                request: index,
+                lease_id: lease_id.clone(),
+                worker_id: request.worker_id.clone(),
+            });
+        }
+    }
+    assignments
+}
+
+/// Total trials a batch of lease calls asks for.
+pub fn wanted(requests: &[LeaseRequest]) -> i64 {
+    requests
+        .iter()
+        .map(|request| i64::from(request.max_trials))
+        .sum()
+}
+
+/// A claimed row as the lease UPDATE returns it, before it is handed to its call.
+pub struct ClaimedRow {
+    pub order: i64,
+    pub trial: LeasedTrial,
+}
+
+/// Hands claimed rows back to the calls they were assigned to, each call's trials in grid order.
+pub fn leases_per_request(
+    claimed: Vec<ClaimedRow>,
+    assignments: &[Assignment],
+    request_count: usize,
+) -> Vec<Vec<LeasedTrial>> {
+    let request_of: HashMap<&str, usize> = assignments
+        .iter()
+        .map(|assignment| (assignment.trial_id.as_str(), assignment.request))
+        .collect();
+    let mut per_request: Vec<Vec<ClaimedRow>> = (0..request_count).map(|_| Vec::new()).collect();
+    for row in claimed {
+        if let Some(&request) = request_of.get(row.trial.trial_id.as_str()) {
+            per_request[request].push(row);
+        }
+    }
+    per_request
+        .into_iter()
+        .map(|mut rows| {
+            // RETURNING gives rows in no promised order.
+            rows.sort_by(|a, b| (&a.trial.sweep, a.order).cmp(&(&b.trial.sweep, b.order)));
+            rows.into_iter().map(|row| row.trial).collect()
+        })
+        .collect()
+}
+
+/// How a batch of reports splits before anything is written: reports for unknown trials, the
+/// first report of each known trial (a candidate to record), and later reports of a trial that
+/// already has one in this batch (duplicates).
+pub struct ReportTriage<'a> {
+    pub outcomes: Vec<Option<Result<RecordOutcome, StoreError>>>,
+    pub candidates: Vec<&'a ResultReport>,
+    /// The sweep of each known trial, by trial id.
+    pub sweep_of: HashMap<String, String>,
+}
+
+pub fn triage<'a>(
+    reports: &'a [ResultReport],
+    sweep_of: HashMap<String, String>,
+) -> ReportTriage<'a> {
+    let mut seen = HashSet::new();
+    let mut outcomes = Vec::with_capacity(reports.len());
+    let mut candidates = Vec::new();
+    for report in reports {
+        let trial_id = report.lease.trial_id.as_str();
+        if !sweep_of.contains_key(trial_id) {
+            outcomes.push(Some(Err(StoreError::UnknownTrial(trial_id.to_string()))));
+        } else if seen.insert(trial_id) {
+            outcomes.push(None);
+            candidates.push(report);
+        } else {
+            outcomes.push(Some(Ok(RecordOutcome::Duplicate)));
+        }
+    }
+    ReportTriage {
+        outcomes,
+        candidates,
+        sweep_of,
+    }
+}
+
+impl ReportTriage<'_> {
+    /// Completes the outcomes once the INSERT has said which candidates it stored; returns them
+    /// and the number of duplicates per sweep, to be counted.
+    pub fn finish(
+        self,
+        reports: &[ResultReport],
+        inserted: &HashSet<String>,
+    ) -> (Vec<Result<RecordOutcome, StoreError>>, HashMap<String, i64>) {
+        let mut duplicates: HashMap<String, i64> = HashMap::new();
+        let mut first_seen = HashSet::new();
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for (report, decided) in reports.iter().zip(self.outcomes) {
+            let trial_id = report.lease.trial_id.as_str();
+            let outcome = match decided {
+                Some(outcome) => outcome,
+                None if inserted.contains(trial_id) && first_seen.insert(trial_id) => {
+                    Ok(RecordOutcome::Recorded)
+                }
+                None => Ok(RecordOutcome::Duplicate),
+            };
+            if matches!(outcome, Ok(RecordOutcome::Duplicate))
+                && let Some(sweep) = self.sweep_of.get(trial_id)
+            {
+                *duplicates.entry(sweep.clone()).or_default() += 1;
+            }
+            outcomes.push(outcome);
+        }
+        (outcomes, duplicates)
+    }
+}
