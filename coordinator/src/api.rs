@@ -61,6 +61,7 @@ fn status_of(error: &StoreError) -> Status {
         StoreError::UnsupportedUrl(_) | StoreError::Plan(_) => {
             Status::invalid_argument(error.to_string())
         }
+        StoreError::LeasedElsewhere { .. } => Status::failed_precondition(error.to_string()),
         StoreError::Batch(cause) => status_of(cause),
         StoreError::Stopped => Status::unavailable(error.to_string()),
         StoreError::Database(_) | StoreError::Migration(_) => {

@@ -247,27 +247,64 @@ pub fn leases_per_request(
         .collect()
 }
 
-/// How a batch of reports splits before anything is written: reports for unknown trials, the
-/// first report of each known trial (a candidate to record), and later reports of a trial that
-/// already has one in this batch (duplicates).
+/// What a report is checked against: the trial's sweep and, while the trial is leased, who holds
+/// it under which lease.
+#[derive(Debug, Clone)]
+pub struct TrialHolder {
+    pub sweep: String,
+    pub lease_id: Option<String>,
+    pub worker_id: Option<String>,
+}
+
+impl TrialHolder {
+    /// From `SELECT id, sweep, lease_id (while leased), worker_id`, keyed by trial id.
+    pub fn from_row(
+        (trial_id, sweep, lease_id, worker_id): (String, String, Option<String>, Option<String>),
+    ) -> (String, Self) {
+        (
+            trial_id,
+            Self {
+                sweep,
+                lease_id,
+                worker_id,
+            },
+        )
+    }
+}
+
+/// How a batch of reports splits before anything is written: reports refused alone (unknown
+/// trial, or one leased to someone else), the first report of each other trial (a candidate to
+/// record), and later reports of a trial that already has one in this batch (duplicates).
 pub struct ReportTriage<'a> {
     pub outcomes: Vec<Option<Result<RecordOutcome, StoreError>>>,
     pub candidates: Vec<&'a ResultReport>,
-    /// The sweep of each known trial, by trial id.
-    pub sweep_of: HashMap<String, String>,
+    /// The trials the reports name, by id.
+    pub holders: HashMap<String, TrialHolder>,
 }
 
+/// Sorts reports before anything is written. A report under a lease that has expired is still
+/// taken while no other worker holds the trial (design.md: a late result is accepted if none is
+/// recorded yet); once the trial is leased again the new holder's result is awaited instead.
 pub fn triage<'a>(
     reports: &'a [ResultReport],
-    sweep_of: HashMap<String, String>,
+    holders: HashMap<String, TrialHolder>,
 ) -> ReportTriage<'a> {
     let mut seen = HashSet::new();
     let mut outcomes = Vec::with_capacity(reports.len());
     let mut candidates = Vec::new();
     for report in reports {
         let trial_id = report.lease.trial_id.as_str();
-        if !sweep_of.contains_key(trial_id) {
+        let Some(holder) = holders.get(trial_id) else {
             outcomes.push(Some(Err(StoreError::UnknownTrial(trial_id.to_string()))));
+            continue;
+        };
+        if let Some(held) = &holder.lease_id
+            && *held != report.lease.lease_id
+        {
+            outcomes.push(Some(Err(StoreError::LeasedElsewhere {
+                trial_id: trial_id.to_string(),
+                worker_id: holder.worker_id.clone().unwrap_or_default(),
+            })));
         } else if seen.insert(trial_id) {
             outcomes.push(None);
             candidates.push(report);
@@ -278,7 +315,7 @@ pub fn triage<'a>(
     ReportTriage {
         outcomes,
         candidates,
-        sweep_of,
+        holders,
     }
 }
 
@@ -303,9 +340,9 @@ impl ReportTriage<'_> {
                 None => Ok(RecordOutcome::Duplicate),
             };
             if matches!(outcome, Ok(RecordOutcome::Duplicate))
-                && let Some(sweep) = self.sweep_of.get(trial_id)
+                && let Some(holder) = self.holders.get(trial_id)
             {
-                *duplicates.entry(sweep.clone()).or_default() += 1;
+                *duplicates.entry(holder.sweep.clone()).or_default() += 1;
             }
             outcomes.push(outcome);
         }

@@ -40,6 +40,12 @@ pub enum StoreError {
     #[error("unknown trial `{0}`")]
     UnknownTrial(String),
 
+    #[error(
+        "trial `{trial_id}` is leased to worker `{worker_id}` under another lease: this report's \
+         lease expired and the trial was leased again, so its result will come from that worker"
+    )]
+    LeasedElsewhere { trial_id: String, worker_id: String },
+
     #[error(transparent)]
     Plan(#[from] crate::sweep::SweepError),
 

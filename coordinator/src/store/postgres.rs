@@ -212,12 +212,15 @@ impl Store for PostgresStore {
             .map(|report| report.lease.trial_id.as_str())
             .collect();
         let mut transaction = self.pool.begin().await?;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, sweep FROM trials WHERE id = ANY($1)")
-                .bind(&trial_ids)
-                .fetch_all(&mut *transaction)
-                .await?;
-        let triage = batch::triage(reports, rows.into_iter().collect());
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id
+             FROM trials WHERE id = ANY($1)",
+        )
+        .bind(&trial_ids)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let holders = rows.into_iter().map(batch::TrialHolder::from_row).collect();
+        let triage = batch::triage(reports, holders);
 
         // The primary key makes each result exactly once, also between coordinators racing on one
         // trial; RETURNING names those stored now.

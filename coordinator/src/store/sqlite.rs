@@ -211,23 +211,25 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Vec<Result<RecordOutcome, StoreError>>, StoreError> {
         let mut transaction = self.pool.begin().await?;
-        let mut sweep_of = HashMap::new();
+        let mut holders = HashMap::new();
         for chunk in reports.chunks(batch::ROWS_PER_INSERT) {
-            let mut select: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT id, sweep FROM trials WHERE id IN (");
+            let mut select: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id \
+                 FROM trials WHERE id IN (",
+            );
             let mut ids = select.separated(", ");
             for report in chunk {
                 ids.push_bind(&report.lease.trial_id);
             }
             select.push(")");
-            let rows: Vec<(String, String)> = select
+            let rows: Vec<(String, String, Option<String>, Option<String>)> = select
                 .build_query_as()
                 .persistent(false)
                 .fetch_all(&mut *transaction)
                 .await?;
-            sweep_of.extend(rows);
+            holders.extend(rows.into_iter().map(batch::TrialHolder::from_row));
         }
-        let triage = batch::triage(reports, sweep_of);
+        let triage = batch::triage(reports, holders);
 
         // The primary key makes each result exactly once; RETURNING names those stored now.
         let mut inserted = HashSet::new();

@@ -384,10 +384,10 @@ async fn a_result_is_recorded_once_and_duplicates_are_counted(fixture: Fixture) 
     );
 }
 
-async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture: Fixture) {
+async fn a_late_report_counts_unless_the_trial_is_leased_to_someone_else(fixture: Fixture) {
     let first = fixture
         .store
-        .lease_trials("a", 1, 1_000, 0)
+        .lease_trials("a", 2, 1_000, 0)
         .await
         .expect("lease");
     fixture.store.reclaim_expired(2_000).await.expect("reclaim");
@@ -398,7 +398,8 @@ async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture:
         .expect("lease");
     assert_eq!(first[0].trial_id, second[0].trial_id);
 
-    let outcome = fixture
+    // Trial 0 is b's now: a's late result is refused and nothing is stored.
+    let refused = fixture
         .store
         .record_result(
             "a",
@@ -407,8 +408,47 @@ async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture:
             2_500,
         )
         .await
+        .expect_err("leased to someone else");
+    assert!(
+        matches!(&refused, StoreError::LeasedElsewhere { worker_id, .. } if worker_id == "b"),
+        "{refused}"
+    );
+    assert_eq!(counts(fixture.store.as_ref()).await.done, 0);
+
+    // Trial 1 went back to pending and nobody holds it: a's late result completes it.
+    let outcome = fixture
+        .store
+        .record_result(
+            "a",
+            &lease_of(&first[1]),
+            &result_with(0.1, 0.0, 1.0),
+            2_500,
+        )
+        .await
         .expect("late report");
     assert_eq!(outcome, RecordOutcome::Recorded);
+    let late = fixture
+        .store
+        .trial(&first[1].trial_id)
+        .await
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!(
+        (late.state.as_str(), late.recorded_by.as_deref()),
+        ("done", Some("a"))
+    );
+    let again = fixture
+        .store
+        .lease_trials("c", 4, 1_000, 2_600)
+        .await
+        .expect("lease");
+    assert!(
+        again
+            .iter()
+            .all(|trial| trial.trial_id != first[1].trial_id),
+        "a done trial is not leased again"
+    );
+
     let outcome = fixture
         .store
         .record_result(
@@ -418,8 +458,8 @@ async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture:
             2_600,
         )
         .await
-        .expect("second report");
-    assert_eq!(outcome, RecordOutcome::Duplicate);
+        .expect("holder's report");
+    assert_eq!(outcome, RecordOutcome::Recorded);
     let heartbeat = fixture
         .store
         .heartbeat(&[lease_of(&second[0])], 1_000, 2_700)
@@ -430,6 +470,8 @@ async fn a_late_report_from_an_expired_lease_counts_if_no_result_exists(fixture:
         1,
         "a done trial's lease is no longer held"
     );
+    let counts = counts(fixture.store.as_ref()).await;
+    assert_eq!((counts.done, counts.duplicate_reports), (2, 0));
 }
 
 async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt(fixture: Fixture) {
@@ -690,7 +732,7 @@ store_conformance_suite!(
         heartbeats_extend_held_leases_and_name_lost_ones,
         an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error,
         a_result_is_recorded_once_and_duplicates_are_counted,
-        a_late_report_from_an_expired_lease_counts_if_no_result_exists,
+        a_late_report_counts_unless_the_trial_is_leased_to_someone_else,
         failures_retry_until_max_attempts_and_releases_cost_no_attempt,
         width_summaries_aggregate_finished_trials_per_width,
         a_lease_batch_deals_disjoint_trials_in_arrival_order_each_call_its_own_lease,

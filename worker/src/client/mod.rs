@@ -356,6 +356,7 @@ fn is_permanent(status: &tonic::Status) -> bool {
     matches!(
         status.code(),
         tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
             | tonic::Code::NotFound
             | tonic::Code::PermissionDenied
             | tonic::Code::Unauthenticated
