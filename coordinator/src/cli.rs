@@ -12,6 +12,7 @@ use proto::auth::Token;
 use proto::channel::{Client, Connection};
 
 use crate::api::SchedulerSettings;
+use crate::report::export::{self, ExportFormat};
 use crate::report::{ReportFormat, SweepReport};
 use crate::server::Security;
 use crate::store::{self, SweepCounts};
@@ -41,6 +42,8 @@ pub enum Command {
     Status(StatusArgs),
     /// The per-width table of a sweep.
     Report(ReportArgs),
+    /// One row per trial with every parameter and measurement, as CSV or JSON Lines.
+    Export(ExportArgs),
     /// Exit 0 if the coordinator's health service says it is serving (for health checks).
     Health(CoordinatorUrl),
     /// Run a sweep on this machine: a coordinator on embedded SQLite, local worker processes,
@@ -191,6 +194,19 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExportArgs {
+    pub sweep: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Write here instead of to standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// The database to read (`sqlite://PATH` or `postgres://...`).
+    #[arg(long, env = "COORDINATOR_DB", default_value = "sqlite://sweeps.db")]
+    pub db: String,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// The sweep file (TOML).
     pub sweep_file: PathBuf,
@@ -228,6 +244,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Submit(args) => submit(args).await,
             Command::Status(args) => status(args).await,
             Command::Report(args) => report(args).await,
+            Command::Export(args) => export(args).await,
             Command::Health(args) => health(args).await,
             Command::Run(args) => crate::local_run::run(args).await,
             Command::LocalWorker(args) => worker::client::run(args).await,
@@ -381,6 +398,21 @@ pub fn status_table(counts: &[SweepCounts]) -> String {
     text
 }
 
+async fn export(args: ExportArgs) -> Result<()> {
+    let store = open_for_reading(&args.db).await?;
+    let rows = store.trial_rows(&args.sweep).await?;
+    let text = match args.format {
+        ExportFormat::Csv => export::to_csv(&rows),
+        ExportFormat::Jsonl => export::to_jsonl(&rows),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 async fn report(args: ReportArgs) -> Result<()> {
     let report = match &args.source.db {
         Some(url) => {
@@ -403,6 +435,7 @@ async fn report(args: ReportArgs) -> Result<()> {
         ReportFormat::Table => print!("{}", crate::report::to_table(&report)),
         ReportFormat::Csv => print!("{}", crate::report::to_csv(&report)),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Markdown => print!("{}", crate::report::to_markdown(&report)),
     }
     Ok(())
 }

@@ -137,6 +137,76 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         .output()
         .expect("report runs");
     assert_eq!(stdout_of(&direct), csv);
+
+    // The table ends in the analysis: slopes in width and rank correlations with the gap.
+    let table = stdout_of(&coordinator.client(&["report", "e2e-basic"]));
+    assert!(table.contains("slope vs width [95% CI]"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|line| line.trim_start().starts_with("parameter_count")),
+        "{table}"
+    );
+    let markdown = stdout_of(&coordinator.client(&["report", "e2e-basic", "--format", "markdown"]));
+    assert!(markdown.starts_with("## Sweep `e2e-basic`"), "{markdown}");
+
+    let exported = directory.path().join("trials.csv");
+    let export = common::coordinator_command()
+        .args([
+            "export",
+            "e2e-basic",
+            "--db",
+            &coordinator.db_url,
+            "--output",
+        ])
+        .arg(&exported)
+        .output()
+        .expect("export runs");
+    assert!(export.status.success(), "{}", stderr_of(&export));
+    let trials = std::fs::read_to_string(&exported).expect("export written");
+    let lines: Vec<&str> = trials.lines().collect();
+    assert_eq!(lines.len(), 13, "a header and one row per trial: {trials}");
+    assert!(lines[0].contains("param.model.width"), "{}", lines[0]);
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|line| line.contains(",done,converged,")
+                || line.contains(",done,budget_exhausted,")),
+        "{trials}"
+    );
+
+    let jsonl = common::coordinator_command()
+        .args([
+            "export",
+            "e2e-basic",
+            "--db",
+            &coordinator.db_url,
+            "--format",
+            "jsonl",
+        ])
+        .output()
+        .expect("export runs");
+    let objects: Vec<serde_json::Value> = stdout_of(&jsonl)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 12);
+    assert!(
+        objects
+            .iter()
+            .all(|object| object["parameter_count"].is_number())
+    );
+
+    let unknown = common::coordinator_command()
+        .args(["export", "no-such-sweep", "--db", &coordinator.db_url])
+        .output()
+        .expect("export runs");
+    assert!(!unknown.status.success());
+    assert!(
+        stderr_of(&unknown).contains("unknown sweep `no-such-sweep`"),
+        "{}",
+        stderr_of(&unknown)
+    );
 }
 
 #[test]

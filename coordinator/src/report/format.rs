@@ -1,4 +1,4 @@
-//! Text forms of a report: an aligned terminal table and CSV (JSON is the serde form).
+//! Text forms of a report: an aligned terminal table, CSV and Markdown (JSON is the serde form).
 
 use crate::store::{REPORTED_MEASUREMENTS, Summary};
 
@@ -9,6 +9,7 @@ pub enum ReportFormat {
     Table,
     Csv,
     Json,
+    Markdown,
 }
 
 /// The table's columns: header and measurement; each cell is mean ± standard deviation over seeds.
@@ -71,6 +72,76 @@ pub fn to_table(report: &SweepReport) -> String {
         rows.push(row);
     }
 
+    let mut text = format!(
+        "sweep {}: {} of {} trials done, {} failed, {} diverged\n",
+        report.sweep, report.done, report.total, report.failed, report.diverged
+    );
+    text.push_str(&aligned(&rows));
+    text.push_str(
+        "bounds are generalization-gap estimates sqrt(C/m): VC = parameter count (Harvey et al.), \
+         spectral = Bartlett–Foster–Telgarsky; err gap = test − train 0-1 error; stay p(r₁) = share of \
+         probe replicates never leaving the first radius\n",
+    );
+    if !report.analysis.is_empty() {
+        text.push('\n');
+        text.push_str(&analysis_table(report));
+    }
+    text
+}
+
+/// The headline comparison: each measurement's exponent in width and its rank correlation with
+/// the gap, overall and per varied axis.
+pub fn analysis_table(report: &SweepReport) -> String {
+    let axes: Vec<String> = report
+        .analysis
+        .first()
+        .map(|analysis| {
+            analysis
+                .granulated_tau
+                .iter()
+                .map(|(axis, _)| axis.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut header = vec![
+        "measurement".to_string(),
+        "slope vs width [95% CI]".to_string(),
+        format!("τ with {}", super::analysis::GAP),
+    ];
+    header.extend(axes.iter().map(|axis| format!("τ over {axis}")));
+    let mut rows = vec![header];
+    let tau = |value: Option<f64>| {
+        value
+            .map(|value| format!("{value:.3}"))
+            .unwrap_or("–".into())
+    };
+    for analysis in &report.analysis {
+        let slope = match analysis.width_slope {
+            None => "–".to_string(),
+            Some(fit) => match (fit.low, fit.high) {
+                (Some(low), Some(high)) => format!("{:.3} [{low:.3}, {high:.3}]", fit.slope),
+                _ => format!("{:.3}", fit.slope),
+            },
+        };
+        let mut row = vec![
+            analysis.measurement.clone(),
+            slope,
+            tau(analysis.kendall_tau),
+        ];
+        row.extend(analysis.granulated_tau.iter().map(|(_, value)| tau(*value)));
+        rows.push(row);
+    }
+    let mut text = String::from(
+        "scaling with width (log-log least squares over trials) and Kendall τ with the gap \
+         (over all finished trials, and granulated: within groups where only that axis varies)\n",
+    );
+    text.push_str(&aligned(&rows));
+    text
+}
+
+/// Right-aligned columns under a ruled header row.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let mut text = String::new();
     let columns = rows[0].len();
     let widths: Vec<usize> = (0..columns)
         .map(|column| {
@@ -80,10 +151,6 @@ pub fn to_table(report: &SweepReport) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut text = format!(
-        "sweep {}: {} of {} trials done, {} failed, {} diverged\n",
-        report.sweep, report.done, report.total, report.failed, report.diverged
-    );
     for (index, row) in rows.iter().enumerate() {
         let cells: Vec<String> = row
             .iter()
@@ -97,11 +164,6 @@ pub fn to_table(report: &SweepReport) -> String {
             text.push('\n');
         }
     }
-    text.push_str(
-        "bounds are generalization-gap estimates sqrt(C/m): VC = parameter count (Harvey et al.), \
-         spectral = Bartlett–Foster–Telgarsky; err gap = test − train 0-1 error; stay p(r₁) = share of \
-         probe replicates never leaving the first radius\n",
-    );
     text
 }
 
@@ -109,7 +171,9 @@ pub fn to_table(report: &SweepReport) -> String {
 pub fn to_csv(report: &SweepReport) -> String {
     let mut text = String::from("sweep,width,trials,done,failed,diverged");
     for name in REPORTED_MEASUREMENTS {
-        text.push_str(&format!(",{name}_mean,{name}_sd,{name}_n"));
+        text.push_str(&format!(
+            ",{name}_mean,{name}_sd,{name}_n,{name}_ci95_low,{name}_ci95_high"
+        ));
     }
     text.push('\n');
     let optional = |value: Option<f64>| value.map(|value| value.to_string()).unwrap_or_default();
@@ -120,14 +184,67 @@ pub fn to_csv(report: &SweepReport) -> String {
         ));
         for name in REPORTED_MEASUREMENTS {
             let summary = width.measurement(name);
+            let interval = confidence_interval(summary);
             text.push_str(&format!(
-                ",{},{},{}",
+                ",{},{},{},{},{}",
                 optional(summary.mean),
                 optional(summary.std_dev),
-                summary.count
+                summary.count,
+                optional(interval.map(|(low, _)| low)),
+                optional(interval.map(|(_, high)| high)),
             ));
         }
         text.push('\n');
+    }
+    text
+}
+
+/// The 95% Student-t interval for the mean over seeds, from the count, mean and standard deviation.
+pub fn confidence_interval(summary: Summary) -> Option<(f64, f64)> {
+    let (mean, std_dev) = (summary.mean?, summary.std_dev?);
+    if summary.count < 2 {
+        return None;
+    }
+    let count = summary.count as usize;
+    let half_width =
+        super::statistics::student_t_quantile_975(count - 1) * std_dev / (count as f64).sqrt();
+    Some((mean - half_width, mean + half_width))
+}
+
+/// The per-width table (mean ± standard deviation, with the 95% interval of the gap) and the
+/// analysis, as Markdown tables for a lab notebook or a pull request.
+pub fn to_markdown(report: &SweepReport) -> String {
+    let mut text = format!(
+        "## Sweep `{}`\n\n{} of {} trials done, {} failed, {} diverged.\n\n",
+        report.sweep, report.done, report.total, report.failed, report.diverged
+    );
+    let mut header = vec!["width", "done", "failed", "diverged"];
+    header.extend(TABLE_COLUMNS.iter().map(|(title, _)| *title));
+    header.push("err gap 95% CI");
+    text.push_str(&format!("| {} |\n", header.join(" | ")));
+    text.push_str(&format!("|{}\n", "---:|".repeat(header.len())));
+    for width in &report.widths {
+        let mut row = vec![
+            width.width.to_string(),
+            format!("{}/{}", width.done, width.trials),
+            width.failed.to_string(),
+            width.diverged.to_string(),
+        ];
+        row.extend(
+            TABLE_COLUMNS
+                .iter()
+                .map(|(_, name)| cell(width.measurement(name))),
+        );
+        row.push(match confidence_interval(width.measurement("error_gap")) {
+            Some((low, high)) => format!("[{}, {}]", number(low), number(high)),
+            None => "–".to_string(),
+        });
+        text.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    if !report.analysis.is_empty() {
+        text.push_str("\n```\n");
+        text.push_str(&analysis_table(report));
+        text.push_str("```\n");
     }
     text
 }

@@ -1,10 +1,15 @@
 //! The bound-versus-width report of a sweep: per-width aggregates, formatted as a terminal table,
 //! CSV or JSON, and an SVG plot of bounds and gap against width.
 
+pub mod analysis;
+pub mod export;
 mod format;
 mod plot;
+pub mod statistics;
 
-pub use format::{ReportFormat, to_csv, to_table};
+pub use format::{
+    ReportFormat, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
+};
 pub use plot::write_bounds_plot;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +25,9 @@ pub struct SweepReport {
     pub failed: u64,
     pub diverged: u64,
     pub widths: Vec<WidthSummary>,
+    /// Slopes in width and rank correlations with the gap, over the finished trials.
+    #[serde(default)]
+    pub analysis: Vec<analysis::MeasurementAnalysis>,
 }
 
 impl SweepReport {
@@ -33,6 +41,7 @@ impl SweepReport {
             ..
         } = counts.into_iter().next().unwrap_or_default();
         let widths = store.width_summaries(sweep).await?;
+        let analysis = analysis::analyse(&store.trial_rows(sweep).await?);
         Ok(Self {
             sweep: sweep.to_string(),
             total,
@@ -40,6 +49,7 @@ impl SweepReport {
             failed,
             diverged,
             widths,
+            analysis,
         })
     }
 

@@ -246,6 +246,89 @@ impl WidthSummary {
     }
 }
 
+/// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
+pub const TRIAL_ROW_NUMBERS: [&str; 45] = [
+    "ordinal",
+    "attempts",
+    "width",
+    "depth",
+    "learning_rate",
+    "noise_sigma",
+    "probe_noise_sigma",
+    "batch_size",
+    "seed",
+    "train_loss",
+    "test_loss",
+    "train_error",
+    "test_error",
+    "loss_gap",
+    "error_gap",
+    "steps",
+    "reached_target",
+    "parameter_count",
+    "train_size",
+    "margin_gamma",
+    "mean_input_norm_squared",
+    "vc_capacity",
+    "spectral_capacity",
+    "vc_gap_estimate",
+    "spectral_gap_estimate",
+    "minimum_norm",
+    "stay_fraction",
+    "max_distance",
+    "final_distance",
+    "radius_1",
+    "stay_probability_1",
+    "mean_exit_step_1",
+    "occupancy_1",
+    "radius_2",
+    "stay_probability_2",
+    "mean_exit_step_2",
+    "occupancy_2",
+    "hessian_lambda_max",
+    "hessian_lambda_min",
+    "hessian_trace",
+    "stability_margin",
+    "train_seconds",
+    "probe_seconds",
+    "measure_seconds",
+    "recorded_at_ms",
+];
+
+/// One trial of a sweep as the `trial_results` view shows it: the unit of export and of the
+/// per-trial statistics (slopes, rank correlations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    pub trial_id: String,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub worker_id: Option<String>,
+    pub last_error: Option<String>,
+    /// The trial's resolved configuration, canonical JSON.
+    pub params: String,
+    /// In the order of [`TRIAL_ROW_NUMBERS`]; None where there is no value (no result yet, or a
+    /// non-finite one).
+    pub numbers: Vec<Option<f64>>,
+}
+
+impl TrialRow {
+    pub fn number(&self, name: &str) -> Option<f64> {
+        TRIAL_ROW_NUMBERS
+            .iter()
+            .position(|candidate| *candidate == name)
+            .and_then(|index| self.numbers.get(index).copied().flatten())
+    }
+
+    /// A finished trial that did not diverge: the ones whose measurements are compared.
+    pub fn is_measured(&self) -> bool {
+        self.state == "done"
+            && self
+                .outcome
+                .as_deref()
+                .is_some_and(|outcome| outcome != "diverged")
+    }
+}
+
 /// What the coordinator needs from a database.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -342,6 +425,9 @@ pub trait Store: Send + Sync {
 
     /// Per-width aggregates of the finished trials of a sweep, in width order.
     async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError>;
+
+    /// Every trial of a sweep in grid order, with its measurements where it has a result.
+    async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError>;
 
     /// One trial's state, or None for an unknown id.
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError>;

@@ -11,11 +11,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::batch;
-use super::values::{decode_width_summary, width_summaries_sql};
+use super::values::{decode_trial_row, decode_width_summary, trial_rows_sql, width_summaries_sql};
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
     RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, SweepCounts, TrialRecord,
-    WidthSummary,
+    TrialRow, WidthSummary,
 };
 use crate::sweep::SweepPlan;
 
@@ -439,6 +439,25 @@ impl Store for PostgresStore {
             summaries.push(decode_width_summary(row)?);
         }
         Ok(summaries)
+    }
+
+    async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = $1")
+            .bind(sweep)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::UnknownSweep(sweep.to_string()));
+        }
+        let rows = sqlx::query(&trial_rows_sql("$1"))
+            .bind(sweep)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut trials = Vec::with_capacity(rows.len());
+        for row in &rows {
+            trials.push(decode_trial_row(row)?);
+        }
+        Ok(trials)
     }
 
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {

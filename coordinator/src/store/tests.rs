@@ -707,6 +707,64 @@ async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
     assert!((test_error[1].1.expect("mean") - 0.3).abs() < 1e-12);
 }
 
+async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture: Fixture) {
+    let leased = fixture
+        .store
+        .lease_trials("a", 2, 10_000, 0)
+        .await
+        .expect("lease");
+    let result = proto::v1::TrialResult {
+        reached_target: true,
+        hessian_top_eigenvalues: vec![2.5, 1.0],
+        ..result_with(0.25, 0.05, 900.0)
+    };
+    fixture
+        .store
+        .record_result("a", &lease_of(&leased[0]), &result, 10)
+        .await
+        .expect("record");
+    let rows = fixture.store.trial_rows("store-test").await.expect("rows");
+    let planned = fixture.plan.all_trials().expect("trials");
+    assert_eq!(rows.len(), 4);
+    for (row, trial) in rows.iter().zip(&planned) {
+        assert_eq!(row.trial_id, trial.id);
+        assert_eq!(row.number("width"), Some(trial.config.model.width as f64));
+        assert_eq!(row.number("seed"), Some(trial.config.seed as f64));
+        let params: proto::TrialConfig = serde_json::from_str(&row.params).expect("params");
+        assert_eq!(params, trial.config);
+    }
+    let done = &rows[0];
+    assert!(done.is_measured());
+    assert_eq!(
+        (
+            done.state.as_str(),
+            done.outcome.as_deref(),
+            done.worker_id.as_deref()
+        ),
+        ("done", Some("converged"), Some("a"))
+    );
+    assert_eq!(done.number("test_error"), Some(0.25));
+    assert_eq!(done.number("reached_target"), Some(1.0));
+    assert_eq!(done.number("spectral_capacity"), Some(900.0));
+    assert_eq!(done.number("hessian_lambda_max"), Some(2.5));
+    assert_eq!(done.number("stay_probability_1"), Some(1.0));
+    assert_eq!(
+        done.number("radius_2"),
+        None,
+        "the result has one probe radius"
+    );
+    assert!((done.number("error_gap").expect("gap") - 0.2).abs() < 1e-12);
+    assert_eq!(
+        (rows[1].state.as_str(), rows[1].number("test_error")),
+        ("leased", None)
+    );
+    assert!(!rows[1].is_measured());
+    assert!(matches!(
+        fixture.store.trial_rows("no-such-sweep").await,
+        Err(StoreError::UnknownSweep(_))
+    ));
+}
+
 /// The same suite on both backends: SQLite always, PostgreSQL on the local server.
 macro_rules! store_conformance_suite {
     ([$($backend:ident => $open:ident),*], $tests:tt) => {
@@ -737,5 +795,6 @@ store_conformance_suite!(
         width_summaries_aggregate_finished_trials_per_width,
         a_lease_batch_deals_disjoint_trials_in_arrival_order_each_call_its_own_lease,
         a_report_batch_answers_each_report_alone,
+        trial_rows_show_every_trial_in_grid_order_with_its_measurements,
     ]
 );

@@ -2,7 +2,7 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{REPORTED_MEASUREMENTS, Summary, WidthSummary};
+use super::{REPORTED_MEASUREMENTS, Summary, TRIAL_ROW_NUMBERS, TrialRow, WidthSummary};
 
 /// Non-finite numbers (a diverged run's loss, a bound with γ ≤ 0) are stored as NULL.
 pub fn finite(value: f64) -> Option<f64> {
@@ -91,5 +91,54 @@ where
         failed: count("failed")?,
         diverged: count("diverged")?,
         measurements,
+    })
+}
+
+/// The rows of a sweep from the `trial_results` view, every number as a float (a boolean as 0 or
+/// 1), in grid order; `placeholder` is the sweep name's bind parameter.
+pub fn trial_rows_sql(placeholder: &str) -> String {
+    let numbers: Vec<String> = TRIAL_ROW_NUMBERS
+        .iter()
+        .map(|name| match *name {
+            // A boolean on PostgreSQL, an integer on SQLite: both read as a truth value.
+            "reached_target" => {
+                "CAST(CASE WHEN reached_target THEN 1 WHEN NOT reached_target THEN 0 END \
+                  AS DOUBLE PRECISION) AS reached_target"
+                    .to_string()
+            }
+            _ => format!("CAST({name} AS DOUBLE PRECISION) AS {name}"),
+        })
+        .collect();
+    format!(
+        "SELECT trial_id, state, outcome, worker_id, last_error, params, {}
+         FROM trial_results WHERE sweep = {placeholder} ORDER BY ordinal",
+        numbers.join(", ")
+    )
+}
+
+/// One row of [`trial_rows_sql`], from either backend.
+pub fn decode_trial_row<'r, R>(row: &'r R) -> Result<TrialRow, sqlx::Error>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut numbers = Vec::with_capacity(TRIAL_ROW_NUMBERS.len());
+    for name in TRIAL_ROW_NUMBERS {
+        numbers.push(
+            row.try_get::<Option<f64>, _>(name)?
+                .filter(|value| value.is_finite()),
+        );
+    }
+    Ok(TrialRow {
+        trial_id: row.try_get("trial_id")?,
+        state: row.try_get("state")?,
+        outcome: row.try_get("outcome")?,
+        worker_id: row.try_get("worker_id")?,
+        last_error: row.try_get("last_error")?,
+        params: row.try_get("params")?,
+        numbers,
     })
 }

@@ -1,0 +1,256 @@
+//! The headline comparison of a sweep, computed over its finished trials: how each measurement
+//! scales with width (the log-log slope, with a 95% interval) and how well it ranks trials by
+//! their generalization gap (Kendall's τ across all trials, and granulated per grid axis as in
+//! `science.md` §5).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::statistics::{self, Interval};
+use crate::store::TrialRow;
+
+/// The gap every measure is ranked against.
+pub const GAP: &str = "error_gap";
+
+/// The measurements analysed, as columns of the `trial_results` view.
+pub const ANALYSED_MEASUREMENTS: [&str; 16] = [
+    "error_gap",
+    "loss_gap",
+    "test_error",
+    "vc_capacity",
+    "spectral_capacity",
+    "vc_gap_estimate",
+    "spectral_gap_estimate",
+    "margin_gamma",
+    "minimum_norm",
+    "stay_probability_1",
+    "mean_exit_step_1",
+    "stay_fraction",
+    "max_distance",
+    "hessian_lambda_max",
+    "hessian_trace",
+    "parameter_count",
+];
+
+/// The grid axes a granulated coefficient can be taken over; the seed is a replicate, not one.
+pub const HYPERPARAMETER_AXES: [&str; 6] = [
+    "width",
+    "depth",
+    "learning_rate",
+    "noise_sigma",
+    "probe_noise_sigma",
+    "batch_size",
+];
+
+/// A least-squares exponent: the measurement grows as width^slope.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WidthSlope {
+    pub slope: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub trials: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasurementAnalysis {
+    pub measurement: String,
+    /// None where fewer than two widths have positive values.
+    pub width_slope: Option<WidthSlope>,
+    /// Kendall's τ-b between the measurement and the gap over all measured trials.
+    pub kendall_tau: Option<f64>,
+    /// Granulated τ per varied axis, in [`HYPERPARAMETER_AXES`] order.
+    pub granulated_tau: Vec<(String, Option<f64>)>,
+}
+
+/// The axes that take more than one value among the measured trials.
+pub fn varied_axes(trials: &[&TrialRow]) -> Vec<&'static str> {
+    HYPERPARAMETER_AXES
+        .into_iter()
+        .filter(|axis| {
+            let mut values = trials.iter().filter_map(|trial| trial.number(axis));
+            let first = values.next();
+            values.any(|value| Some(value) != first)
+        })
+        .collect()
+}
+
+/// Analyses every measurement over the finished, non-diverged trials.
+pub fn analyse(rows: &[TrialRow]) -> Vec<MeasurementAnalysis> {
+    let trials: Vec<&TrialRow> = rows.iter().filter(|row| row.is_measured()).collect();
+    let axes = varied_axes(&trials);
+    ANALYSED_MEASUREMENTS
+        .into_iter()
+        .map(|measurement| MeasurementAnalysis {
+            measurement: measurement.to_string(),
+            width_slope: width_slope(&trials, measurement),
+            kendall_tau: statistics::kendall_tau_b(&pairs_with_gap(&trials, measurement)),
+            granulated_tau: axes
+                .iter()
+                .map(|axis| {
+                    let groups = groups_varying_only(&trials, axis);
+                    let pairs: Vec<Vec<(f64, f64)>> = groups
+                        .iter()
+                        .map(|group| pairs_with_gap(group, measurement))
+                        .collect();
+                    (axis.to_string(), statistics::granulated_kendall(&pairs))
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn width_slope(trials: &[&TrialRow], measurement: &str) -> Option<WidthSlope> {
+    let points: Vec<(f64, f64)> = trials
+        .iter()
+        .filter_map(|trial| Some((trial.number("width")?, trial.number(measurement)?)))
+        .collect();
+    let fitted = statistics::log_log_slope(&points)?;
+    let (low, high) = match fitted.interval {
+        Some(Interval { low, high }) => (Some(low), Some(high)),
+        None => (None, None),
+    };
+    Some(WidthSlope {
+        slope: fitted.slope,
+        low,
+        high,
+        trials: fitted.points,
+    })
+}
+
+fn pairs_with_gap(trials: &[&TrialRow], measurement: &str) -> Vec<(f64, f64)> {
+    trials
+        .iter()
+        .filter_map(|trial| Some((trial.number(measurement)?, trial.number(GAP)?)))
+        .collect()
+}
+
+/// Trials grouped so that within a group only `axis` varies: every other axis and the seed agree.
+fn groups_varying_only<'a>(trials: &[&'a TrialRow], axis: &str) -> Vec<Vec<&'a TrialRow>> {
+    let mut groups: BTreeMap<Vec<u64>, Vec<&'a TrialRow>> = BTreeMap::new();
+    for trial in trials {
+        let key: Vec<u64> = HYPERPARAMETER_AXES
+            .iter()
+            .chain(["seed"].iter())
+            .filter(|other| **other != axis)
+            .map(|other| trial.number(other).unwrap_or(f64::NAN).to_bits())
+            .collect();
+        groups.entry(key).or_default().push(trial);
+    }
+    groups.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TRIAL_ROW_NUMBERS;
+
+    fn trial(width: f64, seed: f64, learning_rate: f64, values: &[(&str, f64)]) -> TrialRow {
+        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        let mut set = |name: &str, value: f64| {
+            let index = TRIAL_ROW_NUMBERS
+                .iter()
+                .position(|candidate| *candidate == name)
+                .expect("a view column");
+            numbers[index] = Some(value);
+        };
+        set("width", width);
+        set("seed", seed);
+        set("learning_rate", learning_rate);
+        for (name, value) in values {
+            set(name, *value);
+        }
+        TrialRow {
+            trial_id: format!("{width}-{seed}-{learning_rate}"),
+            state: "done".to_string(),
+            outcome: Some("converged".to_string()),
+            worker_id: None,
+            last_error: None,
+            params: "{}".to_string(),
+            numbers,
+        }
+    }
+
+    fn analysis_of<'a>(analyses: &'a [MeasurementAnalysis], name: &str) -> &'a MeasurementAnalysis {
+        analyses
+            .iter()
+            .find(|analysis| analysis.measurement == name)
+            .expect("analysed")
+    }
+
+    #[test]
+    fn slopes_recover_exact_power_laws_in_width() {
+        // capacity = 5 · width^1.5 and a flat gap of 0.3: slopes 1.5 and 0, exactly.
+        let rows: Vec<TrialRow> = [16.0, 64.0, 256.0, 1024.0]
+            .into_iter()
+            .flat_map(|width: f64| {
+                [0.0, 1.0].map(|seed| {
+                    trial(
+                        width,
+                        seed,
+                        0.1,
+                        &[("vc_capacity", 5.0 * width.powf(1.5)), ("error_gap", 0.3)],
+                    )
+                })
+            })
+            .collect();
+        let analyses = analyse(&rows);
+        let capacity = analysis_of(&analyses, "vc_capacity")
+            .width_slope
+            .expect("a slope");
+        assert!((capacity.slope - 1.5).abs() < 1e-12, "{capacity:?}");
+        assert_eq!(capacity.trials, 8);
+        let gap = analysis_of(&analyses, "error_gap")
+            .width_slope
+            .expect("a slope");
+        assert!(gap.slope.abs() < 1e-12, "{gap:?}");
+        // A constant gap ranks nothing.
+        assert_eq!(analysis_of(&analyses, "vc_capacity").kendall_tau, None);
+    }
+
+    #[test]
+    fn rank_correlation_with_the_gap_overall_and_per_axis() {
+        // Four trials: width ∈ {8, 16} × learning rate ∈ {0.1, 0.2}, one seed.
+        // gap:       (8, .1) 0.1   (16, .1) 0.2   (8, .2) 0.3   (16, .2) 0.4
+        // measure m: (8, .1) 1     (16, .1) 2     (8, .2) 0.5   (16, .2) 3
+        // Overall pairs (m, gap): (1,.1) (2,.2) (.5,.3) (3,.4): of the 6 pairs, 4 concordant,
+        // 2 discordant ((1,.1)-(.5,.3) and (2,.2)-(.5,.3)): τ = (4 − 2)/6 = 1/3.
+        // Over width (learning rate fixed): {(1,.1),(2,.2)} τ = 1 and {(.5,.3),(3,.4)} τ = 1 → 1.
+        // Over learning rate (width fixed): {(1,.1),(.5,.3)} τ = −1 and {(2,.2),(3,.4)} τ = 1 → 0.
+        let rows = vec![
+            trial(8.0, 0.0, 0.1, &[("error_gap", 0.1), ("margin_gamma", 1.0)]),
+            trial(16.0, 0.0, 0.1, &[("error_gap", 0.2), ("margin_gamma", 2.0)]),
+            trial(8.0, 0.0, 0.2, &[("error_gap", 0.3), ("margin_gamma", 0.5)]),
+            trial(16.0, 0.0, 0.2, &[("error_gap", 0.4), ("margin_gamma", 3.0)]),
+        ];
+        let analyses = analyse(&rows);
+        let margin = analysis_of(&analyses, "margin_gamma");
+        assert!((margin.kendall_tau.expect("τ") - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(
+            margin.granulated_tau,
+            vec![
+                ("width".to_string(), Some(1.0)),
+                ("learning_rate".to_string(), Some(0.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn unfinished_and_diverged_trials_are_left_out() {
+        let mut running = trial(32.0, 0.0, 0.1, &[("vc_capacity", 1e9), ("error_gap", 0.9)]);
+        running.state = "leased".to_string();
+        let mut diverged = trial(64.0, 0.0, 0.1, &[("vc_capacity", 1e9), ("error_gap", 0.9)]);
+        diverged.outcome = Some("diverged".to_string());
+        let rows = vec![
+            trial(8.0, 0.0, 0.1, &[("vc_capacity", 8.0)]),
+            trial(16.0, 0.0, 0.1, &[("vc_capacity", 16.0)]),
+            running,
+            diverged,
+        ];
+        let slope = analysis_of(&analyse(&rows), "vc_capacity")
+            .width_slope
+            .expect("a slope");
+        assert!((slope.slope - 1.0).abs() < 1e-12);
+        assert_eq!(slope.trials, 2);
+    }
+}
