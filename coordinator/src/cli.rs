@@ -42,6 +42,8 @@ pub enum Command {
     Status(StatusArgs),
     /// The per-width table of a sweep.
     Report(ReportArgs),
+    /// Follow a sweep until it finishes: a live progress bar on a terminal, log lines otherwise.
+    Watch(WatchArgs),
     /// One row per trial with every parameter and measurement, as CSV or JSON Lines.
     Export(ExportArgs),
     /// Exit 0 if the coordinator's health service says it is serving (for health checks).
@@ -194,6 +196,16 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    pub sweep: String,
+    /// Seconds between looks at the sweep.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval_seconds: f64,
+    #[command(flatten)]
+    pub source: ReadSource,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     pub sweep: String,
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -245,6 +257,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Status(args) => status(args).await,
             Command::Report(args) => report(args).await,
             Command::Export(args) => export(args).await,
+            Command::Watch(args) => watch(args).await,
             Command::Health(args) => health(args).await,
             Command::Run(args) => crate::local_run::run(args).await,
             Command::LocalWorker(args) => worker::client::run(args).await,
@@ -352,29 +365,42 @@ async fn submit(args: SubmitArgs) -> Result<()> {
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
-    let counts = match &args.source.db {
-        Some(url) => {
-            let store = open_for_reading(url).await?;
-            store.sweep_counts(args.sweep.as_deref()).await?
-        }
-        None => {
-            let mut client = args.source.coordinator.connect().await?;
-            let response = client
+    let mut reader = CountsReader::open(&args.source).await?;
+    let counts = reader.sweep_counts(args.sweep.as_deref()).await?;
+    print!("{}", status_table(&counts));
+    Ok(())
+}
+
+/// Where trial counts come from: the database directly, or a coordinator.
+enum CountsReader {
+    Database(std::sync::Arc<dyn store::Store>),
+    Coordinator(proto::channel::Client),
+}
+
+impl CountsReader {
+    async fn open(source: &ReadSource) -> Result<Self> {
+        Ok(match &source.db {
+            Some(url) => Self::Database(open_for_reading(url).await?),
+            None => Self::Coordinator(source.coordinator.connect().await?),
+        })
+    }
+
+    async fn sweep_counts(&mut self, sweep: Option<&str>) -> Result<Vec<SweepCounts>> {
+        Ok(match self {
+            Self::Database(store) => store.sweep_counts(sweep).await?,
+            Self::Coordinator(client) => client
                 .sweep_status(proto::v1::SweepStatusRequest {
-                    sweep: args.sweep.clone().unwrap_or_default(),
+                    sweep: sweep.unwrap_or_default().to_string(),
                 })
                 .await
-                .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
-            response
+                .map_err(|status| anyhow::anyhow!("{}", status.message()))?
                 .into_inner()
                 .sweeps
                 .into_iter()
                 .map(crate::api::counts_from_wire)
-                .collect()
-        }
-    };
-    print!("{}", status_table(&counts));
-    Ok(())
+                .collect(),
+        })
+    }
 }
 
 pub fn status_table(counts: &[SweepCounts]) -> String {
@@ -396,6 +422,36 @@ pub fn status_table(counts: &[SweepCounts]) -> String {
         ));
     }
     text
+}
+
+async fn watch(args: WatchArgs) -> Result<()> {
+    if !(args.interval_seconds.is_finite() && args.interval_seconds >= 0.1) {
+        bail!(
+            "--interval-seconds = {} is invalid: must be at least 0.1",
+            args.interval_seconds
+        );
+    }
+    let interval = Duration::from_secs_f64(args.interval_seconds);
+    let mut reader = CountsReader::open(&args.source).await?;
+    let mut progress = crate::progress::ProgressDisplay::new(&args.sweep);
+    loop {
+        let counts = reader
+            .sweep_counts(Some(&args.sweep))
+            .await?
+            .into_iter()
+            .next()
+            .with_context(|| format!("unknown sweep `{}`", args.sweep))?;
+        progress.update(&counts);
+        if counts.is_complete() {
+            progress.finish();
+            println!(
+                "{}: {} of {} trials done, {} failed, {} diverged",
+                counts.sweep, counts.done, counts.total, counts.failed, counts.diverged
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 async fn export(args: ExportArgs) -> Result<()> {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod group_commit;
 pub mod local_run;
+pub mod progress;
 pub mod report;
 pub mod server;
 pub mod store;

@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::RunArgs;
+use crate::progress::ProgressDisplay;
 use crate::report::{SweepReport, to_table};
 use crate::store::{self, SweepCounts};
 use crate::sweep::SweepPlan;
 
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
-const QUIET_PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 const WORKER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(args: RunArgs) -> Result<()> {
@@ -85,14 +85,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
     let interrupted = worker::shutdown::on_termination_signal()?;
     let started = Instant::now();
-    let outcome = watch_until_complete(
-        store.as_ref(),
-        &sweep_name,
-        started,
-        &interrupted,
-        &mut workers,
-    )
-    .await;
+    let outcome =
+        watch_until_complete(store.as_ref(), &sweep_name, &interrupted, &mut workers).await;
 
     stop_workers(&mut workers).await;
     stop_server.cancel();
@@ -147,12 +141,10 @@ fn start_worker(coordinator_url: &str, index: u32, slots: u32) -> Result<Child> 
 async fn watch_until_complete(
     store: &dyn store::Store,
     sweep: &str,
-    started: Instant,
     interrupted: &CancellationToken,
     workers: &mut [Child],
 ) -> Result<SweepCounts> {
-    // A line when something finishes, and at least every half minute while long trials run.
-    let mut last_shown: Option<(u64, Instant)> = None;
+    let mut progress = ProgressDisplay::new(sweep);
     loop {
         let counts = store
             .sweep_counts(Some(sweep))
@@ -160,14 +152,9 @@ async fn watch_until_complete(
             .into_iter()
             .next()
             .unwrap_or_default();
-        let stale = last_shown.is_none_or(|(finished, shown)| {
-            finished != counts.finished() || shown.elapsed() >= QUIET_PROGRESS_INTERVAL
-        });
-        if stale {
-            eprintln!("{}", progress_line(&counts, started.elapsed()));
-            last_shown = Some((counts.finished(), Instant::now()));
-        }
+        progress.update(&counts);
         if counts.is_complete() {
+            progress.finish();
             return Ok(counts);
         }
         for worker in workers.iter_mut() {
@@ -182,21 +169,6 @@ async fn watch_until_complete(
             _ = tokio::time::sleep(PROGRESS_INTERVAL) => {}
         }
     }
-}
-
-fn progress_line(counts: &SweepCounts, elapsed: Duration) -> String {
-    let finished = counts.finished();
-    let seconds = elapsed.as_secs_f64();
-    let eta = if finished > 0 && finished < counts.total {
-        let remaining = (counts.total - finished) as f64 * seconds / finished as f64;
-        format!(", about {remaining:.0} s left")
-    } else {
-        String::new()
-    };
-    format!(
-        "[{seconds:>6.0} s] {finished}/{} trials finished ({} running, {} failed, {} diverged){eta}",
-        counts.total, counts.leased, counts.failed, counts.diverged
-    )
 }
 
 /// SIGTERM first (a worker releases what it holds), then SIGKILL after a grace period.

@@ -138,6 +138,19 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         .expect("report runs");
     assert_eq!(stdout_of(&direct), csv);
 
+    // Watching a finished sweep ends at once; without a terminal the progress is plain lines.
+    let watched = coordinator.client(&["watch", "e2e-basic", "--interval-seconds", "0.2"]);
+    assert!(watched.status.success(), "{}", stderr_of(&watched));
+    assert_eq!(
+        stdout_of(&watched),
+        "e2e-basic: 12 of 12 trials done, 0 failed, 0 diverged\n"
+    );
+    assert!(
+        stderr_of(&watched).contains("12/12 trials finished"),
+        "{}",
+        stderr_of(&watched)
+    );
+
     // The table ends in the analysis: slopes in width and rank correlations with the gap.
     let table = stdout_of(&coordinator.client(&["report", "e2e-basic"]));
     assert!(table.contains("slope vs width [95% CI]"), "{table}");
