@@ -1,13 +1,14 @@
 //! The gRPC service: the edge where wire messages are checked and turned into store calls.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto::v1 as wire;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info, warn};
 
 use crate::group_commit::GroupCommit;
+use crate::metrics::{Metrics, Rpc};
 use crate::store::{
     self, FailureOutcome, LeaseRef, LeaseRequest, LeasedTrial, RecordOutcome, ResultReport, Store,
     StoreError,
@@ -82,11 +83,12 @@ pub struct CoordinatorService {
     settings: SchedulerSettings,
     leases: GroupCommit<LeaseRequest, Vec<LeasedTrial>>,
     reports: GroupCommit<ResultReport, RecordOutcome>,
+    metrics: Arc<Metrics>,
 }
 
 impl CoordinatorService {
     /// Needs a Tokio runtime: it starts the group-commit queues for leases and reports.
-    pub fn new(store: Arc<dyn Store>, settings: SchedulerSettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: SchedulerSettings, metrics: Arc<Metrics>) -> Self {
         let lease_ms = settings.lease_ms();
         let concurrent = store.concurrent_batches();
         let leases = {
@@ -113,6 +115,7 @@ impl CoordinatorService {
             settings,
             leases,
             reports,
+            metrics,
         }
     }
 }
@@ -254,8 +257,10 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::LeaseTrialsRequest>,
     ) -> Result<Response<wire::LeaseTrialsResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        self.metrics.worker_seen(&request.worker_id);
         let max_trials = request.max_trials.clamp(1, self.settings.max_lease_batch);
         let leased = self
             .leases
@@ -267,6 +272,8 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         for trial in &leased {
             debug!(trial_id = %trial.trial_id, worker_id = %request.worker_id, sweep = %trial.sweep, attempt = trial.attempt, "trial leased");
         }
+        self.metrics.trials_leased(leased.len());
+        self.metrics.rpc_finished(Rpc::LeaseTrials, started);
         Ok(Response::new(wire::LeaseTrialsResponse {
             trials: leased
                 .into_iter()
@@ -288,8 +295,10 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::HeartbeatRequest>,
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        self.metrics.worker_seen(&request.worker_id);
         if request.running.len() > MAX_LEASES_PER_CALL {
             return Err(Status::invalid_argument(format!(
                 "a heartbeat may carry at most {MAX_LEASES_PER_CALL} leases, got {}",
@@ -310,6 +319,8 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         for lost in &outcome.lost {
             info!(trial_id = %lost.trial_id, worker_id = %request.worker_id, "heartbeat for a lease no longer held");
         }
+        self.metrics.heartbeat();
+        self.metrics.rpc_finished(Rpc::Heartbeat, started);
         Ok(Response::new(wire::HeartbeatResponse {
             extended: outcome.extended.into_iter().map(wire_lease).collect(),
             lost: outcome.lost.into_iter().map(wire_lease).collect(),
@@ -322,8 +333,10 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::ReportResultRequest>,
     ) -> Result<Response<wire::ReportResultResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        self.metrics.worker_seen(&request.worker_id);
         let lease = lease_ref(request.lease)?;
         let Some(result) = request.result else {
             return Err(Status::invalid_argument("missing `result`"));
@@ -346,6 +359,8 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
                 info!(trial_id = %lease.trial_id, worker_id = %request.worker_id, "duplicate result ignored")
             }
         }
+        self.metrics.result(outcome == RecordOutcome::Duplicate);
+        self.metrics.rpc_finished(Rpc::ReportResult, started);
         Ok(Response::new(wire::ReportResultResponse {
             duplicate: outcome == RecordOutcome::Duplicate,
         }))
@@ -355,14 +370,18 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::ReportFailureRequest>,
     ) -> Result<Response<wire::ReportFailureResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
         require_worker_id(&request.worker_id)?;
+        self.metrics.worker_seen(&request.worker_id);
         let lease = lease_ref(request.lease)?;
         let outcome = self
             .store
             .record_failure(&lease, &request.error, store::now_ms())
             .await?;
         warn!(trial_id = %lease.trial_id, worker_id = %request.worker_id, error = %request.error, outcome = ?outcome, "trial failed on worker");
+        self.metrics.failure_reported();
+        self.metrics.rpc_finished(Rpc::ReportFailure, started);
         Ok(Response::new(wire::ReportFailureResponse {
             failed_permanently: outcome == FailureOutcome::Failed,
         }))

@@ -108,6 +108,15 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "COORDINATOR_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Serve the web dashboard and Prometheus `/metrics` on this address (off unless given).
+    #[arg(long, env = "COORDINATOR_DASHBOARD_LISTEN")]
+    pub dashboard_listen: Option<SocketAddr>,
+
+    /// Allow the dashboard on an address other than loopback. It has no authentication: put it
+    /// behind a proxy that has, or keep it on a private network.
+    #[arg(long, env = "COORDINATOR_DASHBOARD_PUBLIC")]
+    pub dashboard_public: bool,
 }
 
 impl ServeArgs {
@@ -289,8 +298,28 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let listener = crate::server::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
-    // Printed, not logged: scripts and tests read the bound port from this line.
-    println!("coordinator listening on {address}");
+    let dashboard = match args.dashboard_listen {
+        None => None,
+        Some(dashboard) => {
+            if !dashboard.ip().is_loopback() && !args.dashboard_public {
+                bail!(
+                    "--dashboard-listen = {dashboard} is not a loopback address and the dashboard has \
+                     no authentication; add --dashboard-public to serve it there anyway"
+                );
+            }
+            Some(
+                tokio::net::TcpListener::bind(dashboard)
+                    .await
+                    .with_context(|| format!("cannot listen on --dashboard-listen {dashboard}"))?,
+            )
+        }
+    };
+    let dashboard_note = match &dashboard {
+        Some(listener) => format!("; dashboard on http://{}", listener.local_addr()?),
+        None => String::new(),
+    };
+    // Printed, not logged: scripts and tests read the bound ports from this one line.
+    println!("coordinator listening on {address}{dashboard_note}");
     let security = args.security()?;
     let shutdown = worker::shutdown::on_termination_signal()?;
     crate::server::serve(
@@ -298,6 +327,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         store,
         settings,
         security,
+        dashboard,
         shutdown.cancelled_owned(),
     )
     .await?;

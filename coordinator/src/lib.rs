@@ -5,8 +5,10 @@
 
 pub mod api;
 pub mod cli;
+pub mod dashboard;
 pub mod group_commit;
 pub mod local_run;
+pub mod metrics;
 pub mod progress;
 pub mod report;
 pub mod server;

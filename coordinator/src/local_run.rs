@@ -67,6 +67,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         store.clone(),
         settings,
         crate::server::Security::default(),
+        None,
         stop_server.clone().cancelled_owned(),
     ));
 

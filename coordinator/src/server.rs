@@ -18,6 +18,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::api::{CoordinatorService, SchedulerSettings};
+use crate::metrics::Metrics;
 use crate::store::{self, Store};
 
 /// The name the health service reports the API under.
@@ -52,13 +53,15 @@ pub struct Security {
     pub tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Serves the coordinator API and the standard gRPC health service on `listener` until
-/// `shutdown` resolves, then stops taking new calls and lets in-flight ones finish.
+/// Serves the coordinator API and the standard gRPC health service on `listener` (and the web
+/// dashboard on `dashboard`, when given) until `shutdown` resolves, then stops taking new calls
+/// and lets in-flight ones finish.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
     settings: SchedulerSettings,
     security: Security,
+    dashboard: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let stop_reclaimer = CancellationToken::new();
@@ -66,8 +69,22 @@ pub async fn serve(
         store.clone(),
         stop_reclaimer.clone(),
     ));
+    let metrics = Arc::new(Metrics::default());
+    let stop_dashboard = CancellationToken::new();
+    let dashboard = dashboard.map(|listener| {
+        let app = crate::dashboard::router(store.clone(), metrics.clone());
+        let stop = stop_dashboard.clone();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                warn!(cause = %error, "the dashboard stopped");
+            }
+        })
+    });
 
-    let api = CoordinatorServer::new(CoordinatorService::new(store, settings))
+    let api = CoordinatorServer::new(CoordinatorService::new(store, settings, metrics))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let api = InterceptedService::new(api, RequireToken(security.token));
@@ -91,7 +108,11 @@ pub async fn serve(
         .await;
 
     stop_reclaimer.cancel();
+    stop_dashboard.cancel();
     let _ = reclaimer.await;
+    if let Some(dashboard) = dashboard {
+        let _ = dashboard.await;
+    }
     info!("coordinator stopped");
     result
 }

@@ -10,7 +10,7 @@ pub mod statistics;
 pub use format::{
     ReportFormat, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
-pub use plot::write_bounds_plot;
+pub use plot::{bounds_plot_svg, write_bounds_plot};
 
 use serde::{Deserialize, Serialize};
 

@@ -34,8 +34,26 @@ const SERIES: [(&str, &str, RGBColor); 4] = [
 /// A legend label, its colour, and its (width, value) points.
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
-/// Writes the plot as SVG; points that cannot go on a log axis (≤ 0 or missing) are left out.
+/// Writes the plot as an SVG file.
 pub fn write_bounds_plot(report: &SweepReport, path: &Path) -> Result<(), String> {
+    let svg = bounds_plot_svg(report)?;
+    std::fs::write(path, svg).map_err(|error| error.to_string())
+}
+
+/// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out.
+pub fn bounds_plot_svg(report: &SweepReport) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
+        draw_bounds_plot(report, root)?;
+    }
+    Ok(svg)
+}
+
+fn draw_bounds_plot<Backend: DrawingBackend>(
+    report: &SweepReport,
+    root: DrawingArea<Backend, plotters::coord::Shift>,
+) -> Result<(), String> {
     let mut series: Vec<Series> = Vec::new();
     for (name, label, color) in SERIES {
         let points: Vec<(f64, f64)> = report
@@ -63,7 +81,6 @@ pub fn write_bounds_plot(report: &SweepReport, path: &Path) -> Result<(), String
     let x_range = (x_min / 1.5)..(x_max * 1.5);
     let y_range = (y_min / 3.0)..(y_max * 3.0);
 
-    let root = SVGBackend::new(path, (960, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(|error| error.to_string())?;
     let mut chart = ChartBuilder::on(&root)
         .caption(

@@ -80,6 +80,8 @@ impl Drop for Process {
 pub struct Coordinator {
     pub process: Process,
     pub url: String,
+    /// Where the web dashboard is served, when `--dashboard-listen` was given.
+    pub dashboard_url: Option<String>,
     pub db_url: String,
 }
 
@@ -122,17 +124,21 @@ impl Coordinator {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("coordinator prints its address");
-        let address = line
+        let announced = line
             .trim()
             .strip_prefix("coordinator listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from coordinator: {line:?}"))
-            .to_string();
+            .unwrap_or_else(|| panic!("unexpected first line from coordinator: {line:?}"));
+        let (address, dashboard_url) = match announced.split_once("; dashboard on ") {
+            Some((address, dashboard)) => (address.to_string(), Some(dashboard.to_string())),
+            None => (announced.to_string(), None),
+        };
         Self {
             process: Process {
                 child,
                 name: "coordinator".to_string(),
             },
             url: format!("{scheme}://{address}"),
+            dashboard_url,
             db_url,
         }
     }

@@ -1,0 +1,186 @@
+//! A small web dashboard in the coordinator's process, on its own port: the sweeps with their
+//! progress, a page per sweep with the per-width table, the analysis and the figure (refreshed
+//! while the sweep runs), and Prometheus metrics on `/metrics`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::report::{SweepReport, analysis_table, bounds_plot_svg, confidence_interval};
+use crate::store::{Store, StoreError};
+
+/// Seconds between reloads of a page while something is still running.
+const REFRESH_SECONDS: u32 = 5;
+
+#[derive(Clone)]
+struct Dashboard {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+pub fn router(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/", get(sweeps_page))
+        .route("/sweeps/{name}", get(sweep_page))
+        .route("/metrics", get(metrics_text))
+        .with_state(Dashboard { store, metrics })
+}
+
+fn failure(error: StoreError) -> Response {
+    let status = match error {
+        StoreError::UnknownSweep(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, error.to_string()).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
+    let refresh = if refresh {
+        format!("<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">")
+    } else {
+        String::new()
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">{refresh}<title>{}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{padding:.25em .75em;border-bottom:1px solid #ddd;text-align:right}}\
+         th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}\
+         progress{{width:12em}}pre{{background:#f8f8f8;padding:1em}}</style></head>\
+         <body>{body}</body></html>",
+        escape(title)
+    ))
+}
+
+async fn sweeps_page(State(dashboard): State<Dashboard>) -> Response {
+    let counts = match dashboard.store.sweep_counts(None).await {
+        Ok(counts) => counts,
+        Err(error) => return failure(error),
+    };
+    let mut body = String::from(
+        "<h1>Sweeps</h1><table id=\"sweeps\"><tr><th>sweep</th><th>progress</th><th>done</th>\
+         <th>running</th><th>pending</th><th>failed</th><th>diverged</th></tr>",
+    );
+    for sweep in &counts {
+        let name = escape(&sweep.sweep);
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/sweeps/{name}\">{name}</a></td>\
+             <td><progress max=\"{}\" value=\"{}\"></progress></td>\
+             <td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            sweep.total.max(1),
+            sweep.finished(),
+            sweep.done,
+            sweep.total,
+            sweep.leased,
+            sweep.pending,
+            sweep.failed,
+            sweep.diverged
+        );
+    }
+    body.push_str("</table><p><a href=\"/metrics\">metrics</a></p>");
+    let running = counts.iter().any(|sweep| !sweep.is_complete());
+    page("Sweeps", running, &body).into_response()
+}
+
+/// Columns of the per-width table: header and measurement, mean ± standard deviation.
+const WIDTH_COLUMNS: [(&str, &str); 9] = [
+    ("train err", "train_error"),
+    ("test err", "test_error"),
+    ("err gap", "error_gap"),
+    ("VC bound", "vc_gap_estimate"),
+    ("spectral bound", "spectral_gap_estimate"),
+    ("margin γ", "margin_gamma"),
+    ("stay p(r₁)", "stay_probability"),
+    ("λ_max", "hessian_lambda_max"),
+    ("train s", "train_seconds"),
+];
+
+async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>) -> Response {
+    let report = match SweepReport::load(dashboard.store.as_ref(), &name).await {
+        Ok(report) => report,
+        Err(error) => return failure(error),
+    };
+    let title = format!("Sweep {}", report.sweep);
+    let mut body = format!(
+        "<p><a href=\"/\">all sweeps</a></p><h1>{}</h1><p id=\"progress\">{} of {} trials done, \
+         {} failed, {} diverged</p><table id=\"widths\"><tr><th>width</th><th>done</th>",
+        escape(&title),
+        report.done,
+        report.total,
+        report.failed,
+        report.diverged
+    );
+    for (header, _) in WIDTH_COLUMNS {
+        let _ = write!(body, "<th>{}</th>", escape(header));
+    }
+    body.push_str("<th>err gap 95% CI</th></tr>");
+    for width in &report.widths {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}/{}</td>",
+            width.width, width.done, width.trials
+        );
+        for (_, measurement) in WIDTH_COLUMNS {
+            let summary = width.measurement(measurement);
+            let cell = match (summary.mean, summary.std_dev) {
+                (None, _) => "–".to_string(),
+                (Some(mean), None) => format!("{mean:.4}"),
+                (Some(mean), Some(std_dev)) => format!("{mean:.4} ± {std_dev:.4}"),
+            };
+            let _ = write!(body, "<td>{cell}</td>");
+        }
+        let interval = confidence_interval(width.measurement("error_gap"))
+            .map(|(low, high)| format!("[{low:.4}, {high:.4}]"))
+            .unwrap_or_else(|| "–".to_string());
+        let _ = write!(body, "<td>{interval}</td></tr>");
+    }
+    body.push_str("</table>");
+    match bounds_plot_svg(&report) {
+        Ok(svg) => {
+            let _ = write!(
+                body,
+                "<h2>Bounds and gap vs width</h2><figure id=\"bounds-vs-width\">{svg}</figure>"
+            );
+        }
+        Err(error) => {
+            let _ = write!(
+                body,
+                "<p>the figure could not be drawn: {}</p>",
+                escape(&error)
+            );
+        }
+    }
+    if !report.analysis.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Scaling and rank correlation</h2><pre id=\"analysis\">{}</pre>",
+            escape(&analysis_table(&report))
+        );
+    }
+    let running = report.done + report.failed < report.total;
+    page(&title, running, &body).into_response()
+}
+
+async fn metrics_text(State(dashboard): State<Dashboard>) -> Response {
+    match dashboard.store.sweep_counts(None).await {
+        Ok(counts) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            dashboard.metrics.render(&counts),
+        )
+            .into_response(),
+        Err(error) => failure(error),
+    }
+}
