@@ -12,7 +12,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Metrics;
-use crate::report::{SweepReport, analysis_table, bounds_plot_svg, confidence_interval};
+use crate::report::{
+    SweepReport, TABLE_COLUMNS, analysis_table, bounds_plot_svg, confidence_interval,
+};
 use crate::store::{Store, StoreError};
 
 /// Seconds between reloads of a page while something is still running.
@@ -95,19 +97,6 @@ async fn sweeps_page(State(dashboard): State<Dashboard>) -> Response {
     page("Sweeps", running, &body).into_response()
 }
 
-/// Columns of the per-width table: header and measurement, mean ± standard deviation.
-const WIDTH_COLUMNS: [(&str, &str); 9] = [
-    ("train err", "train_error"),
-    ("test err", "test_error"),
-    ("err gap", "error_gap"),
-    ("VC bound", "vc_gap_estimate"),
-    ("spectral bound", "spectral_gap_estimate"),
-    ("margin γ", "margin_gamma"),
-    ("stay p(r₁)", "stay_probability"),
-    ("λ_max", "hessian_lambda_max"),
-    ("train s", "train_seconds"),
-];
-
 async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>) -> Response {
     let report = match SweepReport::load(dashboard.store.as_ref(), &name).await {
         Ok(report) => report,
@@ -123,7 +112,7 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
         report.failed,
         report.diverged
     );
-    for (header, _) in WIDTH_COLUMNS {
+    for (header, _) in TABLE_COLUMNS {
         let _ = write!(body, "<th>{}</th>", escape(header));
     }
     body.push_str("<th>err gap 95% CI</th></tr>");
@@ -133,7 +122,7 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
             "<tr><td>{}</td><td>{}/{}</td>",
             width.width, width.done, width.trials
         );
-        for (_, measurement) in WIDTH_COLUMNS {
+        for (_, measurement) in TABLE_COLUMNS {
             let summary = width.measurement(measurement);
             let cell = match (summary.mean, summary.std_dev) {
                 (None, _) => "–".to_string(),

@@ -11,7 +11,7 @@ pub mod trial_config;
 
 pub use trial_config::{
     Activation, ConfigError, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig,
-    ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
+    NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
 };
 
 /// Generated gRPC types and clients/servers for `sweep.v1`.

@@ -235,9 +235,15 @@ pub struct TrainingConfig {
     #[serde(default)]
     pub momentum: f64,
     pub batch_size: usize,
-    /// Standard deviation σ of the Gaussian noise added to every gradient coordinate.
+    /// Standard deviation σ of the Gaussian noise added to the gradient (scaled by `noise_form`).
     #[serde(default)]
     pub noise_sigma: f64,
+    /// Left out of the canonical form at its default, so adding it kept every trial id.
+    #[serde(default, skip_serializing_if = "NoiseForm::is_default")]
+    pub noise_form: NoiseForm,
+    /// β of the Langevin form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inverse_temperature: Option<f64>,
     /// Stop once the full training loss is at or below this value.
     #[serde(default)]
     pub target_loss: Option<f64>,
@@ -246,6 +252,30 @@ pub struct TrainingConfig {
     /// How often (in steps) the full training loss is evaluated for the stop rule.
     #[serde(default = "default_eval_every")]
     pub eval_every: u64,
+}
+
+/// How the Gaussian gradient noise ξ is scaled (`science.md` §1). With one σ for every
+/// coordinate the total noise grows like sqrt(D) as the network widens; the other forms let a
+/// width sweep hold the noise per layer or in total fixed instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseForm {
+    /// ξ ~ N(0, σ² I).
+    #[default]
+    PerCoordinate,
+    /// σ / sqrt(fan_in) for the weights and biases of each layer.
+    PerLayer,
+    /// σ / sqrt(D) for every coordinate, so that E||ξ||² = σ² at any width.
+    FixedTotal,
+    /// Langevin dynamics Θ ← Θ − η∇R̂ + sqrt(2η/β) ζ at inverse temperature β
+    /// (`inverse_temperature`); σ is not used.
+    Langevin,
+}
+
+impl NoiseForm {
+    pub fn is_default(&self) -> bool {
+        *self == NoiseForm::PerCoordinate
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,8 +295,13 @@ pub struct ProbeConfig {
     /// Step size of the probe; the training learning rate when absent.
     #[serde(default)]
     pub learning_rate: Option<f64>,
-    /// Gaussian gradient noise σ during the probe.
+    /// Gaussian gradient noise σ during the probe (scaled by `noise_form`).
     pub noise_sigma: f64,
+    #[serde(default, skip_serializing_if = "NoiseForm::is_default")]
+    pub noise_form: NoiseForm,
+    /// β of the Langevin form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inverse_temperature: Option<f64>,
     pub radii: Vec<f64>,
     #[serde(default = "default_radius_unit")]
     pub radius_unit: RadiusUnit,
@@ -361,6 +396,29 @@ fn require_finite_in(
         return Err(ConfigError::new(key, value, reason));
     }
     Ok(())
+}
+
+/// Langevin needs its β, and β means nothing to the other forms.
+fn validate_noise_form(
+    section: &str,
+    form: NoiseForm,
+    inverse_temperature: Option<f64>,
+) -> Result<(), ConfigError> {
+    let key = format!("{section}.inverse_temperature");
+    match (form, inverse_temperature) {
+        (NoiseForm::Langevin, None) => Err(ConfigError::new(
+            &format!("{section}.noise_form"),
+            "\"langevin\"",
+            &format!("needs {key} (β > 0)"),
+        )),
+        (NoiseForm::Langevin, Some(beta)) => require_finite_positive(&key, beta),
+        (_, Some(beta)) => Err(ConfigError::new(
+            &key,
+            beta,
+            &format!("is only used with {section}.noise_form = \"langevin\""),
+        )),
+        (_, None) => Ok(()),
+    }
 }
 
 fn require_finite_positive(key: &str, value: f64) -> Result<(), ConfigError> {
@@ -701,6 +759,11 @@ impl TrialConfig {
             f64::MAX,
             "must be a finite number ≥ 0",
         )?;
+        validate_noise_form(
+            "training",
+            training.noise_form,
+            training.inverse_temperature,
+        )?;
         if let Some(target) = training.target_loss {
             require_finite_positive("training.target_loss", target)?;
         }
@@ -730,6 +793,7 @@ impl TrialConfig {
             f64::MAX,
             "must be a finite number ≥ 0",
         )?;
+        validate_noise_form("probe", probe.noise_form, probe.inverse_temperature)?;
         if probe.steps > 0 && probe.replicates == 0 {
             return Err(ConfigError::new(
                 "probe.replicates",
@@ -832,6 +896,8 @@ mod tests {
                 momentum: 0.0,
                 batch_size: 16,
                 noise_sigma: 0.0,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
                 target_loss: Some(0.01),
                 max_steps: 100,
                 eval_every: 10,
@@ -840,6 +906,8 @@ mod tests {
                 steps: 50,
                 learning_rate: None,
                 noise_sigma: 0.01,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
                 radii: vec![0.1, 1.0],
                 radius_unit: RadiusUnit::Absolute,
                 replicates: 2,
@@ -880,6 +948,45 @@ mod tests {
         let mut config = small_config();
         config.data = DataConfig::synthetic(dataset, 0, 0, 0, 0);
         config
+    }
+
+    #[test]
+    fn noise_forms_check_their_temperature_and_leave_default_ids_alone() {
+        let default_json = small_config().to_canonical_json();
+        assert!(!default_json.contains("noise_form"), "{default_json}");
+
+        let mut config = small_config();
+        config.probe.noise_form = NoiseForm::Langevin;
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.key, "probe.noise_form");
+        assert!(
+            error.to_string().contains("probe.inverse_temperature"),
+            "{error}"
+        );
+        config.probe.inverse_temperature = Some(-1.0);
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "probe.inverse_temperature"
+        );
+        config.probe.inverse_temperature = Some(1e4);
+        config.validate().expect("Langevin with β > 0");
+        assert!(
+            config
+                .to_canonical_json()
+                .contains(r#""noise_form":"langevin""#)
+        );
+
+        let mut config = small_config();
+        config.training.inverse_temperature = Some(1e4);
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.key, "training.inverse_temperature");
+        assert!(error.to_string().contains("langevin"), "{error}");
+
+        let parsed: ProbeConfig = serde_json::from_str(
+            r#"{"steps":1,"noise_sigma":0.1,"noise_form":"per_layer","radii":[1.0],"replicates":1}"#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.noise_form, NoiseForm::PerLayer);
     }
 
     #[test]

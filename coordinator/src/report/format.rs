@@ -13,7 +13,7 @@ pub enum ReportFormat {
 }
 
 /// The table's columns: header and measurement; each cell is mean ± standard deviation over seeds.
-const TABLE_COLUMNS: [(&str, &str); 10] = [
+pub const TABLE_COLUMNS: [(&str, &str); 10] = [
     ("params", "parameter_count"),
     ("train err", "train_error"),
     ("test err", "test_error"),

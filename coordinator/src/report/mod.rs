@@ -8,7 +8,7 @@ mod plot;
 pub mod statistics;
 
 pub use format::{
-    ReportFormat, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
+    ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
 pub use plot::{bounds_plot_svg, write_bounds_plot};
 

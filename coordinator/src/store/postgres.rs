@@ -37,6 +37,18 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// Refuses a sweep name the database does not hold.
+    async fn require_sweep(&self, sweep: &str) -> Result<(), StoreError> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = $1")
+            .bind(sweep)
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownSweep(sweep.to_string())),
+        }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -423,13 +435,7 @@ impl Store for PostgresStore {
     }
 
     async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError> {
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = $1")
-            .bind(sweep)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::UnknownSweep(sweep.to_string()));
-        }
+        self.require_sweep(sweep).await?;
         let rows = sqlx::query(&width_summaries_sql("$1"))
             .bind(sweep)
             .fetch_all(&self.pool)
@@ -442,13 +448,7 @@ impl Store for PostgresStore {
     }
 
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = $1")
-            .bind(sweep)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::UnknownSweep(sweep.to_string()));
-        }
+        self.require_sweep(sweep).await?;
         let rows = sqlx::query(&trial_rows_sql("$1"))
             .bind(sweep)
             .fetch_all(&self.pool)

@@ -46,6 +46,18 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Refuses a sweep name the database does not hold.
+    async fn require_sweep(&self, sweep: &str) -> Result<(), StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = ?")
+            .bind(sweep)
+            .fetch_optional(&self.pool)
+            .await?;
+        match exists {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownSweep(sweep.to_string())),
+        }
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -440,13 +452,7 @@ impl Store for SqliteStore {
     }
 
     async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = ?")
-            .bind(sweep)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::UnknownSweep(sweep.to_string()));
-        }
+        self.require_sweep(sweep).await?;
 
         let rows = sqlx::query(&width_summaries_sql("?"))
             .bind(sweep)
@@ -460,13 +466,7 @@ impl Store for SqliteStore {
     }
 
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sweeps WHERE name = ?")
-            .bind(sweep)
-            .fetch_optional(&self.pool)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::UnknownSweep(sweep.to_string()));
-        }
+        self.require_sweep(sweep).await?;
         let rows = sqlx::query(&trial_rows_sql("?"))
             .bind(sweep)
             .fetch_all(&self.pool)

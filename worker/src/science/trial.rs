@@ -252,8 +252,8 @@ mod tests {
     use super::*;
     use crate::science::observer::SilentObserver;
     use proto::{
-        Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, ProbeConfig,
-        RadiusUnit, TrainingConfig,
+        Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, NoiseForm,
+        ProbeConfig, RadiusUnit, TrainingConfig,
     };
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -277,6 +277,8 @@ mod tests {
                 momentum: 0.9,
                 batch_size: 16,
                 noise_sigma: 0.0,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
                 target_loss: Some(0.05),
                 max_steps: 5000,
                 eval_every: 20,
@@ -285,6 +287,8 @@ mod tests {
                 steps: 100,
                 learning_rate: Some(0.01),
                 noise_sigma: 0.01,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
                 radii: vec![0.1, 1.0],
                 radius_unit: RadiusUnit::RelativeToMinimumNorm,
                 replicates: 3,

@@ -8,6 +8,7 @@ use crate::science::measurements::{Phase, RadiusMeasurement};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
+use crate::science::train::noise::NoiseSettings;
 use crate::science::train::sgd::{NoisySgd, SgdSettings};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +46,11 @@ pub fn run_probe(
     let settings = SgdSettings {
         learning_rate: config.probe_learning_rate() as f32,
         momentum: 0.0,
-        noise_sigma: probe.noise_sigma as f32,
+        noise: NoiseSettings {
+            sigma: probe.noise_sigma,
+            form: probe.noise_form,
+            inverse_temperature: probe.inverse_temperature,
+        },
         batch_size: config.training.batch_size,
     };
     let scale = match probe.radius_unit {

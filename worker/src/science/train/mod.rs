@@ -1,4 +1,5 @@
 //! Noisy mini-batch SGD and the training loop with its stop rule.
 
+pub mod noise;
 pub mod sgd;
 pub mod training;

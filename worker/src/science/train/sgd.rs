@@ -1,13 +1,12 @@
 //! One step of mini-batch SGD with heavy-ball momentum and Gaussian gradient noise:
 //! v ← μ v + (g + ξ), Θ ← Θ − η v, with ξ ~ N(0, σ² I). With μ = 0 this is Θ ← Θ − η (g + ξ).
 
-use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 use crate::science::data::Dataset;
 use crate::science::model::mlp::{Mlp, Workspace};
+use crate::science::train::noise::{NoiseScales, NoiseSettings};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
 const EVALUATION_CHUNK: usize = 256;
@@ -16,7 +15,7 @@ const EVALUATION_CHUNK: usize = 256;
 pub struct SgdSettings {
     pub learning_rate: f32,
     pub momentum: f32,
-    pub noise_sigma: f32,
+    pub noise: NoiseSettings,
     pub batch_size: usize,
 }
 
@@ -71,6 +70,7 @@ pub struct NoisySgd<'d> {
     settings: SgdSettings,
     order: BatchOrder,
     noise: ChaCha8Rng,
+    noise_scales: NoiseScales,
     workspace: Workspace,
     batch_inputs: Vec<f32>,
     batch_labels: Vec<u32>,
@@ -103,6 +103,7 @@ impl<'d> NoisySgd<'d> {
             settings,
             order: BatchOrder::new(dataset.len(), batch_order_rng),
             noise: noise_rng,
+            noise_scales: NoiseScales::new(mlp, settings.noise, f64::from(settings.learning_rate)),
             workspace: Workspace::new(mlp, capacity),
             batch_inputs: vec![0.0; settings.batch_size * dataset.dim],
             batch_labels: vec![0; settings.batch_size],
@@ -136,15 +137,10 @@ impl<'d> NoisySgd<'d> {
         let SgdSettings {
             learning_rate,
             momentum,
-            noise_sigma,
             ..
         } = self.settings;
-        if noise_sigma > 0.0 {
-            for value in &mut self.gradient {
-                let draw: f32 = self.noise.sample(StandardNormal);
-                *value += noise_sigma * draw;
-            }
-        }
+        self.noise_scales
+            .add_to(&mut self.gradient, &mut self.noise);
         let mut parameters_finite = true;
         if momentum > 0.0 {
             for ((parameter, velocity), &gradient) in parameters
@@ -194,6 +190,8 @@ mod timing {
     use super::*;
     use crate::science::rng::{Stream, stream};
     use proto::{Activation, Init};
+    use rand::Rng;
+    use rand_distr::StandardNormal;
 
     /// `cargo test -p worker --release --lib -- --ignored --nocapture one_sgd_step_time`
     #[test]
@@ -236,7 +234,10 @@ mod timing {
             let settings = SgdSettings {
                 learning_rate: 0.01,
                 momentum: 0.9,
-                noise_sigma,
+                noise: NoiseSettings {
+                    sigma: noise_sigma,
+                    ..NoiseSettings::silent()
+                },
                 batch_size: 128,
             };
             let mut sgd = NoisySgd::new(

@@ -9,6 +9,7 @@ use crate::science::model::evaluate::evaluate;
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
+use crate::science::train::noise::NoiseSettings;
 use crate::science::train::sgd::{NoisySgd, SgdSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +31,11 @@ pub fn train(
     let settings = SgdSettings {
         learning_rate: config.learning_rate as f32,
         momentum: config.momentum as f32,
-        noise_sigma: config.noise_sigma as f32,
+        noise: NoiseSettings {
+            sigma: config.noise_sigma,
+            form: config.noise_form,
+            inverse_temperature: config.inverse_temperature,
+        },
         batch_size: config.batch_size,
     };
     let mut sgd = NoisySgd::new(
