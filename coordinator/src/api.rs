@@ -188,6 +188,22 @@ fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
             )));
         }
     }
+    let mut named = std::collections::HashSet::new();
+    for bound in &result.bounds {
+        if !proto::BOUND_NAMES.contains(&bound.name.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "`result.bounds` names an unknown bound {:?}: expected one of {}",
+                bound.name,
+                proto::BOUND_NAMES.join(", ")
+            )));
+        }
+        if !named.insert(bound.name.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "`result.bounds` names {:?} twice",
+                bound.name
+            )));
+        }
+    }
     if result.train_size == 0 {
         return Err(Status::invalid_argument(
             "`result.train_size` = 0 is invalid: must be at least 1",

@@ -14,6 +14,20 @@ pub use trial_config::{
     NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
 };
 
+/// The bounds of `science.md` §4 a trial reports beside the VC and spectral (BFT) capacities,
+/// by the names the wire, the database and the reports use. Those ending in `_2layer` exist only
+/// for networks with one hidden layer; `path_norm` is a ranking measure (Jiang et al. 2020), not
+/// a calibrated bound.
+pub const BOUND_NAMES: [&str; 7] = [
+    "frobenius_2layer",
+    "one_infinity_2layer",
+    "spectral_2layer",
+    "neyshabur_2019_2layer",
+    "spectral_frobenius_pac_bayes",
+    "golowich_rakhlin_shamir",
+    "path_norm",
+];
+
 /// Generated gRPC types and clients/servers for `sweep.v1`.
 pub mod v1 {
     tonic::include_proto!("sweep.v1");

@@ -14,7 +14,7 @@ use crate::store::TrialRow;
 pub const GAP: &str = "error_gap";
 
 /// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 16] = [
+pub const ANALYSED_MEASUREMENTS: [&str; 23] = [
     "error_gap",
     "loss_gap",
     "test_error",
@@ -22,6 +22,13 @@ pub const ANALYSED_MEASUREMENTS: [&str; 16] = [
     "spectral_capacity",
     "vc_gap_estimate",
     "spectral_gap_estimate",
+    "frobenius_2layer_gap_estimate",
+    "one_infinity_2layer_gap_estimate",
+    "spectral_2layer_gap_estimate",
+    "neyshabur_2019_2layer_gap_estimate",
+    "spectral_frobenius_pac_bayes_gap_estimate",
+    "golowich_rakhlin_shamir_gap_estimate",
+    "path_norm_gap_estimate",
     "margin_gamma",
     "minimum_norm",
     "stay_probability_1",
@@ -55,7 +62,7 @@ pub struct WidthSlope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasurementAnalysis {
     pub measurement: String,
-    /// None where fewer than two widths have positive values.
+    /// None where fewer than two widths are measured or a value is not positive.
     pub width_slope: Option<WidthSlope>,
     /// Kendall's τ-b between the measurement and the gap over all measured trials.
     pub kendall_tau: Option<f64>,
@@ -105,6 +112,11 @@ fn width_slope(trials: &[&TrialRow], measurement: &str) -> Option<WidthSlope> {
         .iter()
         .filter_map(|trial| Some((trial.number("width")?, trial.number(measurement)?)))
         .collect();
+    // A slope through the positive values alone would misread a quantity that reaches zero (a
+    // stay probability, a gap): no slope then.
+    if points.iter().any(|(_, value)| *value <= 0.0) {
+        return None;
+    }
     let fitted = statistics::log_log_slope(&points)?;
     let (low, high) = match fitted.interval {
         Some(Interval { low, high }) => (Some(low), Some(high)),
@@ -232,6 +244,20 @@ mod tests {
                 ("width".to_string(), Some(1.0)),
                 ("learning_rate".to_string(), Some(0.0)),
             ]
+        );
+    }
+
+    #[test]
+    fn no_slope_for_a_quantity_that_reaches_zero() {
+        let rows = vec![
+            trial(8.0, 0.0, 0.1, &[("stay_probability_1", 1.0)]),
+            trial(16.0, 0.0, 0.1, &[("stay_probability_1", 0.5)]),
+            trial(32.0, 0.0, 0.1, &[("stay_probability_1", 0.0)]),
+        ];
+        let analyses = analyse(&rows);
+        assert_eq!(
+            analysis_of(&analyses, "stay_probability_1").width_slope,
+            None
         );
     }
 

@@ -151,11 +151,23 @@ fn aligned(rows: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
+    let names_first = rows
+        .get(1)
+        .and_then(|row| row.first())
+        .is_some_and(|cell| cell.parse::<f64>().is_err());
     for (index, row) in rows.iter().enumerate() {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(cell, width)| format!("{cell:>width$}", width = width))
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                // Names read from the left, numbers from the right.
+                if column == 0 && names_first {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
             .collect();
         text.push_str(cells.join("  ").trim_end());
         text.push('\n');

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::query_builder::Separated;
-use sqlx::{Database, Encode, Type};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::values::{eigenvalues_json, finite, gap_estimate, new_lease_id};
 use crate::sweep::{PlannedTrial, SweepPlan};
@@ -177,6 +177,96 @@ pub fn push_radius_row<'a, DB>(
         .push_bind(finite(radius.stay_probability))
         .push_bind(finite(radius.mean_exit_step))
         .push_bind(finite(radius.occupancy));
+}
+
+pub const BOUND_COLUMNS: &str = "INSERT INTO bounds (trial_id, name, capacity, gap_estimate) ";
+
+/// One row of `bounds`.
+pub fn push_bound_row<'a, DB>(
+    row: &mut Separated<'_, 'a, DB, &'static str>,
+    trial_id: &'a str,
+    bound: &'a proto::v1::BoundMeasurement,
+    train_size: u64,
+) where
+    DB: Database,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    row.push_bind(trial_id)
+        .push_bind(bound.name.as_str())
+        .push_bind(finite(bound.capacity))
+        .push_bind(gap_estimate(bound.capacity, train_size));
+}
+
+/// The INSERTs of the rows under each newly recorded result (per-layer norms, per-radius
+/// statistics, bounds), multi-row and the same SQL on both backends, for the caller to run in
+/// its transaction.
+pub fn measurement_inserts<'a, DB>(recorded: &[&'a ResultReport]) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    let mut inserts = Vec::new();
+    let layers: Vec<(&'a str, &'a proto::v1::LayerMeasurement)> = recorded
+        .iter()
+        .flat_map(|report| {
+            let trial_id = report.lease.trial_id.as_str();
+            report
+                .result
+                .layers
+                .iter()
+                .map(move |layer| (trial_id, layer))
+        })
+        .collect();
+    for chunk in layers.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<DB>::new(LAYER_COLUMNS);
+        insert.push_values(chunk, |mut row, &(trial_id, layer)| {
+            push_layer_row(&mut row, trial_id, layer)
+        });
+        inserts.push(insert);
+    }
+    let radii: Vec<(&'a str, usize, &'a proto::v1::RadiusMeasurement)> = recorded
+        .iter()
+        .flat_map(|report| {
+            let trial_id = report.lease.trial_id.as_str();
+            report
+                .result
+                .radii
+                .iter()
+                .enumerate()
+                .map(move |(index, radius)| (trial_id, index, radius))
+        })
+        .collect();
+    for chunk in radii.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<DB>::new(RADIUS_COLUMNS);
+        insert.push_values(chunk, |mut row, &(trial_id, index, radius)| {
+            push_radius_row(&mut row, trial_id, index, radius)
+        });
+        inserts.push(insert);
+    }
+    let bounds: Vec<(&'a str, u64, &'a proto::v1::BoundMeasurement)> = recorded
+        .iter()
+        .flat_map(|report| {
+            let trial_id = report.lease.trial_id.as_str();
+            let train_size = report.result.train_size;
+            report
+                .result
+                .bounds
+                .iter()
+                .map(move |bound| (trial_id, train_size, bound))
+        })
+        .collect();
+    for chunk in bounds.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<DB>::new(BOUND_COLUMNS);
+        insert.push_values(chunk, |mut row, &(trial_id, train_size, bound)| {
+            push_bound_row(&mut row, trial_id, bound, train_size)
+        });
+        inserts.push(insert);
+    }
+    inserts
 }
 
 /// A pending trial chosen for a batch of lease calls, and the call it goes to.

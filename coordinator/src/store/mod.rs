@@ -247,7 +247,7 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 45] = [
+pub const TRIAL_ROW_NUMBERS: [&str; 52] = [
     "ordinal",
     "attempts",
     "width",
@@ -289,6 +289,13 @@ pub const TRIAL_ROW_NUMBERS: [&str; 45] = [
     "hessian_lambda_min",
     "hessian_trace",
     "stability_margin",
+    "frobenius_2layer_gap_estimate",
+    "one_infinity_2layer_gap_estimate",
+    "spectral_2layer_gap_estimate",
+    "neyshabur_2019_2layer_gap_estimate",
+    "spectral_frobenius_pac_bayes_gap_estimate",
+    "golowich_rakhlin_shamir_gap_estimate",
+    "path_norm_gap_estimate",
     "train_seconds",
     "probe_seconds",
     "measure_seconds",

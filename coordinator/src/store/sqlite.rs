@@ -265,43 +265,7 @@ impl Store for SqliteStore {
             .filter(|report| inserted.contains(&report.lease.trial_id))
             .collect();
 
-        let layers: Vec<(&str, &proto::v1::LayerMeasurement)> = recorded
-            .iter()
-            .flat_map(|report| {
-                report
-                    .result
-                    .layers
-                    .iter()
-                    .map(|layer| (report.lease.trial_id.as_str(), layer))
-            })
-            .collect();
-        for chunk in layers.chunks(batch::ROWS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::LAYER_COLUMNS);
-            insert.push_values(chunk, |mut row, (trial_id, layer)| {
-                batch::push_layer_row(&mut row, trial_id, layer)
-            });
-            insert
-                .build()
-                .persistent(false)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        let radii: Vec<(&str, usize, &proto::v1::RadiusMeasurement)> = recorded
-            .iter()
-            .flat_map(|report| {
-                report
-                    .result
-                    .radii
-                    .iter()
-                    .enumerate()
-                    .map(|(index, radius)| (report.lease.trial_id.as_str(), index, radius))
-            })
-            .collect();
-        for chunk in radii.chunks(batch::ROWS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::RADIUS_COLUMNS);
-            insert.push_values(chunk, |mut row, (trial_id, index, radius)| {
-                batch::push_radius_row(&mut row, trial_id, *index, radius)
-            });
+        for mut insert in batch::measurement_inserts::<Sqlite>(&recorded) {
             insert
                 .build()
                 .persistent(false)

@@ -716,6 +716,16 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     let result = proto::v1::TrialResult {
         reached_target: true,
         hessian_top_eigenvalues: vec![2.5, 1.0],
+        bounds: vec![
+            proto::v1::BoundMeasurement {
+                name: "golowich_rakhlin_shamir".to_string(),
+                capacity: 400.0,
+            },
+            proto::v1::BoundMeasurement {
+                name: "path_norm".to_string(),
+                capacity: f64::INFINITY,
+            },
+        ],
         ..result_with(0.25, 0.05, 900.0)
     };
     fixture
@@ -754,6 +764,13 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
         "the result has one probe radius"
     );
     assert!((done.number("error_gap").expect("gap") - 0.2).abs() < 1e-12);
+    // sqrt(400 / 100) = 2; an infinite capacity (γ ≤ 0) is stored as no value; an absent bound too.
+    assert_eq!(
+        done.number("golowich_rakhlin_shamir_gap_estimate"),
+        Some(2.0)
+    );
+    assert_eq!(done.number("path_norm_gap_estimate"), None);
+    assert_eq!(done.number("frobenius_2layer_gap_estimate"), None);
     assert_eq!(
         (rows[1].state.as_str(), rows[1].number("test_error")),
         ("leased", None)

@@ -48,6 +48,14 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 distance_from_init_two_one: layer.distance_from_init_two_one,
             })
             .collect(),
+        bounds: measurements
+            .bounds
+            .iter()
+            .map(|bound| wire::BoundMeasurement {
+                name: bound.name.to_string(),
+                capacity: bound.capacity,
+            })
+            .collect(),
         radii: measurements
             .radii
             .iter()

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+pub use crate::science::measure::bound_suite::BoundMeasurement;
+
 /// How training ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,4 +118,6 @@ pub struct TrialMeasurements {
     /// 2/η − λ_max for the training learning rate η: positive when gradient descent is linearly
     /// stable at Θ̂.
     pub stability_margin: f64,
+    /// The other bounds of science.md §4 that apply to this network.
+    pub bounds: Vec<BoundMeasurement>,
 }

@@ -5,13 +5,16 @@ use std::time::Instant;
 
 use proto::TrialConfig;
 
+use crate::science::data::Dataset;
 use crate::science::data::{self, DataError};
+use crate::science::measure::bound_suite::{TrainedPoint, evaluate_bounds};
 use crate::science::measure::bounds::{
-    spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
+    LayerNorms, spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
 };
 use crate::science::measure::hessian_summary::summarize_hessian;
 use crate::science::measure::layers::measure_layers;
 use crate::science::measure::margins::percentile;
+use crate::science::measure::norms::one_infinity_norm;
 use crate::science::measure::probe::{ProbeOutcome, euclidean_norm, run_probe};
 use crate::science::measurements::{Outcome, Phase, TrialMeasurements};
 use crate::science::model::evaluate::evaluate;
@@ -100,6 +103,7 @@ pub fn run_trial(
         hessian_lambda_min: f64::NAN,
         hessian_trace: f64::NAN,
         stability_margin: f64::NAN,
+        bounds: Vec::new(),
     };
 
     if !run.diverged {
@@ -146,6 +150,7 @@ pub fn run_trial(
             &mlp,
             &parameters,
             &initial,
+            &data.train,
             &margins,
             &mut measurements,
         );
@@ -198,6 +203,7 @@ fn measure_trained_point(
     mlp: &Mlp,
     parameters: &[f32],
     initial: &[f32],
+    train: &Dataset,
     margins: &[f64],
     measurements: &mut TrialMeasurements,
 ) {
@@ -244,6 +250,34 @@ fn measure_trained_point(
         gamma,
     );
     measurements.minimum_norm = euclidean_norm(parameters);
+    let norms: Vec<LayerNorms> = layers
+        .iter()
+        .zip(mlp.layers())
+        .map(|(measured, shape)| {
+            let weights: Vec<f64> = parameters[shape.weight_range()]
+                .iter()
+                .map(|&w| f64::from(w))
+                .collect();
+            LayerNorms {
+                fan_in: shape.fan_in,
+                fan_out: shape.fan_out,
+                spectral: measured.spectral_norm,
+                frobenius: measured.frobenius_norm,
+                one_infinity: one_infinity_norm(&weights, shape.fan_out, shape.fan_in),
+                distance_frobenius: measured.distance_from_init_frobenius,
+                distance_two_one: measured.distance_from_init_two_one,
+            }
+        })
+        .collect();
+    measurements.bounds = evaluate_bounds(&TrainedPoint {
+        mlp,
+        parameters,
+        initial,
+        train,
+        layers: &norms,
+        gamma,
+        delta: config.measure.delta,
+    });
     measurements.layers = layers;
 }
 
@@ -301,6 +335,17 @@ mod tests {
     fn training_an_easy_task_reaches_the_target_and_every_measurement_is_filled() {
         let config = easy_config();
         let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+        // One hidden layer: every bound of proto::BOUND_NAMES applies, each with a positive margin.
+        let names: Vec<&str> = measurements.bounds.iter().map(|bound| bound.name).collect();
+        assert_eq!(names, proto::BOUND_NAMES);
+        assert!(
+            measurements
+                .bounds
+                .iter()
+                .all(|bound| bound.capacity.is_finite() && bound.capacity > 0.0),
+            "{:?}",
+            measurements.bounds
+        );
         assert_eq!(
             measurements.outcome,
             Outcome::Converged,

@@ -1,6 +1,7 @@
 //! Measurements at the trained point: norms, margins, capacity bounds, the stagnation probe, the
 //! Hessian spectrum, the linearised-dynamics predictions, the iterate cloud and exit survival.
 
+pub mod bound_suite;
 pub mod bounds;
 pub mod cloud;
 pub mod eigen;
