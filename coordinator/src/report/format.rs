@@ -82,6 +82,7 @@ pub fn to_table(report: &SweepReport) -> String {
          spectral = Bartlett–Foster–Telgarsky; err gap = test − train 0-1 error; stay p(r₁) = share of \
          probe replicates never leaving the first radius\n",
     );
+    text.push_str(&super::crossed_tables(report));
     if !report.analysis.is_empty() {
         text.push('\n');
         text.push_str(&analysis_table(report));
@@ -140,7 +141,7 @@ pub fn analysis_table(report: &SweepReport) -> String {
 }
 
 /// Right-aligned columns under a ruled header row.
-fn aligned(rows: &[Vec<String>]) -> String {
+pub(super) fn aligned(rows: &[Vec<String>]) -> String {
     let mut text = String::new();
     let columns = rows[0].len();
     let widths: Vec<usize> = (0..columns)
@@ -252,6 +253,10 @@ pub fn to_markdown(report: &SweepReport) -> String {
             None => "–".to_string(),
         });
         text.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    let crossed = super::crossed_tables(report);
+    if !crossed.is_empty() {
+        text.push_str(&format!("\n```{crossed}```\n"));
     }
     if !report.analysis.is_empty() {
         text.push_str("\n```\n");

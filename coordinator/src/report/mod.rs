@@ -4,12 +4,15 @@
 pub mod analysis;
 pub mod export;
 mod format;
+mod format_groups;
+pub mod groups;
 mod plot;
 pub mod statistics;
 
 pub use format::{
     ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
+pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, write_bounds_plot};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +31,9 @@ pub struct SweepReport {
     /// Slopes in width and rank correlations with the gap, over the finished trials.
     #[serde(default)]
     pub analysis: Vec<analysis::MeasurementAnalysis>,
+    /// Width alone and width × each other varied axis, over seeds.
+    #[serde(default)]
+    pub groups: Vec<groups::Grouping>,
 }
 
 impl SweepReport {
@@ -41,7 +47,9 @@ impl SweepReport {
             ..
         } = counts.into_iter().next().unwrap_or_default();
         let widths = store.width_summaries(sweep).await?;
-        let analysis = analysis::analyse(&store.trial_rows(sweep).await?);
+        let rows = store.trial_rows(sweep).await?;
+        let analysis = analysis::analyse(&rows);
+        let groups = groups::groupings(&rows);
         Ok(Self {
             sweep: sweep.to_string(),
             total,
@@ -50,6 +58,7 @@ impl SweepReport {
             diverged,
             widths,
             analysis,
+            groups,
         })
     }
 

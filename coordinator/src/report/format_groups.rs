@@ -1,0 +1,68 @@
+//! The width × axis tables of a report: one per other axis that varies, a row per cell.
+
+use super::SweepReport;
+use super::groups::{CellSummary, Grouping};
+
+/// Columns of a crossed table: header and measurement.
+const COLUMNS: [(&str, &str); 5] = [
+    ("err gap", "error_gap"),
+    ("stay p(r₁)", "stay_probability_1"),
+    ("stay p(r₂)", "stay_probability_2"),
+    ("mean exit(r₁)", "mean_exit_step_1"),
+    ("λ_max", "hessian_lambda_max"),
+];
+
+fn cell_text(summary: Option<CellSummary>) -> String {
+    match summary {
+        None => "–".to_string(),
+        Some(CellSummary {
+            mean,
+            std_dev: Some(std_dev),
+            ..
+        }) => format!("{mean:.3}±{std_dev:.3}"),
+        Some(CellSummary { mean, .. }) => format!("{mean:.3}"),
+    }
+}
+
+fn crossed_table(grouping: &Grouping) -> String {
+    let mut header: Vec<String> = grouping.axes.clone();
+    header.push("done".to_string());
+    header.extend(COLUMNS.iter().map(|(title, _)| title.to_string()));
+    let mut rows = vec![header];
+    for cell in &grouping.cells {
+        let mut row: Vec<String> = cell
+            .axes
+            .iter()
+            .map(|(_, value)| format!("{value}"))
+            .collect();
+        row.push(format!("{}/{}", cell.done, cell.trials));
+        for (_, measurement) in COLUMNS {
+            let summary = cell
+                .measurements
+                .iter()
+                .find(|(name, _)| name == measurement)
+                .and_then(|(_, summary)| *summary);
+            row.push(cell_text(summary));
+        }
+        rows.push(row);
+    }
+    super::format::aligned(&rows)
+}
+
+/// A table per grouping of more than one axis (width × noise, width × learning rate, …): mean ±
+/// standard deviation over seeds; empty when only width varies.
+pub fn crossed_tables(report: &SweepReport) -> String {
+    let mut text = String::new();
+    for grouping in report
+        .groups
+        .iter()
+        .filter(|grouping| grouping.axes.len() > 1)
+    {
+        text.push_str(&format!(
+            "\nby {} (mean ± sd over seeds)\n",
+            grouping.axes.join(" × ")
+        ));
+        text.push_str(&crossed_table(grouping));
+    }
+    text
+}

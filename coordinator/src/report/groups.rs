@@ -1,0 +1,214 @@
+//! Aggregates per combination of grid values: width alone, and width crossed with each other
+//! axis that varies (noise, learning rate, probe noise, …), over the seeds of each cell.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::analysis::HYPERPARAMETER_AXES;
+use super::statistics::{MeanInterval, mean_interval};
+use crate::store::TrialRow;
+
+/// The measurements aggregated per cell.
+pub const CELL_MEASUREMENTS: [&str; 9] = [
+    "error_gap",
+    "test_error",
+    "vc_gap_estimate",
+    "spectral_gap_estimate",
+    "stay_probability_1",
+    "stay_probability_2",
+    "mean_exit_step_1",
+    "max_distance",
+    "hessian_lambda_max",
+];
+
+/// One cell: the axis values that define it, its trial counts, and per measurement the mean,
+/// standard deviation and 95% interval over the cell's finished, non-diverged trials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub axes: Vec<(String, f64)>,
+    pub trials: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub diverged: u64,
+    pub measurements: Vec<(String, Option<CellSummary>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CellSummary {
+    pub count: usize,
+    pub mean: f64,
+    pub std_dev: Option<f64>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl From<MeanInterval> for CellSummary {
+    fn from(summary: MeanInterval) -> Self {
+        Self {
+            count: summary.count,
+            mean: summary.mean,
+            std_dev: summary.std_dev,
+            low: summary.interval.map(|interval| interval.low),
+            high: summary.interval.map(|interval| interval.high),
+        }
+    }
+}
+
+/// The cells of one grouping (say width × noise_sigma), in axis-value order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grouping {
+    pub axes: Vec<String>,
+    pub cells: Vec<Cell>,
+}
+
+/// Width alone, then width × each other axis that takes more than one value in the sweep.
+pub fn groupings(rows: &[TrialRow]) -> Vec<Grouping> {
+    let all: Vec<&TrialRow> = rows.iter().collect();
+    let mut axis_sets = vec![vec!["width"]];
+    for axis in super::analysis::varied_axes(&all) {
+        if axis != "width" {
+            axis_sets.push(vec!["width", axis]);
+        }
+    }
+    axis_sets
+        .into_iter()
+        .map(|axes| grouping(rows, &axes))
+        .collect()
+}
+
+fn grouping(rows: &[TrialRow], axes: &[&str]) -> Grouping {
+    debug_assert!(axes.iter().all(|axis| HYPERPARAMETER_AXES.contains(axis)));
+    // Keyed by the bits of each value, which order like the values for the non-negative numbers
+    // axes hold.
+    let mut cells: BTreeMap<Vec<u64>, Vec<&TrialRow>> = BTreeMap::new();
+    for row in rows {
+        let key = axes
+            .iter()
+            .map(|axis| row.number(axis).unwrap_or(f64::NAN).to_bits())
+            .collect();
+        cells.entry(key).or_default().push(row);
+    }
+    Grouping {
+        axes: axes.iter().map(|axis| axis.to_string()).collect(),
+        cells: cells
+            .into_iter()
+            .map(|(key, members)| cell(axes, &key, &members))
+            .collect(),
+    }
+}
+
+fn cell(axes: &[&str], key: &[u64], members: &[&TrialRow]) -> Cell {
+    let count = |state: &str| members.iter().filter(|row| row.state == state).count() as u64;
+    let measured: Vec<&&TrialRow> = members.iter().filter(|row| row.is_measured()).collect();
+    Cell {
+        axes: axes
+            .iter()
+            .zip(key)
+            .map(|(axis, bits)| (axis.to_string(), f64::from_bits(*bits)))
+            .collect(),
+        trials: members.len() as u64,
+        done: count("done"),
+        failed: count("failed"),
+        diverged: members
+            .iter()
+            .filter(|row| row.outcome.as_deref() == Some("diverged"))
+            .count() as u64,
+        measurements: CELL_MEASUREMENTS
+            .iter()
+            .map(|name| {
+                let values: Vec<f64> = measured.iter().filter_map(|row| row.number(name)).collect();
+                (
+                    name.to_string(),
+                    mean_interval(&values).map(CellSummary::from),
+                )
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TRIAL_ROW_NUMBERS;
+
+    fn trial(width: f64, noise: f64, seed: f64, gap: f64) -> TrialRow {
+        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        for (name, value) in [
+            ("width", width),
+            ("noise_sigma", noise),
+            ("seed", seed),
+            ("error_gap", gap),
+        ] {
+            let index = TRIAL_ROW_NUMBERS
+                .iter()
+                .position(|candidate| *candidate == name)
+                .expect("a column");
+            numbers[index] = Some(value);
+        }
+        TrialRow {
+            trial_id: format!("{width}-{noise}-{seed}"),
+            state: "done".to_string(),
+            outcome: Some("converged".to_string()),
+            worker_id: None,
+            last_error: None,
+            params: "{}".to_string(),
+            numbers,
+        }
+    }
+
+    #[test]
+    fn cells_cross_width_with_each_varied_axis_and_summarise_over_seeds() {
+        // Width 8: noise 0.1 gaps {0.1, 0.3}, noise 0.2 gaps {0.2, 0.4};
+        // width 16: noise 0.1 gaps {0.5, 0.7}, noise 0.2 one failed trial.
+        let mut failed = trial(16.0, 0.2, 0.0, 0.0);
+        failed.state = "failed".to_string();
+        failed.outcome = None;
+        let rows = vec![
+            trial(8.0, 0.1, 0.0, 0.1),
+            trial(8.0, 0.1, 1.0, 0.3),
+            trial(8.0, 0.2, 0.0, 0.2),
+            trial(8.0, 0.2, 1.0, 0.4),
+            trial(16.0, 0.1, 0.0, 0.5),
+            trial(16.0, 0.1, 1.0, 0.7),
+            failed,
+        ];
+        let groupings = groupings(&rows);
+        let axes: Vec<Vec<String>> = groupings
+            .iter()
+            .map(|grouping| grouping.axes.clone())
+            .collect();
+        assert_eq!(
+            axes,
+            [
+                vec!["width".to_string()],
+                vec!["width".to_string(), "noise_sigma".to_string()]
+            ]
+        );
+
+        // Width 8 alone: gaps 0.1, 0.3, 0.2, 0.4: mean 0.25, sd sqrt(0.05/3), 95% t(3) interval
+        // 0.25 ± 3.182446 · sqrt(0.05/3) / 2.
+        let width_8 = &groupings[0].cells[0];
+        assert_eq!((width_8.trials, width_8.done), (4, 4));
+        let gap = width_8.measurements[0].1.expect("a summary");
+        assert!((gap.mean - 0.25).abs() < 1e-12);
+        let sd = (0.05f64 / 3.0).sqrt();
+        assert!((gap.std_dev.expect("sd") - sd).abs() < 1e-12);
+        let half = 3.182446 * sd / 2.0;
+        assert!((gap.high.expect("interval") - (0.25 + half)).abs() < 1e-5);
+
+        let crossed = &groupings[1].cells;
+        assert_eq!(crossed.len(), 4);
+        assert_eq!(
+            crossed[1].axes,
+            [("width".to_string(), 8.0), ("noise_sigma".to_string(), 0.2)]
+        );
+        assert!((crossed[1].measurements[0].1.expect("a summary").mean - 0.3).abs() < 1e-12);
+        let empty = &crossed[3];
+        assert_eq!((empty.trials, empty.done, empty.failed), (1, 0, 1));
+        assert_eq!(
+            empty.measurements[0].1, None,
+            "nothing finished to summarise"
+        );
+    }
+}
