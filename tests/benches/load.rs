@@ -76,6 +76,7 @@ fn fake_result() -> wire::TrialResult {
             stay_probability: 1.0,
             mean_exit_step: 10.0,
             occupancy: 1.0,
+            median_exit_step: 12.0,
         }],
         ..Default::default()
     }

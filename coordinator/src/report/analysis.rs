@@ -14,7 +14,7 @@ use crate::store::TrialRow;
 pub const GAP: &str = "error_gap";
 
 /// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 23] = [
+pub const ANALYSED_MEASUREMENTS: [&str; 24] = [
     "error_gap",
     "loss_gap",
     "test_error",
@@ -33,6 +33,7 @@ pub const ANALYSED_MEASUREMENTS: [&str; 23] = [
     "minimum_norm",
     "stay_probability_1",
     "mean_exit_step_1",
+    "median_exit_step_1",
     "stay_fraction",
     "max_distance",
     "hessian_lambda_max",

@@ -8,7 +8,7 @@ const COLUMNS: [(&str, &str); 5] = [
     ("err gap", "error_gap"),
     ("stay p(r₁)", "stay_probability_1"),
     ("stay p(r₂)", "stay_probability_2"),
-    ("mean exit(r₁)", "mean_exit_step_1"),
+    ("median exit(r₁)", "median_exit_step_1"),
     ("λ_max", "hessian_lambda_max"),
 ];
 

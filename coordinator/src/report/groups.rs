@@ -17,7 +17,7 @@ pub const CELL_MEASUREMENTS: [&str; 9] = [
     "spectral_gap_estimate",
     "stay_probability_1",
     "stay_probability_2",
-    "mean_exit_step_1",
+    "median_exit_step_1",
     "max_distance",
     "hessian_lambda_max",
 ];

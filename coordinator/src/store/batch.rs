@@ -26,7 +26,7 @@ pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer
      distance_from_init_two_one) ";
 
 pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
-     stay_probability, mean_exit_step, occupancy) ";
+     stay_probability, mean_exit_step, occupancy, median_exit_step) ";
 
 pub const TRIAL_COLUMNS: &str = "INSERT INTO trials (id, sweep, ordinal, params, width, depth, \
      learning_rate, noise_sigma, probe_noise_sigma, batch_size, seed, updated_at_ms) ";
@@ -176,7 +176,8 @@ pub fn push_radius_row<'a, DB>(
         .push_bind(radius.radius)
         .push_bind(finite(radius.stay_probability))
         .push_bind(finite(radius.mean_exit_step))
-        .push_bind(finite(radius.occupancy));
+        .push_bind(finite(radius.occupancy))
+        .push_bind(finite(radius.median_exit_step));
 }
 
 pub const BOUND_COLUMNS: &str = "INSERT INTO bounds (trial_id, name, capacity, gap_estimate) ";

@@ -247,7 +247,7 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 52] = [
+pub const TRIAL_ROW_NUMBERS: [&str; 54] = [
     "ordinal",
     "attempts",
     "width",
@@ -281,10 +281,12 @@ pub const TRIAL_ROW_NUMBERS: [&str; 52] = [
     "stay_probability_1",
     "mean_exit_step_1",
     "occupancy_1",
+    "median_exit_step_1",
     "radius_2",
     "stay_probability_2",
     "mean_exit_step_2",
     "occupancy_2",
+    "median_exit_step_2",
     "hessian_lambda_max",
     "hessian_lambda_min",
     "hessian_trace",

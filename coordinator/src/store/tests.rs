@@ -148,6 +148,7 @@ fn result_with(
             stay_probability: 1.0,
             mean_exit_step: 10.0,
             occupancy: 1.0,
+            median_exit_step: 12.0,
         }],
         layers: vec![proto::v1::LayerMeasurement {
             layer: 1,
@@ -758,6 +759,7 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     assert_eq!(done.number("spectral_capacity"), Some(900.0));
     assert_eq!(done.number("hessian_lambda_max"), Some(2.5));
     assert_eq!(done.number("stay_probability_1"), Some(1.0));
+    assert_eq!(done.number("median_exit_step_1"), Some(12.0));
     assert_eq!(
         done.number("radius_2"),
         None,

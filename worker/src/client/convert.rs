@@ -63,6 +63,7 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 radius: radius.radius,
                 stay_probability: radius.stay_probability,
                 mean_exit_step: radius.mean_exit_step,
+                median_exit_step: radius.median_exit_step,
                 occupancy: radius.occupancy,
             })
             .collect(),

@@ -72,6 +72,9 @@ pub struct RadiusMeasurement {
     pub stay_probability: f64,
     /// Mean over replicates of the first step outside the ball, censored at the probe length.
     pub mean_exit_step: f64,
+    /// The Kaplan–Meier median of the exit step across replicates (censored ones included);
+    /// NaN while the estimated survival stays above one half.
+    pub median_exit_step: f64,
     /// Share of all probe steps (all replicates) spent inside the ball.
     pub occupancy: f64,
 }

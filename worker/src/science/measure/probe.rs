@@ -4,6 +4,7 @@
 use proto::{RadiusUnit, TrialConfig};
 
 use crate::science::data::Dataset;
+use crate::science::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
 use crate::science::measurements::{Phase, RadiusMeasurement};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
@@ -123,10 +124,15 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
                 .filter(|&&distance| distance <= radius)
                 .count();
         }
+        let exits: Vec<ExitTime> = trajectories
+            .iter()
+            .map(|trajectory| exit_time(trajectory, radius))
+            .collect();
         measurements.push(RadiusMeasurement {
             radius,
             stay_probability: stayed as f64 / replicates,
             mean_exit_step: exit_step_sum / replicates,
+            median_exit_step: median_survival_time(&kaplan_meier(&exits)).unwrap_or(f64::NAN),
             occupancy: steps_inside as f64 / total_steps,
         });
     }

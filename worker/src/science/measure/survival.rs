@@ -79,6 +79,15 @@ pub fn kaplan_meier(times: &[ExitTime]) -> Vec<SurvivalStep> {
     steps
 }
 
+/// The median survival time: the first step where Ŝ(t) ≤ 1/2, or None while more than half
+/// remain (the median is then beyond the observation, only bounded below by the probe length).
+pub fn median_survival_time(curve: &[SurvivalStep]) -> Option<f64> {
+    curve
+        .iter()
+        .find(|step| step.survival <= 0.5)
+        .map(|step| step.time)
+}
+
 /// Ŝ(t) read off a Kaplan–Meier curve: the survival of the last step at or before `time`, 1
 /// before the first exit.
 pub fn survival_at(curve: &[SurvivalStep], time: f64) -> f64 {
@@ -148,6 +157,8 @@ mod tests {
         assert_eq!(survival_at(&curve, 5.0), 1.0);
         assert_eq!(survival_at(&curve, 9.0), curve[1].survival);
         assert_eq!(survival_at(&curve, 100.0), curve[6].survival);
+        // The textbook median remission time of the 6-MP arm: 23 weeks (Ŝ first ≤ 1/2 there).
+        assert_eq!(median_survival_time(&curve), Some(23.0));
     }
 
     #[test]
@@ -159,5 +170,9 @@ mod tests {
         let survivals: Vec<f64> = curve.iter().map(|step| step.survival).collect();
         assert_eq!(survivals, vec![0.75, 0.25, 0.0]);
         assert!(kaplan_meier(&[censored(5.0)]).is_empty());
+        // Ŝ = 0.75 then 0.25: the median is the second exit time; none while three of four stay.
+        assert_eq!(median_survival_time(&curve), Some(2.0));
+        let mostly_censored = [event(3.0), censored(9.0), censored(9.0), censored(9.0)];
+        assert_eq!(median_survival_time(&kaplan_meier(&mostly_censored)), None);
     }
 }
