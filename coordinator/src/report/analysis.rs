@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::parameters::{self, Parameters};
 use super::statistics::{self, Interval};
 use crate::store::TrialRow;
 
@@ -41,16 +42,6 @@ pub const ANALYSED_MEASUREMENTS: [&str; 24] = [
     "parameter_count",
 ];
 
-/// The grid axes a granulated coefficient can be taken over; the seed is a replicate, not one.
-pub const HYPERPARAMETER_AXES: [&str; 6] = [
-    "width",
-    "depth",
-    "learning_rate",
-    "noise_sigma",
-    "probe_noise_sigma",
-    "batch_size",
-];
-
 /// A least-squares exponent: the measurement grows as width^slope.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WidthSlope {
@@ -67,26 +58,22 @@ pub struct MeasurementAnalysis {
     pub width_slope: Option<WidthSlope>,
     /// Kendall's τ-b between the measurement and the gap over all measured trials.
     pub kendall_tau: Option<f64>,
-    /// Granulated τ per varied axis, in [`HYPERPARAMETER_AXES`] order.
+    /// Granulated τ per varied axis (a dotted configuration key), width first.
     pub granulated_tau: Vec<(String, Option<f64>)>,
-}
-
-/// The axes that take more than one value among the measured trials.
-pub fn varied_axes(trials: &[&TrialRow]) -> Vec<&'static str> {
-    HYPERPARAMETER_AXES
-        .into_iter()
-        .filter(|axis| {
-            let mut values = trials.iter().filter_map(|trial| trial.number(axis));
-            let first = values.next();
-            values.any(|value| Some(value) != first)
-        })
-        .collect()
 }
 
 /// Analyses every measurement over the finished, non-diverged trials.
 pub fn analyse(rows: &[TrialRow]) -> Vec<MeasurementAnalysis> {
     let trials: Vec<&TrialRow> = rows.iter().filter(|row| row.is_measured()).collect();
-    let axes = varied_axes(&trials);
+    let parameters: Vec<Parameters> = trials
+        .iter()
+        .map(|row| parameters::flattened(row))
+        .collect();
+    let axes = parameters::varied(&parameters);
+    let groups_per_axis: Vec<Vec<Vec<&TrialRow>>> = axes
+        .iter()
+        .map(|axis| groups_varying_only(&trials, &parameters, axis))
+        .collect();
     ANALYSED_MEASUREMENTS
         .into_iter()
         .map(|measurement| MeasurementAnalysis {
@@ -95,13 +82,13 @@ pub fn analyse(rows: &[TrialRow]) -> Vec<MeasurementAnalysis> {
             kendall_tau: statistics::kendall_tau_b(&pairs_with_gap(&trials, measurement)),
             granulated_tau: axes
                 .iter()
-                .map(|axis| {
-                    let groups = groups_varying_only(&trials, axis);
+                .zip(&groups_per_axis)
+                .map(|(axis, groups)| {
                     let pairs: Vec<Vec<(f64, f64)>> = groups
                         .iter()
                         .map(|group| pairs_with_gap(group, measurement))
                         .collect();
-                    (axis.to_string(), statistics::granulated_kendall(&pairs))
+                    (axis.clone(), statistics::granulated_kendall(&pairs))
                 })
                 .collect(),
         })
@@ -138,15 +125,19 @@ fn pairs_with_gap(trials: &[&TrialRow], measurement: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Trials grouped so that within a group only `axis` varies: every other axis and the seed agree.
-fn groups_varying_only<'a>(trials: &[&'a TrialRow], axis: &str) -> Vec<Vec<&'a TrialRow>> {
-    let mut groups: BTreeMap<Vec<u64>, Vec<&'a TrialRow>> = BTreeMap::new();
-    for trial in trials {
-        let key: Vec<u64> = HYPERPARAMETER_AXES
+/// Trials grouped so that within a group only `axis` varies: every other setting, the seed
+/// included, agrees.
+fn groups_varying_only<'a>(
+    trials: &[&'a TrialRow],
+    parameters: &[Parameters],
+    axis: &str,
+) -> Vec<Vec<&'a TrialRow>> {
+    let mut groups: BTreeMap<Vec<(&str, String)>, Vec<&'a TrialRow>> = BTreeMap::new();
+    for (trial, values) in trials.iter().zip(parameters) {
+        let key = values
             .iter()
-            .chain(["seed"].iter())
-            .filter(|other| **other != axis)
-            .map(|other| trial.number(other).unwrap_or(f64::NAN).to_bits())
+            .filter(|(key, _)| *key != axis)
+            .map(|(key, value)| (key.as_str(), value.to_string()))
             .collect();
         groups.entry(key).or_default().push(trial);
     }
@@ -179,7 +170,9 @@ mod tests {
             outcome: Some("converged".to_string()),
             worker_id: None,
             last_error: None,
-            params: "{}".to_string(),
+            params: format!(
+                r#"{{"seed":{seed},"model":{{"width":{width}}},"training":{{"learning_rate":{learning_rate}}}}}"#
+            ),
             numbers,
         }
     }
@@ -242,8 +235,8 @@ mod tests {
         assert_eq!(
             margin.granulated_tau,
             vec![
-                ("width".to_string(), Some(1.0)),
-                ("learning_rate".to_string(), Some(0.0)),
+                ("model.width".to_string(), Some(1.0)),
+                ("training.learning_rate".to_string(), Some(0.0)),
             ]
         );
     }

@@ -34,27 +34,15 @@ fn columns_of(row: &TrialRow) -> Map<String, Value> {
             .unwrap_or(Value::Null);
         columns.insert((*name).to_string(), value);
     }
-    if let Ok(Value::Object(params)) = serde_json::from_str::<Value>(&row.params) {
-        flatten("param", &Value::Object(params), &mut columns);
+    for (key, value) in super::parameters::flattened(row) {
+        // Lists (probe radii, say) stay one column, as JSON text.
+        let value = match value {
+            Value::Array(_) => Value::String(value.to_string()),
+            scalar => scalar,
+        };
+        columns.insert(format!("param.{key}"), value);
     }
     columns
-}
-
-fn flatten(prefix: &str, value: &Value, into: &mut Map<String, Value>) {
-    match value {
-        Value::Object(fields) => {
-            for (key, field) in fields {
-                flatten(&format!("{prefix}.{key}"), field, into);
-            }
-        }
-        // Lists (probe radii, say) stay one column, as JSON text.
-        Value::Array(_) => {
-            into.insert(prefix.to_string(), Value::String(value.to_string()));
-        }
-        scalar => {
-            into.insert(prefix.to_string(), scalar.clone());
-        }
-    }
 }
 
 /// JSON Lines: one object per trial.

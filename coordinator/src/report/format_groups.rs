@@ -30,11 +30,7 @@ fn crossed_table(grouping: &Grouping) -> String {
     header.extend(COLUMNS.iter().map(|(title, _)| title.to_string()));
     let mut rows = vec![header];
     for cell in &grouping.cells {
-        let mut row: Vec<String> = cell
-            .axes
-            .iter()
-            .map(|(_, value)| format!("{value}"))
-            .collect();
+        let mut row: Vec<String> = cell.axes.iter().map(|(_, value)| value.clone()).collect();
         row.push(format!("{}/{}", cell.done, cell.trials));
         for (_, measurement) in COLUMNS {
             let summary = cell

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::HYPERPARAMETER_AXES;
+use super::parameters::{self, Parameters};
 use super::statistics::{MeanInterval, mean_interval};
 use crate::store::TrialRow;
 
@@ -26,7 +26,8 @@ pub const CELL_MEASUREMENTS: [&str; 9] = [
 /// standard deviation and 95% interval over the cell's finished, non-diverged trials.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
-    pub axes: Vec<(String, f64)>,
+    /// Each axis with its value as shown (text, so a noise form is a value like a width).
+    pub axes: Vec<(String, String)>,
     pub trials: u64,
     pub done: u64,
     pub failed: u64,
@@ -62,50 +63,63 @@ pub struct Grouping {
     pub cells: Vec<Cell>,
 }
 
-/// Width alone, then width × each other axis that takes more than one value in the sweep.
+/// Width alone, then width × each other axis that takes more than one value in the sweep (any
+/// setting of the sweep file: noise, learning rate, noise form, data size, …).
 pub fn groupings(rows: &[TrialRow]) -> Vec<Grouping> {
-    let all: Vec<&TrialRow> = rows.iter().collect();
-    let mut axis_sets = vec![vec!["width"]];
-    for axis in super::analysis::varied_axes(&all) {
-        if axis != "width" {
-            axis_sets.push(vec!["width", axis]);
+    let parameters: Vec<Parameters> = rows.iter().map(parameters::flattened).collect();
+    let varied = parameters::varied(&parameters);
+    let mut axis_sets: Vec<Vec<&str>> = Vec::new();
+    match varied.first().filter(|axis| *axis == parameters::WIDTH) {
+        Some(width) => {
+            axis_sets.push(vec![width.as_str()]);
+            axis_sets.extend(
+                varied[1..]
+                    .iter()
+                    .map(|axis| vec![width.as_str(), axis.as_str()]),
+            );
         }
+        None => axis_sets.extend(varied.iter().map(|axis| vec![axis.as_str()])),
     }
     axis_sets
         .into_iter()
-        .map(|axes| grouping(rows, &axes))
+        .map(|axes| grouping(rows, &parameters, &axes))
         .collect()
 }
 
-fn grouping(rows: &[TrialRow], axes: &[&str]) -> Grouping {
-    debug_assert!(axes.iter().all(|axis| HYPERPARAMETER_AXES.contains(axis)));
-    // Keyed by the bits of each value, which order like the values for the non-negative numbers
-    // axes hold.
-    let mut cells: BTreeMap<Vec<u64>, Vec<&TrialRow>> = BTreeMap::new();
-    for row in rows {
+fn grouping(rows: &[TrialRow], parameters: &[Parameters], axes: &[&str]) -> Grouping {
+    type Key = Vec<(u8, u64, String)>;
+    let mut cells: BTreeMap<Key, (Vec<String>, Vec<&TrialRow>)> = BTreeMap::new();
+    for (row, values) in rows.iter().zip(parameters) {
         let key = axes
             .iter()
-            .map(|axis| row.number(axis).unwrap_or(f64::NAN).to_bits())
+            .map(|axis| parameters::sort_key(values.get(*axis)))
             .collect();
-        cells.entry(key).or_default().push(row);
+        let cell = cells.entry(key).or_insert_with(|| {
+            let shown = axes
+                .iter()
+                .map(|axis| parameters::text(values.get(*axis)))
+                .collect();
+            (shown, Vec::new())
+        });
+        cell.1.push(row);
     }
     Grouping {
         axes: axes.iter().map(|axis| axis.to_string()).collect(),
         cells: cells
-            .into_iter()
-            .map(|(key, members)| cell(axes, &key, &members))
+            .into_values()
+            .map(|(shown, members)| cell(axes, shown, &members))
             .collect(),
     }
 }
 
-fn cell(axes: &[&str], key: &[u64], members: &[&TrialRow]) -> Cell {
+fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
     let count = |state: &str| members.iter().filter(|row| row.state == state).count() as u64;
     let measured: Vec<&&TrialRow> = members.iter().filter(|row| row.is_measured()).collect();
     Cell {
         axes: axes
             .iter()
-            .zip(key)
-            .map(|(axis, bits)| (axis.to_string(), f64::from_bits(*bits)))
+            .map(|axis| axis.to_string())
+            .zip(shown)
             .collect(),
         trials: members.len() as u64,
         done: count("done"),
@@ -152,7 +166,9 @@ mod tests {
             outcome: Some("converged".to_string()),
             worker_id: None,
             last_error: None,
-            params: "{}".to_string(),
+            params: format!(
+                r#"{{"seed":{seed},"model":{{"width":{width}}},"training":{{"noise_sigma":{noise}}}}}"#
+            ),
             numbers,
         }
     }
@@ -181,8 +197,11 @@ mod tests {
         assert_eq!(
             axes,
             [
-                vec!["width".to_string()],
-                vec!["width".to_string(), "noise_sigma".to_string()]
+                vec!["model.width".to_string()],
+                vec![
+                    "model.width".to_string(),
+                    "training.noise_sigma".to_string()
+                ]
             ]
         );
 
@@ -201,7 +220,10 @@ mod tests {
         assert_eq!(crossed.len(), 4);
         assert_eq!(
             crossed[1].axes,
-            [("width".to_string(), 8.0), ("noise_sigma".to_string(), 0.2)]
+            [
+                ("model.width".to_string(), "8".to_string()),
+                ("training.noise_sigma".to_string(), "0.2".to_string())
+            ]
         );
         assert!((crossed[1].measurements[0].1.expect("a summary").mean - 0.3).abs() < 1e-12);
         let empty = &crossed[3];

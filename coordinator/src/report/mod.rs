@@ -6,6 +6,7 @@ pub mod export;
 mod format;
 mod format_groups;
 pub mod groups;
+pub mod parameters;
 mod plot;
 pub mod statistics;
 
