@@ -14,6 +14,7 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 use crate::report::{
     SweepReport, TABLE_COLUMNS, analysis_table, bounds_plot_svg, confidence_interval,
+    stay_vs_noise_svg,
 };
 use crate::store::{Store, StoreError};
 
@@ -151,6 +152,12 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
                 escape(&error)
             );
         }
+    }
+    if let Some(Ok(svg)) = stay_vs_noise_svg(&report) {
+        let _ = write!(
+            body,
+            "<h2>Stay probability vs probe noise</h2><figure id=\"stay-vs-noise\">{svg}</figure>"
+        );
     }
     if !report.analysis.is_empty() {
         let _ = write!(

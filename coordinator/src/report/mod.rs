@@ -14,7 +14,7 @@ pub use format::{
     ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
-pub use plot::{bounds_plot_svg, write_bounds_plot};
+pub use plot::{bounds_plot_svg, stay_vs_noise_svg, write_bounds_plot};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,8 @@ impl SweepReport {
         })
     }
 
-    /// Writes `report.csv`, `report.json` and `bounds-vs-width.svg` into `directory`.
+    /// Writes `report.csv`, `report.json`, `bounds-vs-width.svg` and, when the sweep varies the
+    /// probe noise, `stay-vs-noise.svg` into `directory`.
     pub fn write_files(
         &self,
         directory: &std::path::Path,
@@ -81,6 +82,15 @@ impl SweepReport {
         let plot_path = directory.join("bounds-vs-width.svg");
         write_bounds_plot(self, &plot_path)
             .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", plot_path.display()))?;
-        Ok(vec![csv_path, json_path, plot_path])
+        let mut written = vec![csv_path, json_path, plot_path];
+        if let Some(svg) = stay_vs_noise_svg(self) {
+            let path = directory.join("stay-vs-noise.svg");
+            let svg =
+                svg.map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", path.display()))?;
+            std::fs::write(&path, svg)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written.push(path);
+        }
+        Ok(written)
     }
 }

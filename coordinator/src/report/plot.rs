@@ -124,3 +124,203 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
     root.present().map_err(|error| error.to_string())?;
     Ok(())
 }
+
+/// Stay probability in the first probe ball against the probe noise σ, one line per width, with
+/// ±1 sd over seeds as error bars; None unless the sweep varies `probe.noise_sigma`.
+pub fn stay_vs_noise_svg(report: &SweepReport) -> Option<Result<String, String>> {
+    let grouping = report.groups.iter().find(|grouping| {
+        grouping.axes.len() == 2
+            && grouping.axes[0] == "model.width"
+            && grouping.axes[1] == "probe.noise_sigma"
+    })?;
+    // width → (σ, mean, sd) points
+    let mut lines: std::collections::BTreeMap<u64, Vec<(f64, f64, f64)>> = Default::default();
+    for cell in &grouping.cells {
+        let (Some(width), Some(sigma)) = (
+            cell.axes[0].1.parse::<f64>().ok(),
+            cell.axes[1].1.parse::<f64>().ok(),
+        ) else {
+            continue;
+        };
+        let summary = cell
+            .measurements
+            .iter()
+            .find(|(name, _)| name == "stay_probability_1")
+            .and_then(|(_, summary)| *summary);
+        if let Some(summary) = summary
+            && sigma > 0.0
+        {
+            lines.entry(width as u64).or_default().push((
+                sigma,
+                summary.mean,
+                summary.std_dev.unwrap_or(0.0),
+            ));
+        }
+    }
+    let mut svg = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
+        draw_stay_vs_noise(report, &lines, root)
+    };
+    Some(drawn.map(|()| svg))
+}
+
+fn draw_stay_vs_noise<Backend: DrawingBackend>(
+    report: &SweepReport,
+    lines: &std::collections::BTreeMap<u64, Vec<(f64, f64, f64)>>,
+    root: DrawingArea<Backend, plotters::coord::Shift>,
+) -> Result<(), String> {
+    let sigmas = lines.values().flatten().map(|(sigma, _, _)| *sigma);
+    let (low, high) = sigmas.fold((f64::MAX, f64::MIN), |(low, high), sigma| {
+        (low.min(sigma), high.max(sigma))
+    });
+    let (low, high) = if low > high {
+        (0.001, 1.0)
+    } else {
+        (low, high)
+    };
+    root.fill(&WHITE).map_err(|error| error.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{}: stay probability vs probe noise", report.sweep),
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(((low / 1.5)..(high * 1.5)).log_scale(), -0.05f64..1.05f64)
+        .map_err(|error| error.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("probe gradient-noise σ")
+        .y_desc("stay probability in the first probe ball")
+        .draw()
+        .map_err(|error| error.to_string())?;
+    let count = lines.len().max(1);
+    for (index, (width, points)) in lines.iter().enumerate() {
+        let color = Palette99::pick(index * 99 / count).to_rgba();
+        let mut points = points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|(sigma, mean, _)| (*sigma, *mean)),
+                color.stroke_width(2),
+            ))
+            .map_err(|error| error.to_string())?
+            .label(format!("width {width}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|(sigma, mean, sd)| {
+                ErrorBar::new_vertical(*sigma, mean - sd, *mean, mean + sd, color.filled(), 8)
+            }))
+            .map_err(|error| error.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|error| error.to_string())?;
+    root.present().map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{TRIAL_ROW_NUMBERS, TrialRow};
+
+    fn trial(width: u64, sigma: f64, seed: u64, stay: f64) -> TrialRow {
+        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        for (name, value) in [
+            ("width", width as f64),
+            ("seed", seed as f64),
+            ("stay_probability_1", stay),
+        ] {
+            let index = TRIAL_ROW_NUMBERS
+                .iter()
+                .position(|candidate| *candidate == name)
+                .expect("a column");
+            numbers[index] = Some(value);
+        }
+        TrialRow {
+            trial_id: format!("{width}-{sigma}-{seed}"),
+            state: "done".to_string(),
+            outcome: Some("converged".to_string()),
+            worker_id: None,
+            last_error: None,
+            params: format!(
+                r#"{{"seed":{seed},"model":{{"width":{width}}},"probe":{{"noise_sigma":{sigma}}}}}"#
+            ),
+            numbers,
+        }
+    }
+
+    fn report(rows: &[TrialRow]) -> SweepReport {
+        SweepReport {
+            sweep: "figure-test".to_string(),
+            total: rows.len() as u64,
+            done: rows.len() as u64,
+            failed: 0,
+            diverged: 0,
+            widths: Vec::new(),
+            analysis: Vec::new(),
+            groups: super::super::groups::groupings(rows),
+        }
+    }
+
+    /// The SVG's text elements, in order.
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|element| element.split_once('>'))
+            .filter_map(|(_, rest)| rest.split_once("</text>"))
+            .map(|(text, _)| text.trim())
+            .collect()
+    }
+
+    #[test]
+    fn stay_vs_noise_has_a_line_per_width_with_its_legend_and_axes() {
+        let mut rows = Vec::new();
+        for width in [16, 256] {
+            for (sigma, stay) in [(0.001, 1.0), (0.01, 0.5), (0.1, 0.0)] {
+                for seed in 0..2 {
+                    rows.push(trial(width, sigma, seed, stay));
+                }
+            }
+        }
+        let svg = stay_vs_noise_svg(&report(&rows))
+            .expect("the sweep varies the probe noise")
+            .expect("drawn");
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+        let texts = texts(&svg);
+        for expected in [
+            "figure-test: stay probability vs probe noise",
+            "probe gradient-noise σ",
+            "stay probability in the first probe ball",
+            "width 16",
+            "width 256",
+        ] {
+            assert!(texts.contains(&expected), "{expected} in {texts:?}");
+        }
+        // One 3-point line per width (σ = 0.001, 0.01, 0.1), drawn 2 px wide like its legend entry.
+        let series = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains("stroke-width=\"2\""))
+            .filter(|line| {
+                line.split("points=\"")
+                    .nth(1)
+                    .is_some_and(|points| points.split_whitespace().count() == 3)
+            })
+            .count();
+        assert_eq!(series, 2, "{svg}");
+
+        let widths_only: Vec<TrialRow> = [16, 256].map(|width| trial(width, 0.01, 0, 1.0)).into();
+        assert!(stay_vs_noise_svg(&report(&widths_only)).is_none());
+    }
+}
