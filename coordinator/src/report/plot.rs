@@ -125,6 +125,19 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
     Ok(())
 }
 
+const WIDTH_COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 /// Stay probability in the first probe ball against the probe noise σ, one line per width, with
 /// ±1 sd over seeds as error bars; None unless the sweep varies `probe.noise_sigma`.
 pub fn stay_vs_noise_svg(report: &SweepReport) -> Option<Result<String, String>> {
@@ -196,9 +209,9 @@ fn draw_stay_vs_noise<Backend: DrawingBackend>(
         .y_desc("stay probability in the first probe ball")
         .draw()
         .map_err(|error| error.to_string())?;
-    let count = lines.len().max(1);
     for (index, (width, points)) in lines.iter().enumerate() {
-        let color = Palette99::pick(index * 99 / count).to_rgba();
+        // Distinct hues (the Tableau 10 palette), repeating past ten widths.
+        let color = WIDTH_COLORS[index % WIDTH_COLORS.len()];
         let mut points = points.clone();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
