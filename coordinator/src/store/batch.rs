@@ -199,6 +199,35 @@ pub fn push_bound_row<'a, DB>(
         .push_bind(gap_estimate(bound.capacity, train_size));
 }
 
+/// The INSERTs of the candidates' results, each `ON CONFLICT DO NOTHING RETURNING trial_id`, so
+/// running them names the results stored now.
+pub fn result_inserts<'a, DB>(
+    candidates: &[&'a ResultReport],
+    now_ms: i64,
+) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    bool: Encode<'a, DB> + Type<DB>,
+    f64: Encode<'a, DB> + Type<DB>,
+    Option<f64>: Encode<'a, DB> + Type<DB>,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Option<&'a str>: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
+{
+    candidates
+        .chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut insert = QueryBuilder::<DB>::new(RESULT_COLUMNS);
+            insert.push_values(chunk, |mut row, report| {
+                push_result_row(&mut row, report, now_ms)
+            });
+            insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
+            insert
+        })
+        .collect()
+}
+
 /// The INSERTs of the rows under each newly recorded result (per-layer norms, per-radius
 /// statistics, bounds), multi-row and the same SQL on both backends, for the caller to run in
 /// its transaction.
@@ -410,7 +439,16 @@ pub fn triage<'a>(
     }
 }
 
-impl ReportTriage<'_> {
+impl<'a> ReportTriage<'a> {
+    /// The candidates whose result the INSERT stored now.
+    pub fn recorded(&self, inserted: &HashSet<String>) -> Vec<&'a ResultReport> {
+        self.candidates
+            .iter()
+            .copied()
+            .filter(|report| inserted.contains(&report.lease.trial_id))
+            .collect()
+    }
+
     /// Completes the outcomes once the INSERT has said which candidates it stored; returns them
     /// and the number of duplicates per sweep, to be counted.
     pub fn finish(

@@ -245,12 +245,7 @@ impl Store for SqliteStore {
 
         // The primary key makes each result exactly once; RETURNING names those stored now.
         let mut inserted = HashSet::new();
-        for chunk in triage.candidates.chunks(batch::ROWS_PER_INSERT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(batch::RESULT_COLUMNS);
-            insert.push_values(chunk, |mut row, report| {
-                batch::push_result_row(&mut row, report, now_ms)
-            });
-            insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
+        for mut insert in batch::result_inserts::<Sqlite>(&triage.candidates, now_ms) {
             let stored: Vec<String> = insert
                 .build_query_scalar()
                 .persistent(false)
@@ -258,12 +253,7 @@ impl Store for SqliteStore {
                 .await?;
             inserted.extend(stored);
         }
-        let recorded: Vec<&ResultReport> = triage
-            .candidates
-            .iter()
-            .copied()
-            .filter(|report| inserted.contains(&report.lease.trial_id))
-            .collect();
+        let recorded = triage.recorded(&inserted);
 
         for mut insert in batch::measurement_inserts::<Sqlite>(&recorded) {
             insert
