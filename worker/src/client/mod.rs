@@ -36,6 +36,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "WORKER_SLOTS")]
     pub slots: Option<u32>,
 
+    /// Threads each trial's matrix products may use (results do not depend on it). Slots ×
+    /// threads per trial should not exceed the cores.
+    #[arg(long, env = "WORKER_THREADS_PER_TRIAL", default_value_t = 1)]
+    pub threads_per_trial: u32,
+
     /// This worker's name in leases and logs; by default host name and process id.
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
@@ -65,6 +70,9 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
     if slots == 0 {
         anyhow::bail!("--slots = 0 is invalid: a worker needs at least one slot");
     }
+    if args.threads_per_trial == 0 {
+        anyhow::bail!("--threads-per-trial = 0 is invalid: a trial needs at least one thread");
+    }
     let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let shutdown = crate::shutdown::on_termination_signal()?;
     let connection = Connection {
@@ -79,6 +87,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         client,
         worker_id,
         slots,
+        threads_per_trial: args.threads_per_trial as usize,
         max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
         running: HashMap::new(),
         heartbeat_interval: Duration::from_secs(5),
@@ -99,6 +108,7 @@ struct Worker {
     client: Client,
     worker_id: String,
     slots: u32,
+    threads_per_trial: usize,
     max_idle_poll: Duration,
     running: HashMap<String, RunningTrial>,
     heartbeat_interval: Duration,
@@ -190,7 +200,12 @@ impl Worker {
         let count = response.trials.len();
         for leased in response.trials {
             info!(trial_id = %leased.trial_id, worker_id = %self.worker_id, sweep = %leased.sweep, attempt = leased.attempt, "trial started");
-            let trial = RunningTrial::start(leased, lease_deadline, finished.clone());
+            let trial = RunningTrial::start(
+                leased,
+                self.threads_per_trial,
+                lease_deadline,
+                finished.clone(),
+            );
             self.running.insert(trial.lease.trial_id.clone(), trial);
         }
         Ok(count)

@@ -78,6 +78,7 @@ impl RunningTrial {
     /// Starts the trial on a thread of its own; its outcome arrives on `finished`.
     pub fn start(
         leased: wire::LeasedTrial,
+        threads: usize,
         lease_deadline: tokio::time::Instant,
         finished: mpsc::UnboundedSender<FinishedTrial>,
     ) -> Self {
@@ -93,7 +94,7 @@ impl RunningTrial {
             .spawn({
                 let finished = finished.clone();
                 move || {
-                    let outcome = run_one(&leased.config_json, observer.as_ref());
+                    let outcome = run_one(&leased.config_json, threads, observer.as_ref());
                     let _ = finished.send(FinishedTrial {
                         trial_id: leased.trial_id,
                         outcome,
@@ -115,7 +116,7 @@ impl RunningTrial {
     }
 }
 
-fn run_one(config_json: &str, observer: &SharedProgress) -> TrialOutcome {
+fn run_one(config_json: &str, threads: usize, observer: &SharedProgress) -> TrialOutcome {
     let config: proto::TrialConfig = match serde_json::from_str(config_json) {
         Ok(config) => config,
         Err(error) => {
@@ -124,7 +125,7 @@ fn run_one(config_json: &str, observer: &SharedProgress) -> TrialOutcome {
     };
     // A panic in the numeric code must fail this trial, not take the worker's other trials down.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        science::run_trial(&config, observer)
+        science::run_trial_with_threads(&config, observer, threads)
     }));
     match result {
         Ok(Ok(measurements)) => TrialOutcome::Measured(Box::new(measurements)),

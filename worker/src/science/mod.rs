@@ -1,8 +1,9 @@
 //! The numeric engine of a trial: synthetic data, the network, noisy SGD, the stagnation probe
 //! and the norms, margins and capacity bounds measured at the trained point.
 //!
-//! Everything here is synchronous and single-threaded: one trial runs on one thread, and a trial
-//! is bit-identical given its configuration on the same machine. The entry point is
+//! Everything here is synchronous: one trial runs on its calling thread, whose matrix products may
+//! borrow more threads from rayon's pool, and a trial is bit-identical given its configuration on
+//! the same machine, whatever the number of threads. The entry point is
 //! [`run_trial`].
 
 pub mod data;
@@ -17,4 +18,4 @@ pub mod trial;
 pub use measurements::{LayerMeasurement, Outcome, Phase, RadiusMeasurement, TrialMeasurements};
 pub use model::mlp::parameter_count;
 pub use observer::{SilentObserver, TrialObserver};
-pub use trial::{TrialError, run_trial};
+pub use trial::{TrialError, run_trial, run_trial_with_threads};

@@ -49,12 +49,21 @@ pub fn run_trial(
     config: &TrialConfig,
     observer: &dyn TrialObserver,
 ) -> Result<TrialMeasurements, TrialError> {
+    run_trial_with_threads(config, observer, 1)
+}
+
+/// [`run_trial`] with up to `threads` threads per matrix product; the numbers are the same.
+pub fn run_trial_with_threads(
+    config: &TrialConfig,
+    observer: &dyn TrialObserver,
+    threads: usize,
+) -> Result<TrialMeasurements, TrialError> {
     config.validate()?;
     checkpoint(observer, Phase::Data, 0)?;
     let data = data::build(&config.data, config.seed)?;
     let resolved = with_data_shape(config, &data)?;
     let config = &resolved;
-    let mlp = Mlp::from_config(&config.model, &config.data);
+    let mlp = Mlp::from_config(&config.model, &config.data).with_threads(threads);
     let initial = mlp.initialize(config.model.init, &mut stream(config.seed, Stream::Init));
 
     let started = Instant::now();
@@ -397,6 +406,32 @@ mod tests {
         let other_seed =
             without_times(run_trial(&config, &SilentObserver).expect("the trial runs"));
         assert_ne!(first, other_seed);
+    }
+
+    #[test]
+    fn a_trial_is_bit_identical_whatever_the_number_of_threads() {
+        // Wide enough that gemm does split the products between threads.
+        let mut config = easy_config();
+        config.model.width = 192;
+        config.model.depth = 3;
+        config.training.batch_size = 64;
+        config.training.max_steps = 40;
+        config.training.noise_sigma = 0.01;
+        config.probe.steps = 30;
+        let without_times = |mut measurements: TrialMeasurements| {
+            measurements.train_seconds = 0.0;
+            measurements.probe_seconds = 0.0;
+            measurements.measure_seconds = 0.0;
+            serde_json::to_string(&measurements).expect("measurements serialize")
+        };
+        let run = |threads| {
+            without_times(
+                run_trial_with_threads(&config, &SilentObserver, threads).expect("the trial runs"),
+            )
+        };
+        let single = run(1);
+        assert_eq!(single, run(2));
+        assert_eq!(single, run(4));
     }
 
     #[test]

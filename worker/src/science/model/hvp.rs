@@ -133,6 +133,7 @@ impl<'a> HessianOperator<'a> {
     /// `self.chunk_product`; `scale` = 1 / (examples in the whole set).
     fn chunk_pass(&mut self, inputs: &[f32], labels: &[u32], scale: f32) {
         let mlp = self.mlp;
+        let threads = mlp.threads();
         let activation = mlp.activation();
         let batch = labels.len();
         let layers = mlp.layers();
@@ -174,12 +175,13 @@ impl<'a> HessianOperator<'a> {
                 layer.fan_out,
                 layer.fan_in,
             );
-            multiply(output, input_view, weights.transposed(), has_bias);
+            multiply(output, input_view, weights.transposed(), has_bias, threads);
             multiply(
                 r_output,
                 input_view,
                 weights_direction.transposed(),
                 has_bias,
+                threads,
             );
             if index > 0 {
                 let r_input = &earlier_r[index - 1][..batch * layer.fan_in];
@@ -188,6 +190,7 @@ impl<'a> HessianOperator<'a> {
                     MatrixView::row_major(r_input, batch, layer.fan_in),
                     weights.transposed(),
                     true,
+                    threads,
                 );
             }
             if index < last {
@@ -262,6 +265,7 @@ impl<'a> HessianOperator<'a> {
                 r_delta_view.transposed(),
                 MatrixView::row_major(input, batch, layer.fan_in),
                 false,
+                threads,
             );
             if let Some(r_input) = r_input {
                 multiply(
@@ -269,6 +273,7 @@ impl<'a> HessianOperator<'a> {
                     delta_view.transposed(),
                     MatrixView::row_major(r_input, batch, layer.fan_in),
                     true,
+                    threads,
                 );
             }
             if let Some(range) = layer.bias_range() {
@@ -295,9 +300,9 @@ impl<'a> HessianOperator<'a> {
             );
             let next = &mut self.delta_next[..batch * layer.fan_in];
             let r_next = &mut self.r_delta_next[..batch * layer.fan_in];
-            multiply(next, delta_view, weights, false);
-            multiply(r_next, r_delta_view, weights, false);
-            multiply(r_next, delta_view, weights_direction, true);
+            multiply(next, delta_view, weights, false, threads);
+            multiply(r_next, r_delta_view, weights, false, threads);
+            multiply(r_next, delta_view, weights_direction, true, threads);
             for (((slot, r_slot), &value), &r_value) in next
                 .iter_mut()
                 .zip(r_next.iter_mut())

@@ -1,4 +1,8 @@
-//! A safe, single-threaded wrapper around `gemm` for f32 matrices given by strided views.
+//! A safe wrapper around `gemm` for f32 matrices given by strided views.
+//!
+//! Products may run on several threads of rayon's pool. `gemm` splits a product by blocks of the
+//! output and sums every output element over the inner dimension in the same order whatever the
+//! number of threads, so the thread count changes the speed, never the numbers.
 
 use gemm::{Parallelism, gemm};
 
@@ -49,8 +53,15 @@ impl<'a> MatrixView<'a> {
     }
 }
 
-/// `output = lhs · rhs`, or `output += lhs · rhs` when `accumulate`; `output` is row-major.
-pub fn multiply(output: &mut [f32], lhs: MatrixView<'_>, rhs: MatrixView<'_>, accumulate: bool) {
+/// `output = lhs · rhs`, or `output += lhs · rhs` when `accumulate`; `output` is row-major. Runs
+/// on up to `threads` threads (0 and 1 both mean the calling thread alone).
+pub fn multiply(
+    output: &mut [f32],
+    lhs: MatrixView<'_>,
+    rhs: MatrixView<'_>,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(
         lhs.cols, rhs.rows,
         "inner dimensions of a matrix product differ"
@@ -92,7 +103,11 @@ pub fn multiply(output: &mut [f32], lhs: MatrixView<'_>, rhs: MatrixView<'_>, ac
             false,
             false,
             false,
-            Parallelism::None,
+            if threads > 1 {
+                Parallelism::Rayon(threads)
+            } else {
+                Parallelism::None
+            },
         );
     }
 }
@@ -149,11 +164,11 @@ mod tests {
         ];
         for (lhs_view, rhs_view) in cases {
             let mut output = vec![f32::NAN; rows * cols];
-            multiply(&mut output, lhs_view, rhs_view, false);
+            multiply(&mut output, lhs_view, rhs_view, false, 1);
             for (got, want) in output.iter().zip(&expected) {
                 assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
             }
-            multiply(&mut output, lhs_view, rhs_view, true);
+            multiply(&mut output, lhs_view, rhs_view, true, 1);
             for (got, want) in output.iter().zip(&expected) {
                 assert!(
                     (f64::from(*got) - 2.0 * want).abs() < 1e-5,
@@ -163,35 +178,28 @@ mod tests {
             }
         }
     }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
 
     #[test]
-    #[ignore = "a timing measurement, not a check"]
-    fn product_orientation_time() {
-        let (m, k, n) = (128, 784, 256);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32).cos()).collect();
-        let mut c = vec![0.0; m * n];
-        for transposed in [false, true] {
-            let rhs = if transposed {
-                MatrixView::row_major(&b, n, k).transposed()
-            } else {
-                MatrixView::row_major(&b, k, n)
-            };
-            let started = std::time::Instant::now();
-            for _ in 0..100 {
-                multiply(&mut c, MatrixView::row_major(&a, m, k), rhs, false);
-            }
-            let seconds = started.elapsed().as_secs_f64() / 100.0;
-            println!(
-                "rhs transposed {transposed}: {:.3} ms, {:.1} GFLOP/s",
-                seconds * 1e3,
-                2.0 * (m * k * n) as f64 / seconds / 1e9
+    fn products_are_bit_identical_whatever_the_number_of_threads() {
+        let (rows, inner, cols) = (150, 700, 300);
+        let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
+        let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
+        let product = |threads| {
+            let mut output = vec![0.0f32; rows * cols];
+            multiply(
+                &mut output,
+                MatrixView::row_major(&lhs, rows, inner),
+                MatrixView::row_major(&rhs, inner, cols),
+                false,
+                threads,
             );
-        }
+            output
+                .iter()
+                .map(|value| value.to_bits())
+                .collect::<Vec<_>>()
+        };
+        let single = product(1);
+        assert_eq!(single, product(2));
+        assert_eq!(single, product(3));
     }
 }

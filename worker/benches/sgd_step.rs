@@ -1,0 +1,355 @@
+//! How fast the engine trains, against the two yardsticks issue 3 names: the machine's own
+//! single-precision matrix multiply and PyTorch on the same CPU.
+//!
+//! `cargo bench -p worker --bench sgd_step` times one SGD step (forward, backward, update) of an
+//! MLP 784→w→w→10, batch 128, f32, on 1 and 2 threads, and prints it beside
+//! - the throughput of one large matrix product on as many threads (the ceiling for a step made
+//!   of matrix products);
+//! - the same step in PyTorch on the CPU (`benches/torch_sgd_step.py`, run with `$TORCH_PYTHON`,
+//!   else `/opt/torch-venv/bin/python`, else `python3`; skipped with a note if torch is missing);
+//! - what the stagnation probe and the Hessian measurements cost relative to training, from
+//!   whole trials.
+//!
+//! `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the grid.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use proto::{
+    Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, NoiseForm,
+    ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
+};
+use rand::Rng;
+use rand_distr::StandardNormal;
+use worker::science::data::Dataset;
+use worker::science::model::matmul::{MatrixView, multiply};
+use worker::science::model::mlp::{Mlp, Workspace};
+use worker::science::rng::{Stream, stream};
+use worker::science::train::noise::NoiseSettings;
+use worker::science::train::sgd::{NoisySgd, SgdSettings};
+use worker::science::{SilentObserver, run_trial_with_threads};
+
+const INPUT: usize = 784;
+const CLASSES: usize = 10;
+const BATCH: usize = 128;
+/// Each figure is the median of at least this much timing.
+const MIN_SECONDS: f64 = 1.0;
+
+fn main() {
+    let widths = list_from_env("SGD_STEP_WIDTHS", &[64, 256, 1024, 4096]);
+    let thread_counts = list_from_env("SGD_STEP_THREADS", &[1, 2]);
+
+    println!("matrix multiply ceiling (one 1024×4096 · 4096×4096 product, f32)");
+    let ceilings: Vec<f64> = thread_counts
+        .iter()
+        .map(|&threads| {
+            let flops = matmul_gflops(threads);
+            println!("  {threads} thread(s): {flops:.1} GFLOP/s");
+            flops
+        })
+        .collect();
+
+    let torch = pytorch_steps(&widths, &thread_counts);
+
+    println!();
+    println!("one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy");
+    println!(
+        "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10}",
+        "width", "threads", "ours ms", "GFLOP/s", "% of matmul", "PyTorch ms", "speed-up"
+    );
+    for (&threads, &ceiling) in thread_counts.iter().zip(&ceilings) {
+        for &width in &widths {
+            let seconds = our_step_seconds(width, threads);
+            let gflops = step_flops(width) / seconds / 1e9;
+            let torch_seconds = torch
+                .as_ref()
+                .ok()
+                .and_then(|steps| steps.iter().find(|s| s.0 == width && s.1 == threads))
+                .map(|s| s.2);
+            let (torch_column, ratio_column) = match torch_seconds {
+                Some(torch_seconds) => (
+                    format!("{:.3}", torch_seconds * 1e3),
+                    format!("{:.2}×", torch_seconds / seconds),
+                ),
+                None => ("—".to_string(), "—".to_string()),
+            };
+            println!(
+                "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10}",
+                seconds * 1e3,
+                100.0 * gflops / ceiling,
+            );
+        }
+    }
+    if let Err(reason) = &torch {
+        println!("PyTorch: not measured ({reason})");
+    }
+    println!("speed-up = PyTorch's time per step / ours (above 1 means we are faster)");
+
+    println!();
+    println!("where a step's time goes (ms)");
+    println!(
+        "{:>6} {:>7} {:>9} {:>9} {:>16}",
+        "width", "threads", "forward", "backward", "update + batch"
+    );
+    for &threads in &thread_counts {
+        for &width in &widths {
+            let phases = step_phases(width, threads);
+            println!(
+                "{width:>6} {threads:>7} {:>9.3} {:>9.3} {:>16.3}",
+                phases.forward * 1e3,
+                (phases.forward_backward - phases.forward) * 1e3,
+                (phases.step - phases.forward_backward) * 1e3,
+            );
+        }
+    }
+
+    println!();
+    println!("cost of the probe and the Hessian measurements relative to training (one trial)");
+    println!(
+        "{:>6} {:>7} {:>10} {:>10} {:>12} {:>14} {:>16}",
+        "width", "threads", "train s", "probe s", "measure s", "probe / train", "measure / train"
+    );
+    for &threads in &thread_counts {
+        for width in [64, 256] {
+            let measured =
+                run_trial_with_threads(&phase_cost_trial(width), &SilentObserver, threads)
+                    .expect("the phase-cost trial runs");
+            println!(
+                "{width:>6} {threads:>7} {:>10.3} {:>10.3} {:>12.3} {:>14.2} {:>16.2}",
+                measured.train_seconds,
+                measured.probe_seconds,
+                measured.measure_seconds,
+                measured.probe_seconds / measured.train_seconds,
+                measured.measure_seconds / measured.train_seconds,
+            );
+        }
+    }
+    println!(
+        "(training: 400 steps of batch 128; probe: 4 replicates × 100 steps; measure: spectral \
+         norms, margins, bounds, Hessian top-3 by 30 Lanczos steps and a 10-probe Hutchinson \
+         trace over the 2,048 training examples)"
+    );
+}
+
+fn list_from_env(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: `{item}` is not a positive integer"))
+            })
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// Multiply-adds of forward (X Wᵀ), weight gradients (Δᵀ X) and, below the first layer, the
+/// back-propagated errors (Δ W), two flops each.
+fn step_flops(width: usize) -> f64 {
+    let layers = [(INPUT, width), (width, width), (width, CLASSES)];
+    layers
+        .iter()
+        .enumerate()
+        .map(|(index, &(fan_in, fan_out))| {
+            let products = if index == 0 { 2.0 } else { 3.0 };
+            products * 2.0 * (BATCH * fan_in * fan_out) as f64
+        })
+        .sum()
+}
+
+/// Median of repeated timings of `run`, after two untimed warm-up calls.
+fn median_seconds(mut run: impl FnMut()) -> f64 {
+    run();
+    run();
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while times.len() < 3 || started.elapsed().as_secs_f64() < MIN_SECONDS {
+        let one = Instant::now();
+        run();
+        times.push(one.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn matmul_gflops(threads: usize) -> f64 {
+    let (rows, inner, cols) = (1024, 4096, 4096);
+    let lhs = random_vector(rows * inner, 1);
+    let rhs = random_vector(inner * cols, 2);
+    let mut output = vec![0.0f32; rows * cols];
+    let seconds = median_seconds(|| {
+        multiply(
+            &mut output,
+            MatrixView::row_major(&lhs, rows, inner),
+            MatrixView::row_major(&rhs, inner, cols),
+            false,
+            threads,
+        )
+    });
+    2.0 * (rows * inner * cols) as f64 / seconds / 1e9
+}
+
+fn random_vector(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = stream(seed, Stream::TrainInputs);
+    (0..len).map(|_| rng.sample(StandardNormal)).collect()
+}
+
+fn step_network(width: usize, threads: usize) -> (Mlp, Dataset, Vec<f32>) {
+    let mlp = Mlp::new(INPUT, width, CLASSES, 3, Activation::Relu, true).with_threads(threads);
+    let examples = 8 * BATCH;
+    let mut rng = stream(3, Stream::TrainInputs);
+    let dataset = Dataset {
+        inputs: random_vector(examples * INPUT, 3),
+        labels: (0..examples)
+            .map(|_| rng.random_range(0..CLASSES as u32))
+            .collect(),
+        n: examples,
+        dim: INPUT,
+        classes: CLASSES,
+    };
+    let parameters = mlp.initialize(Init::He, &mut stream(3, Stream::Init));
+    (mlp, dataset, parameters)
+}
+
+struct StepPhases {
+    forward: f64,
+    forward_backward: f64,
+    step: f64,
+}
+
+fn step_phases(width: usize, threads: usize) -> StepPhases {
+    let (mlp, dataset, parameters) = step_network(width, threads);
+    let mut workspace = Workspace::new(&mlp, BATCH);
+    let mut gradient = vec![0.0; mlp.parameter_count()];
+    let inputs = &dataset.inputs[..BATCH * INPUT];
+    let labels = &dataset.labels[..BATCH];
+    let forward = median_seconds(|| mlp.forward(&parameters, inputs, BATCH, &mut workspace));
+    let forward_backward = median_seconds(|| {
+        mlp.loss_and_gradient(&parameters, inputs, labels, &mut workspace, &mut gradient);
+    });
+    StepPhases {
+        forward,
+        forward_backward,
+        step: our_step_seconds(width, threads),
+    }
+}
+
+fn our_step_seconds(width: usize, threads: usize) -> f64 {
+    let (mlp, dataset, mut parameters) = step_network(width, threads);
+    let settings = SgdSettings {
+        learning_rate: 0.01,
+        momentum: 0.0,
+        noise: NoiseSettings::silent(),
+        batch_size: BATCH,
+    };
+    let mut sgd = NoisySgd::new(
+        &mlp,
+        &dataset,
+        settings,
+        stream(3, Stream::BatchOrder),
+        stream(3, Stream::TrainingNoise),
+    );
+    median_seconds(|| {
+        sgd.step(&mlp, &mut parameters);
+    })
+}
+
+/// (width, threads, seconds per step) from the PyTorch script, or why there are none.
+fn pytorch_steps(widths: &[usize], threads: &[usize]) -> Result<Vec<(usize, usize, f64)>, String> {
+    let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
+        let venv = "/opt/torch-venv/bin/python";
+        if Path::new(venv).exists() {
+            venv.to_string()
+        } else {
+            "python3".to_string()
+        }
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_sgd_step.py");
+    let join = |values: &[usize]| {
+        values
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let output = Command::new(&python)
+        .arg(&script)
+        .args(["--widths", &join(widths), "--threads", &join(threads)])
+        .args(["--batch", &BATCH.to_string()])
+        .args(["--min-seconds", &MIN_SECONDS.to_string()])
+        .output()
+        .map_err(|error| format!("cannot run {python}: {error}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("no message");
+        return Err(format!("{python} {} failed: {last}", script.display()));
+    }
+    let mut steps = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .map_err(|error| format!("unreadable line `{line}`: {error}"))?;
+        let field = |name: &str| {
+            record[name]
+                .as_f64()
+                .ok_or_else(|| format!("line `{line}` has no number `{name}`"))
+        };
+        steps.push((
+            field("width")? as usize,
+            field("threads")? as usize,
+            field("step_seconds")?,
+        ));
+    }
+    if let Some(version) = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .and_then(|record| record["torch_version"].as_str().map(str::to_string))
+    {
+        println!("PyTorch {version} ({python})");
+    }
+    Ok(steps)
+}
+
+/// A trial of the default sweep's shape on 784-dimensional inputs: every phase runs.
+fn phase_cost_trial(width: usize) -> TrialConfig {
+    TrialConfig {
+        seed: 1,
+        data: DataConfig {
+            teacher_width: 32,
+            ..DataConfig::synthetic(DataSet::TeacherStudent, INPUT, CLASSES, 2048, 1024)
+        },
+        model: ModelConfig {
+            depth: 3,
+            width,
+            activation: Activation::Relu,
+            bias: true,
+            init: Init::He,
+        },
+        training: TrainingConfig {
+            loss: Loss::CrossEntropy,
+            learning_rate: 0.05,
+            momentum: 0.9,
+            batch_size: BATCH,
+            noise_sigma: 0.0,
+            noise_form: NoiseForm::PerCoordinate,
+            inverse_temperature: None,
+            target_loss: None,
+            max_steps: 400,
+            eval_every: 100,
+        },
+        probe: ProbeConfig {
+            steps: 100,
+            learning_rate: Some(0.01),
+            noise_sigma: 0.01,
+            noise_form: NoiseForm::PerCoordinate,
+            inverse_temperature: None,
+            radii: vec![0.1, 0.5, 1.0],
+            radius_unit: RadiusUnit::RelativeToMinimumNorm,
+            replicates: 4,
+        },
+        measure: MeasureConfig::default(),
+    }
+}
