@@ -204,6 +204,22 @@ fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
             )));
         }
     }
+    let mut named = std::collections::HashSet::new();
+    for statistic in &result.probe_statistics {
+        if !proto::PROBE_STATISTIC_NAMES.contains(&statistic.name.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "`result.probe_statistics` names an unknown statistic {:?}: expected one of {}",
+                statistic.name,
+                proto::PROBE_STATISTIC_NAMES.join(", ")
+            )));
+        }
+        if !named.insert(statistic.name.as_str()) {
+            return Err(Status::invalid_argument(format!(
+                "`result.probe_statistics` names {:?} twice",
+                statistic.name
+            )));
+        }
+    }
     if result.train_size == 0 {
         return Err(Status::invalid_argument(
             "`result.train_size` = 0 is invalid: must be at least 1",

@@ -28,6 +28,36 @@ pub const BOUND_NAMES: [&str; 7] = [
     "path_norm",
 ];
 
+/// The statistics of the stagnation probe (`science.md` §3) beyond the per-radius ones, by the
+/// names the wire, the database and the reports use. A trial reports those its probe measured:
+/// the snapshot statistics need `probe.snapshots > 0`, the basin ones `probe.basin_steps > 0`.
+/// - distances over all steps and replicates: mean and RMS of d_t;
+/// - `msd_diffusion`: D_eff of the fit MSD(t) ≈ a + 2 D_eff t on the late half of the steps;
+/// - loss excursions R̂(Θ_t) − R̂(Θ̂) over the snapshots, max and mean, on train and test data;
+/// - the snapshot cloud per replicate (averaged): participation ratio, k_90, top-2 share;
+/// - local convexity μ̂ = min ⟨∇R̂(Θ_t), Θ_t − Θ̂⟩ / ||Θ_t − Θ̂||² over the snapshots, and the
+///   share of positive inner products, on train and test data;
+/// - the share of replicates that noise-free gradient descent brings back within the first radius
+///   of Θ̂, and the mean linear-interpolation barrier between Θ̂ and each end point.
+pub const PROBE_STATISTIC_NAMES: [&str; 16] = [
+    "mean_distance",
+    "rms_distance",
+    "msd_diffusion",
+    "loss_excursion_max_train",
+    "loss_excursion_mean_train",
+    "loss_excursion_max_test",
+    "loss_excursion_mean_test",
+    "participation_ratio",
+    "components_for_90_percent",
+    "top_two_share",
+    "convexity_min_train",
+    "convexity_min_test",
+    "convexity_positive_share_train",
+    "convexity_positive_share_test",
+    "basin_return_share",
+    "linear_barrier",
+];
+
 /// Generated gRPC types and clients/servers for `sweep.v1`.
 pub mod v1 {
     tonic::include_proto!("sweep.v1");

@@ -307,6 +307,40 @@ pub struct ProbeConfig {
     pub radius_unit: RadiusUnit,
     /// Independent probe runs (own noise and batch order) from the same trained point.
     pub replicates: u32,
+    /// Snapshots per replicate, evenly spaced over its steps: the points where the loss
+    /// excursion and local convexity are evaluated and whose cloud gives the effective
+    /// dimension (memory: snapshots × parameters floats). 0 skips them.
+    #[serde(
+        default = "default_probe_snapshots",
+        skip_serializing_if = "is_default_probe_snapshots"
+    )]
+    pub snapshots: u32,
+    /// Noise-free full-batch gradient-descent steps from each replicate's end point for the
+    /// same-basin test. 0 skips it.
+    #[serde(
+        default = "default_basin_steps",
+        skip_serializing_if = "is_default_basin_steps"
+    )]
+    pub basin_steps: u32,
+}
+
+const DEFAULT_PROBE_SNAPSHOTS: u32 = 10;
+const DEFAULT_BASIN_STEPS: u32 = 50;
+
+fn default_probe_snapshots() -> u32 {
+    DEFAULT_PROBE_SNAPSHOTS
+}
+
+fn is_default_probe_snapshots(value: &u32) -> bool {
+    *value == DEFAULT_PROBE_SNAPSHOTS
+}
+
+fn default_basin_steps() -> u32 {
+    DEFAULT_BASIN_STEPS
+}
+
+fn is_default_basin_steps(value: &u32) -> bool {
+    *value == DEFAULT_BASIN_STEPS
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -911,6 +945,8 @@ mod tests {
                 radii: vec![0.1, 1.0],
                 radius_unit: RadiusUnit::Absolute,
                 replicates: 2,
+                snapshots: 10,
+                basin_steps: 50,
             },
             measure: MeasureConfig::default(),
         }

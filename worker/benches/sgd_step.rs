@@ -349,6 +349,8 @@ fn phase_cost_trial(width: usize) -> TrialConfig {
             radii: vec![0.1, 0.5, 1.0],
             radius_unit: RadiusUnit::RelativeToMinimumNorm,
             replicates: 4,
+            snapshots: 10,
+            basin_steps: 50,
         },
         measure: MeasureConfig::default(),
     }

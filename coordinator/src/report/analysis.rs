@@ -15,7 +15,7 @@ use crate::store::TrialRow;
 pub const GAP: &str = "error_gap";
 
 /// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 24] = [
+pub const ANALYSED_MEASUREMENTS: [&str; 30] = [
     "error_gap",
     "loss_gap",
     "test_error",
@@ -37,6 +37,12 @@ pub const ANALYSED_MEASUREMENTS: [&str; 24] = [
     "median_exit_step_1",
     "stay_fraction",
     "max_distance",
+    "msd_diffusion",
+    "loss_excursion_max_train",
+    "participation_ratio",
+    "convexity_min_train",
+    "basin_return_share",
+    "linear_barrier",
     "hessian_lambda_max",
     "hessian_trace",
     "parameter_count",

@@ -199,6 +199,8 @@ pub fn push_bound_row<'a, DB>(
         .push_bind(gap_estimate(bound.capacity, train_size));
 }
 
+pub const PROBE_STATISTIC_COLUMNS: &str = "INSERT INTO probe_statistics (trial_id, name, value) ";
+
 /// The INSERTs of the candidates' results, each `ON CONFLICT DO NOTHING RETURNING trial_id`, so
 /// running them names the results stored now.
 pub fn result_inserts<'a, DB>(
@@ -229,7 +231,7 @@ where
 }
 
 /// The INSERTs of the rows under each newly recorded result (per-layer norms, per-radius
-/// statistics, bounds), multi-row and the same SQL on both backends, for the caller to run in
+/// statistics, bounds, probe statistics), multi-row and the same SQL on both backends, for the caller to run in
 /// its transaction.
 pub fn measurement_inserts<'a, DB>(recorded: &[&'a ResultReport]) -> Vec<QueryBuilder<'a, DB>>
 where
@@ -293,6 +295,26 @@ where
         let mut insert = QueryBuilder::<DB>::new(BOUND_COLUMNS);
         insert.push_values(chunk, |mut row, &(trial_id, train_size, bound)| {
             push_bound_row(&mut row, trial_id, bound, train_size)
+        });
+        inserts.push(insert);
+    }
+    let statistics: Vec<(&'a str, &'a proto::v1::ProbeStatistic)> = recorded
+        .iter()
+        .flat_map(|report| {
+            let trial_id = report.lease.trial_id.as_str();
+            report
+                .result
+                .probe_statistics
+                .iter()
+                .map(move |statistic| (trial_id, statistic))
+        })
+        .collect();
+    for chunk in statistics.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<DB>::new(PROBE_STATISTIC_COLUMNS);
+        insert.push_values(chunk, |mut row, &(trial_id, statistic)| {
+            row.push_bind(trial_id)
+                .push_bind(statistic.name.as_str())
+                .push_bind(finite(statistic.value));
         });
         inserts.push(insert);
     }

@@ -247,7 +247,7 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 54] = [
+pub const TRIAL_ROW_NUMBERS: [&str; 70] = [
     "ordinal",
     "attempts",
     "width",
@@ -298,6 +298,22 @@ pub const TRIAL_ROW_NUMBERS: [&str; 54] = [
     "spectral_frobenius_pac_bayes_gap_estimate",
     "golowich_rakhlin_shamir_gap_estimate",
     "path_norm_gap_estimate",
+    "mean_distance",
+    "rms_distance",
+    "msd_diffusion",
+    "loss_excursion_max_train",
+    "loss_excursion_mean_train",
+    "loss_excursion_max_test",
+    "loss_excursion_mean_test",
+    "participation_ratio",
+    "components_for_90_percent",
+    "top_two_share",
+    "convexity_min_train",
+    "convexity_min_test",
+    "convexity_positive_share_train",
+    "convexity_positive_share_test",
+    "basin_return_share",
+    "linear_barrier",
     "train_seconds",
     "probe_seconds",
     "measure_seconds",

@@ -727,6 +727,16 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
                 capacity: f64::INFINITY,
             },
         ],
+        probe_statistics: vec![
+            proto::v1::ProbeStatistic {
+                name: "msd_diffusion".to_string(),
+                value: 0.125,
+            },
+            proto::v1::ProbeStatistic {
+                name: "linear_barrier".to_string(),
+                value: f64::NAN,
+            },
+        ],
         ..result_with(0.25, 0.05, 900.0)
     };
     fixture
@@ -773,6 +783,10 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     );
     assert_eq!(done.number("path_norm_gap_estimate"), None);
     assert_eq!(done.number("frobenius_2layer_gap_estimate"), None);
+    // A probe statistic as reported; a non-finite one and an unmeasured one have no value.
+    assert_eq!(done.number("msd_diffusion"), Some(0.125));
+    assert_eq!(done.number("linear_barrier"), None);
+    assert_eq!(done.number("basin_return_share"), None);
     assert_eq!(
         (rows[1].state.as_str(), rows[1].number("test_error")),
         ("leased", None)

@@ -56,6 +56,14 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 capacity: bound.capacity,
             })
             .collect(),
+        probe_statistics: measurements
+            .probe_statistics
+            .iter()
+            .map(|statistic| wire::ProbeStatistic {
+                name: statistic.name.to_string(),
+                value: statistic.value,
+            })
+            .collect(),
         radii: measurements
             .radii
             .iter()

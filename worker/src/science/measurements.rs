@@ -4,6 +4,13 @@ use serde::Serialize;
 
 pub use crate::science::measure::bound_suite::BoundMeasurement;
 
+/// One of the probe statistics of `proto::PROBE_STATISTIC_NAMES`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStatistic {
+    pub name: &'static str,
+    pub value: f64,
+}
+
 /// How training ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,4 +130,6 @@ pub struct TrialMeasurements {
     pub stability_margin: f64,
     /// The other bounds of science.md §4 that apply to this network.
     pub bounds: Vec<BoundMeasurement>,
+    /// The probe statistics beyond the per-radius ones, those the probe measured.
+    pub probe_statistics: Vec<ProbeStatistic>,
 }

@@ -113,11 +113,12 @@ pub fn run_trial_with_threads(
         hessian_trace: f64::NAN,
         stability_margin: f64::NAN,
         bounds: Vec::new(),
+        probe_statistics: Vec::new(),
     };
 
     if !run.diverged {
         let started = Instant::now();
-        let probe = run_probe(&mlp, &parameters, &data.train, config, observer)?;
+        let probe = run_probe(&mlp, &parameters, &data, config, observer)?;
         measurements.probe_seconds = started.elapsed().as_secs_f64();
         match probe {
             ProbeOutcome::Completed(summary) => {
@@ -125,6 +126,7 @@ pub fn run_trial_with_threads(
                 measurements.max_distance = summary.max_distance;
                 measurements.final_distance = summary.final_distance;
                 measurements.radii = summary.radii;
+                measurements.probe_statistics = summary.statistics;
             }
             ProbeOutcome::Diverged => {
                 measurements.outcome = Outcome::Diverged;
@@ -335,6 +337,8 @@ mod tests {
                 radii: vec![0.1, 1.0],
                 radius_unit: RadiusUnit::RelativeToMinimumNorm,
                 replicates: 3,
+                snapshots: 10,
+                basin_steps: 50,
             },
             measure: MeasureConfig::default(),
         }
@@ -359,6 +363,44 @@ mod tests {
             measurements.outcome,
             Outcome::Converged,
             "{measurements:#?}"
+        );
+        let statistic = |name: &str| {
+            measurements
+                .probe_statistics
+                .iter()
+                .find(|statistic| statistic.name == name)
+                .map(|statistic| statistic.value)
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        let names: Vec<&str> = measurements
+            .probe_statistics
+            .iter()
+            .map(|statistic| statistic.name)
+            .collect();
+        assert_eq!(names, proto::PROBE_STATISTIC_NAMES);
+        assert!(statistic("rms_distance") >= statistic("mean_distance"));
+        assert!(statistic("mean_distance") > 0.0);
+        assert!(statistic("loss_excursion_max_train") >= statistic("loss_excursion_mean_train"));
+        assert!(statistic("loss_excursion_max_test") >= statistic("loss_excursion_mean_test"));
+        let ratio = statistic("participation_ratio");
+        assert!((1.0..=10.0).contains(&ratio), "participation ratio {ratio}");
+        assert!((1.0..=10.0).contains(&statistic("components_for_90_percent")));
+        assert!((0.0..=1.0).contains(&statistic("top_two_share")));
+        for share in [
+            "convexity_positive_share_train",
+            "convexity_positive_share_test",
+            "basin_return_share",
+        ] {
+            assert!((0.0..=1.0).contains(&statistic(share)), "{share}");
+        }
+        assert!(statistic("linear_barrier") >= 0.0);
+        // ⟨∇R̂(Θ), Θ − Θ̂⟩ / ||Θ − Θ̂||² ≈ a Rayleigh quotient of the Hessian near Θ̂, so no larger
+        // than its top eigenvalue (with room for the cubic terms).
+        let lambda_max = measurements.hessian_top_eigenvalues[0];
+        assert!(
+            statistic("convexity_min_train") <= 1.2 * lambda_max + 1e-3,
+            "μ̂ {} above λ_max {lambda_max}",
+            statistic("convexity_min_train")
         );
         assert!(measurements.reached_target);
         assert!(measurements.train_loss <= 0.05 && measurements.train_loss < 0.1 * 3f64.ln());

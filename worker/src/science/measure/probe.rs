@@ -3,9 +3,11 @@
 
 use proto::{RadiusUnit, TrialConfig};
 
-use crate::science::data::Dataset;
+use crate::science::data::TrainTest;
+use crate::science::measure::displacement::{distance_moments, msd_diffusion};
+use crate::science::measure::snapshots::SnapshotStatistics;
 use crate::science::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
-use crate::science::measurements::{Phase, RadiusMeasurement};
+use crate::science::measurements::{Phase, ProbeStatistic, RadiusMeasurement};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
@@ -20,6 +22,8 @@ pub struct ProbeSummary {
     /// Mean over replicates of the last distance.
     pub final_distance: f64,
     pub radii: Vec<RadiusMeasurement>,
+    /// Distance moments, diffusion and the snapshot statistics (`proto::PROBE_STATISTIC_NAMES`).
+    pub statistics: Vec<ProbeStatistic>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,11 +36,12 @@ pub enum ProbeOutcome {
 }
 
 /// Runs every replicate from `minimum` (Θ̂); its batch order and noise come from the replicate's
-/// own streams, so replicates are independent and reproducible.
+/// own streams, so replicates are independent and reproducible. Snapshots fall on steps
+/// ⌈k·T/S⌉, k = 1 … S.
 pub fn run_probe(
     mlp: &Mlp,
     minimum: &[f32],
-    dataset: &Dataset,
+    data: &TrainTest,
     config: &TrialConfig,
     observer: &dyn TrialObserver,
 ) -> Result<ProbeOutcome, Cancelled> {
@@ -59,6 +64,9 @@ pub fn run_probe(
         RadiusUnit::RelativeToMinimumNorm => euclidean_norm(minimum),
     };
     let radii: Vec<f64> = probe.radii.iter().map(|radius| radius * scale).collect();
+    let dataset = &data.train;
+    let snapshots = u64::from(probe.snapshots).min(probe.steps);
+    let mut snapshot_statistics = SnapshotStatistics::new(mlp, minimum, data);
 
     checkpoint(observer, Phase::Probe, 0)?;
     let mut parameters = minimum.to_vec();
@@ -73,6 +81,7 @@ pub fn run_probe(
             stream(config.seed, Stream::ProbeNoise(replicate)),
         );
         let mut distances = Vec::with_capacity(probe.steps as usize);
+        let mut taken = 0;
         for step in 1..=probe.steps {
             let report = sgd.step(mlp, &mut parameters);
             let distance = euclidean_distance(&parameters, minimum);
@@ -80,6 +89,10 @@ pub fn run_probe(
                 return Ok(ProbeOutcome::Diverged);
             }
             distances.push(distance);
+            if taken < snapshots && step == ((taken + 1) * probe.steps).div_ceil(snapshots) {
+                snapshot_statistics.observe(&parameters);
+                taken += 1;
+            }
             if step % PROGRESS_INTERVAL == 0 {
                 checkpoint(
                     observer,
@@ -89,8 +102,18 @@ pub fn run_probe(
             }
         }
         trajectories.push(distances);
+        snapshot_statistics.finish_replicate(
+            &parameters,
+            probe.basin_steps,
+            settings.learning_rate,
+            radii[0],
+        );
     }
-    Ok(ProbeOutcome::Completed(summarize(&trajectories, &radii)))
+    let mut summary = summarize(&trajectories, &radii);
+    summary
+        .statistics
+        .extend(snapshot_statistics.into_statistics());
+    Ok(ProbeOutcome::Completed(summary))
 }
 
 /// Summarises distance trajectories of equal length T (one per replicate) for absolute radii:
@@ -147,7 +170,22 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
         .filter_map(|trajectory| trajectory.last())
         .sum::<f64>()
         / replicates;
+    let (mean_distance, rms_distance) = distance_moments(trajectories);
     ProbeSummary {
+        statistics: vec![
+            ProbeStatistic {
+                name: "mean_distance",
+                value: mean_distance,
+            },
+            ProbeStatistic {
+                name: "rms_distance",
+                value: rms_distance,
+            },
+            ProbeStatistic {
+                name: "msd_diffusion",
+                value: msd_diffusion(trajectories),
+            },
+        ],
         stay_fraction: measurements
             .first()
             .map_or(f64::NAN, |first| first.occupancy),
