@@ -467,3 +467,51 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(wire::SweepReportResponse { report_json }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_result() -> wire::TrialResult {
+        wire::TrialResult {
+            outcome: "converged".to_string(),
+            train_size: 100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn named_measurements_must_be_known_and_named_once() {
+        assert!(validate_result(&valid_result()).is_ok());
+        let statistic = |name: &str| wire::ProbeStatistic {
+            name: name.to_string(),
+            value: 1.0,
+        };
+        let unknown = wire::TrialResult {
+            probe_statistics: vec![statistic("msd_diffusion"), statistic("vibes")],
+            ..valid_result()
+        };
+        let error = validate_result(&unknown).expect_err("unknown statistic");
+        assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        assert!(error.message().contains("\"vibes\""), "{}", error.message());
+        let twice = wire::TrialResult {
+            probe_statistics: vec![statistic("linear_barrier"), statistic("linear_barrier")],
+            ..valid_result()
+        };
+        let error = validate_result(&twice).expect_err("a statistic twice");
+        assert!(error.message().contains("twice"), "{}", error.message());
+        let bound = wire::TrialResult {
+            bounds: vec![wire::BoundMeasurement {
+                name: "made_up".to_string(),
+                capacity: 1.0,
+            }],
+            ..valid_result()
+        };
+        let error = validate_result(&bound).expect_err("unknown bound");
+        assert!(
+            error.message().contains("\"made_up\""),
+            "{}",
+            error.message()
+        );
+    }
+}

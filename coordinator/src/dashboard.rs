@@ -14,7 +14,7 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 use crate::report::{
     SweepReport, TABLE_COLUMNS, analysis_table, bounds_plot_svg, confidence_interval,
-    stay_vs_noise_svg,
+    stay_vs_noise_svg, survival_svg,
 };
 use crate::store::{Store, StoreError};
 
@@ -152,6 +152,12 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
                 escape(&error)
             );
         }
+    }
+    if let Some(Ok(svg)) = survival_svg(&report) {
+        let _ = write!(
+            body,
+            "<h2>Survival in the first probe ball</h2><figure id=\"survival\">{svg}</figure>"
+        );
     }
     if let Some(Ok(svg)) = stay_vs_noise_svg(&report) {
         let _ = write!(

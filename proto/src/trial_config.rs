@@ -252,6 +252,27 @@ pub struct TrainingConfig {
     /// How often (in steps) the full training loss is evaluated for the stop rule.
     #[serde(default = "default_eval_every")]
     pub eval_every: u64,
+    /// After SGD, full-batch gradient descent (at the training learning rate) until the gradient
+    /// norm ||∇R̂_n|| is at most this, so that the probe starts at a stationary point. None: no
+    /// polish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polish_tolerance: Option<f64>,
+    /// The most polish steps; reaching it without the tolerance is reported, not an error.
+    #[serde(
+        default = "default_polish_max_steps",
+        skip_serializing_if = "is_default_polish_max_steps"
+    )]
+    pub polish_max_steps: u64,
+}
+
+const DEFAULT_POLISH_MAX_STEPS: u64 = 2000;
+
+fn default_polish_max_steps() -> u64 {
+    DEFAULT_POLISH_MAX_STEPS
+}
+
+fn is_default_polish_max_steps(value: &u64) -> bool {
+    *value == DEFAULT_POLISH_MAX_STEPS
 }
 
 /// How the Gaussian gradient noise ξ is scaled (`science.md` §1). With one σ for every
@@ -815,6 +836,9 @@ impl TrialConfig {
                 "must be at least 1",
             ));
         }
+        if let Some(tolerance) = training.polish_tolerance {
+            require_finite_positive("training.polish_tolerance", tolerance)?;
+        }
 
         let probe = &self.probe;
         if let Some(rate) = probe.learning_rate {
@@ -935,6 +959,8 @@ mod tests {
                 target_loss: Some(0.01),
                 max_steps: 100,
                 eval_every: 10,
+                polish_tolerance: None,
+                polish_max_steps: 2000,
             },
             probe: ProbeConfig {
                 steps: 50,

@@ -77,6 +77,7 @@ fn fake_result() -> wire::TrialResult {
             mean_exit_step: 10.0,
             occupancy: 1.0,
             median_exit_step: 12.0,
+            replicate_exit_steps: vec![10, 0],
         }],
         ..Default::default()
     }

@@ -4,9 +4,62 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Coordinator, Database, start_worker, stderr_of, tiny_sweep, wait_until};
+
+/// The browser `.ci/run` installs (Debian's `chromium`), or `$CHROMIUM`.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|directory| {
+            ["chromium", "chromium-browser", "google-chrome"].map(|name| directory.join(name))
+        })
+        .find(|candidate| candidate.is_file())
+}
+
+/// Loads `url` in headless Chromium, lets its scripts run, and returns the DOM it rendered; a
+/// screenshot of the page goes to `screenshot`.
+fn render_in_chromium(browser: &Path, url: &str, screenshot: &Path) -> String {
+    let profile = tempfile::tempdir().expect("browser profile directory");
+    let run = |mode: &str| {
+        let mut child = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--window-size=1280,2000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(mode)
+            .arg(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("headless Chromium starts");
+        let status = wait_until(Duration::from_secs(90), "headless Chromium", || {
+            child.try_wait().expect("wait for Chromium")
+        });
+        let mut stdout = String::new();
+        child
+            .stdout
+            .take()
+            .expect("piped stdout")
+            .read_to_string(&mut stdout)
+            .expect("read the DOM");
+        assert!(status.success(), "Chromium {mode} failed: {status}");
+        stdout
+    };
+    run(&format!("--screenshot={}", screenshot.display()));
+    run("--dump-dom")
+}
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
 fn get(base: &str, path: &str) -> (u16, String) {
@@ -80,11 +133,43 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
         page.contains("measured gap, 0-1 error"),
         "the figure has its legend"
     );
+    assert!(
+        page.contains("<figure id=\"survival\"><svg") && page.contains("width 16 (4 replicates"),
+        "the Kaplan–Meier figure pools each width's replicates: {page}"
+    );
     assert!(page.contains("<pre id=\"analysis\">"), "{page}");
     assert!(
         !page.contains("http-equiv=\"refresh\""),
         "a finished sweep's page is not refreshed"
     );
+
+    match chromium() {
+        Some(browser) => {
+            let screenshot = directory.path().join("sweep-page.png");
+            let dom = render_in_chromium(
+                &browser,
+                &format!("{dashboard}/sweeps/e2e-dashboard"),
+                &screenshot,
+            );
+            assert!(dom.contains("<table id=\"widths\">"), "{dom}");
+            assert_eq!(dom.matches("<tr><td>").count(), 2, "{dom}");
+            let figure = dom
+                .split("<figure id=\"bounds-vs-width\">")
+                .nth(1)
+                .expect("the browser shows the figure");
+            assert!(figure.starts_with("<svg"), "{figure}");
+            assert!(figure.contains("measured gap, 0-1 error"), "{figure}");
+            assert!(dom.contains("<figure id=\"survival\"><svg"), "{dom}");
+            let png = std::fs::read(&screenshot).expect("Chromium wrote a screenshot");
+            assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+            // A page with a table and a plot compresses to far more than a blank one (~5 KiB).
+            assert!(png.len() > 20_000, "screenshot of {} bytes", png.len());
+        }
+        None if std::env::var_os("CI").is_some() => {
+            panic!("headless Chromium is missing: .ci/run installs Debian's chromium")
+        }
+        None => eprintln!("headless Chromium not found: the browser check is left out"),
+    }
 
     let (status, metrics) = get(&dashboard, "/metrics");
     assert_eq!(status, 200, "{metrics}");

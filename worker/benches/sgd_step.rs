@@ -339,6 +339,8 @@ fn phase_cost_trial(width: usize) -> TrialConfig {
             target_loss: None,
             max_steps: 400,
             eval_every: 100,
+            polish_tolerance: None,
+            polish_max_steps: 2000,
         },
         probe: ProbeConfig {
             steps: 100,

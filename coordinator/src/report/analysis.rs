@@ -15,7 +15,7 @@ use crate::store::TrialRow;
 pub const GAP: &str = "error_gap";
 
 /// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 30] = [
+pub const ANALYSED_MEASUREMENTS: [&str; 31] = [
     "error_gap",
     "loss_gap",
     "test_error",
@@ -37,6 +37,7 @@ pub const ANALYSED_MEASUREMENTS: [&str; 30] = [
     "median_exit_step_1",
     "stay_fraction",
     "max_distance",
+    "gradient_norm",
     "msd_diffusion",
     "loss_excursion_max_train",
     "participation_ratio",
@@ -171,6 +172,7 @@ mod tests {
             set(name, *value);
         }
         TrialRow {
+            replicate_exit_steps_1: None,
             trial_id: format!("{width}-{seed}-{learning_rate}"),
             state: "done".to_string(),
             outcome: Some("converged".to_string()),

@@ -119,6 +119,7 @@ mod tests {
             .expect("a column");
         numbers[index] = test_error;
         TrialRow {
+            replicate_exit_steps_1: None,
             trial_id: trial_id.to_string(),
             state: if test_error.is_some() {
                 "done"

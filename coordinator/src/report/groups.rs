@@ -161,6 +161,7 @@ mod tests {
             numbers[index] = Some(value);
         }
         TrialRow {
+            replicate_exit_steps_1: None,
             trial_id: format!("{width}-{noise}-{seed}"),
             state: "done".to_string(),
             outcome: Some("converged".to_string()),

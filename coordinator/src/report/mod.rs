@@ -8,13 +8,16 @@ mod format_groups;
 pub mod groups;
 pub mod parameters;
 mod plot;
+mod plot_survival;
 pub mod statistics;
+pub mod survival;
 
 pub use format::{
     ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, stay_vs_noise_svg, write_bounds_plot};
+pub use plot_survival::survival_svg;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +38,9 @@ pub struct SweepReport {
     /// Width alone and width × each other varied axis, over seeds.
     #[serde(default)]
     pub groups: Vec<groups::Grouping>,
+    /// Kaplan–Meier survival in the first probe ball per width, pooled over seeds.
+    #[serde(default)]
+    pub survival: Vec<survival::WidthSurvival>,
 }
 
 impl SweepReport {
@@ -51,6 +57,7 @@ impl SweepReport {
         let rows = store.trial_rows(sweep).await?;
         let analysis = analysis::analyse(&rows);
         let groups = groups::groupings(&rows);
+        let survival = survival::survival_by_width(&rows);
         Ok(Self {
             sweep: sweep.to_string(),
             total,
@@ -60,11 +67,13 @@ impl SweepReport {
             widths,
             analysis,
             groups,
+            survival,
         })
     }
 
-    /// Writes `report.csv`, `report.json`, `bounds-vs-width.svg` and, when the sweep varies the
-    /// probe noise, `stay-vs-noise.svg` into `directory`.
+    /// Writes `report.csv`, `report.json`, `bounds-vs-width.svg`, `survival.svg` when trials
+    /// report exit steps and, when the sweep varies the probe noise, `stay-vs-noise.svg` into
+    /// `directory`.
     pub fn write_files(
         &self,
         directory: &std::path::Path,
@@ -83,8 +92,15 @@ impl SweepReport {
         write_bounds_plot(self, &plot_path)
             .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", plot_path.display()))?;
         let mut written = vec![csv_path, json_path, plot_path];
-        if let Some(svg) = stay_vs_noise_svg(self) {
-            let path = directory.join("stay-vs-noise.svg");
+        let figures = [
+            ("survival.svg", survival_svg(self)),
+            ("stay-vs-noise.svg", stay_vs_noise_svg(self)),
+        ];
+        for (name, svg) in figures {
+            let Some(svg) = svg else {
+                continue;
+            };
+            let path = directory.join(name);
             let svg =
                 svg.map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", path.display()))?;
             std::fs::write(&path, svg)

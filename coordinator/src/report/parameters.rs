@@ -94,6 +94,7 @@ mod tests {
 
     fn row(params: &str) -> TrialRow {
         TrialRow {
+            replicate_exit_steps_1: None,
             trial_id: String::new(),
             state: "done".to_string(),
             outcome: None,

@@ -125,7 +125,7 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
     Ok(())
 }
 
-const WIDTH_COLORS: [RGBColor; 10] = [
+pub(super) const WIDTH_COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -259,6 +259,7 @@ mod tests {
             numbers[index] = Some(value);
         }
         TrialRow {
+            replicate_exit_steps_1: None,
             trial_id: format!("{width}-{sigma}-{seed}"),
             state: "done".to_string(),
             outcome: Some("converged".to_string()),
@@ -281,6 +282,7 @@ mod tests {
             widths: Vec::new(),
             analysis: Vec::new(),
             groups: super::super::groups::groupings(rows),
+            survival: Vec::new(),
         }
     }
 

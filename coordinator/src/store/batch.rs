@@ -19,19 +19,19 @@ pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outc
      spectral_capacity, vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, \
      max_distance, final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms, \
      hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin, \
-     hessian_top_eigenvalues) ";
+     hessian_top_eigenvalues, polish_steps, gradient_norm) ";
 
 pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
      spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
      distance_from_init_two_one) ";
 
 pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
-     stay_probability, mean_exit_step, occupancy, median_exit_step) ";
+     stay_probability, mean_exit_step, occupancy, median_exit_step, replicate_exit_steps) ";
 
 pub const TRIAL_COLUMNS: &str = "INSERT INTO trials (id, sweep, ordinal, params, width, depth, \
      learning_rate, noise_sigma, probe_noise_sigma, batch_size, seed, updated_at_ms) ";
 
-/// Rows per multi-row INSERT: 33 bound values per result row stays under SQLite's 32,766 and
+/// Rows per multi-row INSERT: 35 bound values per result row stays under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters.
 ///
 /// The batched statements vary in their number of rows, so they are not kept as prepared
@@ -133,7 +133,9 @@ pub fn push_result_row<'a, DB>(
         .push_bind(finite(result.hessian_lambda_min))
         .push_bind(finite(result.hessian_trace))
         .push_bind(finite(result.stability_margin))
-        .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues));
+        .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues))
+        .push_bind(result.polish_steps as i64)
+        .push_bind(finite(result.gradient_norm));
 }
 
 /// One row of `layer_measurements`.
@@ -170,6 +172,7 @@ pub fn push_radius_row<'a, DB>(
     f64: Encode<'a, DB> + Type<DB>,
     Option<f64>: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
 {
     row.push_bind(trial_id)
         .push_bind(index as i64)
@@ -177,7 +180,16 @@ pub fn push_radius_row<'a, DB>(
         .push_bind(finite(radius.stay_probability))
         .push_bind(finite(radius.mean_exit_step))
         .push_bind(finite(radius.occupancy))
-        .push_bind(finite(radius.median_exit_step));
+        .push_bind(finite(radius.median_exit_step))
+        .push_bind(exit_steps_json(&radius.replicate_exit_steps));
+}
+
+/// Per-replicate exit steps as a JSON array, 0 for a replicate that stayed; None without any.
+fn exit_steps_json(steps: &[u64]) -> Option<String> {
+    (!steps.is_empty()).then(|| {
+        let items: Vec<String> = steps.iter().map(u64::to_string).collect();
+        format!("[{}]", items.join(","))
+    })
 }
 
 pub const BOUND_COLUMNS: &str = "INSERT INTO bounds (trial_id, name, capacity, gap_estimate) ";
@@ -240,6 +252,7 @@ where
     f64: Encode<'a, DB> + Type<DB>,
     Option<f64>: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
 {
     let mut inserts = Vec::new();
     let layers: Vec<(&'a str, &'a proto::v1::LayerMeasurement)> = recorded

@@ -247,7 +247,7 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 70] = [
+pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
     "ordinal",
     "attempts",
     "width",
@@ -265,6 +265,8 @@ pub const TRIAL_ROW_NUMBERS: [&str; 70] = [
     "error_gap",
     "steps",
     "reached_target",
+    "polish_steps",
+    "gradient_norm",
     "parameter_count",
     "train_size",
     "margin_gamma",
@@ -331,6 +333,8 @@ pub struct TrialRow {
     pub last_error: Option<String>,
     /// The trial's resolved configuration, canonical JSON.
     pub params: String,
+    /// The first probe radius's exit step per replicate, a JSON array (0: stayed).
+    pub replicate_exit_steps_1: Option<String>,
     /// In the order of [`TRIAL_ROW_NUMBERS`]; None where there is no value (no result yet, or a
     /// non-finite one).
     pub numbers: Vec<Option<f64>>,

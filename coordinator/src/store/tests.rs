@@ -149,6 +149,7 @@ fn result_with(
             mean_exit_step: 10.0,
             occupancy: 1.0,
             median_exit_step: 12.0,
+            replicate_exit_steps: vec![3, 0, 0, 7],
         }],
         layers: vec![proto::v1::LayerMeasurement {
             layer: 1,
@@ -770,6 +771,7 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     assert_eq!(done.number("hessian_lambda_max"), Some(2.5));
     assert_eq!(done.number("stay_probability_1"), Some(1.0));
     assert_eq!(done.number("median_exit_step_1"), Some(12.0));
+    assert_eq!(done.replicate_exit_steps_1.as_deref(), Some("[3,0,0,7]"));
     assert_eq!(
         done.number("radius_2"),
         None,

@@ -110,7 +110,7 @@ pub fn trial_rows_sql(placeholder: &str) -> String {
         })
         .collect();
     format!(
-        "SELECT trial_id, state, outcome, worker_id, last_error, params, {}
+        "SELECT trial_id, state, outcome, worker_id, last_error, params, replicate_exit_steps_1, {}
          FROM trial_results WHERE sweep = {placeholder} ORDER BY ordinal",
         numbers.join(", ")
     )
@@ -139,6 +139,7 @@ where
         worker_id: row.try_get("worker_id")?,
         last_error: row.try_get("last_error")?,
         params: row.try_get("params")?,
+        replicate_exit_steps_1: row.try_get("replicate_exit_steps_1")?,
         numbers,
     })
 }

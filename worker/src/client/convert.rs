@@ -56,6 +56,8 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 capacity: bound.capacity,
             })
             .collect(),
+        polish_steps: measurements.polish_steps,
+        gradient_norm: measurements.gradient_norm,
         probe_statistics: measurements
             .probe_statistics
             .iter()
@@ -73,6 +75,7 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 mean_exit_step: radius.mean_exit_step,
                 median_exit_step: radius.median_exit_step,
                 occupancy: radius.occupancy,
+                replicate_exit_steps: radius.replicate_exit_steps.clone(),
             })
             .collect(),
     }

@@ -84,6 +84,8 @@ pub struct RadiusMeasurement {
     pub median_exit_step: f64,
     /// Share of all probe steps (all replicates) spent inside the ball.
     pub occupancy: f64,
+    /// Per replicate, the first step outside the ball; 0 when it stayed (censored).
+    pub replicate_exit_steps: Vec<u64>,
 }
 
 /// Everything one trial measured. Values that could not be measured (after a divergence, or
@@ -132,4 +134,8 @@ pub struct TrialMeasurements {
     pub bounds: Vec<BoundMeasurement>,
     /// The probe statistics beyond the per-radius ones, those the probe measured.
     pub probe_statistics: Vec<ProbeStatistic>,
+    /// Full-batch gradient-descent steps of the polish (0 without one).
+    pub polish_steps: u64,
+    /// ||∇R̂_n|| over the training set at the trained point; NaN after a divergence.
+    pub gradient_norm: f64,
 }

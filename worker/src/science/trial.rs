@@ -17,7 +17,7 @@ use crate::science::measure::margins::percentile;
 use crate::science::measure::norms::one_infinity_norm;
 use crate::science::measure::probe::{ProbeOutcome, euclidean_norm, run_probe};
 use crate::science::measurements::{Outcome, Phase, TrialMeasurements};
-use crate::science::model::evaluate::evaluate;
+use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::{Mlp, Workspace};
 use crate::science::observer::{Cancelled, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
@@ -78,6 +78,11 @@ pub fn run_trial_with_threads(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
 
+    let gradient_norm = if run.diverged {
+        f64::NAN
+    } else {
+        gradient_norm_at(&mlp, &parameters, &data.train)
+    };
     let mut measurements = TrialMeasurements {
         outcome: if run.diverged {
             Outcome::Diverged
@@ -114,6 +119,8 @@ pub fn run_trial_with_threads(
         stability_margin: f64::NAN,
         bounds: Vec::new(),
         probe_statistics: Vec::new(),
+        polish_steps: run.polish_steps,
+        gradient_norm,
     };
 
     if !run.diverged {
@@ -182,6 +189,17 @@ pub fn run_trial_with_threads(
     }
     measurements.measure_seconds = started.elapsed().as_secs_f64();
     Ok(measurements)
+}
+
+/// ||∇R̂_n(Θ)|| over `dataset`, accumulated in f64.
+fn gradient_norm_at(mlp: &Mlp, parameters: &[f32], dataset: &Dataset) -> f64 {
+    let mut full = FullGradient::new(mlp, EVALUATION_CHUNK.min(dataset.len()));
+    full.compute(mlp, parameters, dataset);
+    full.gradient()
+        .iter()
+        .map(|&g| f64::from(g) * f64::from(g))
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// The configuration with the data set's actual shape filled in (file sets take input_dim,
@@ -327,6 +345,8 @@ mod tests {
                 target_loss: Some(0.05),
                 max_steps: 5000,
                 eval_every: 20,
+                polish_tolerance: None,
+                polish_max_steps: 2000,
             },
             probe: ProbeConfig {
                 steps: 100,
@@ -474,6 +494,25 @@ mod tests {
         let single = run(1);
         assert_eq!(single, run(2));
         assert_eq!(single, run(4));
+    }
+
+    #[test]
+    fn the_polish_brings_the_gradient_norm_under_its_tolerance() {
+        let mut config = easy_config();
+        config.probe.steps = 0;
+        let unpolished = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(unpolished.polish_steps, 0);
+        let tolerance = unpolished.gradient_norm / 10.0;
+        config.training.polish_tolerance = Some(tolerance);
+        let polished = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert!(polished.polish_steps > 0);
+        assert!(polished.polish_steps < config.training.polish_max_steps);
+        assert!(
+            polished.gradient_norm <= tolerance,
+            "{} > {tolerance}",
+            polished.gradient_norm
+        );
+        assert!(polished.train_loss < unpolished.train_loss);
     }
 
     #[test]

@@ -156,6 +156,10 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
             stay_probability: stayed as f64 / replicates,
             mean_exit_step: exit_step_sum / replicates,
             median_exit_step: median_survival_time(&kaplan_meier(&exits)).unwrap_or(f64::NAN),
+            replicate_exit_steps: exits
+                .iter()
+                .map(|exit| if exit.censored { 0 } else { exit.time as u64 })
+                .collect(),
             occupancy: steps_inside as f64 / total_steps,
         });
     }
@@ -236,6 +240,7 @@ mod tests {
         assert!((wide.stay_probability - 1.0 / 3.0).abs() < 1e-12);
         assert!((wide.mean_exit_step - (2.0 + 4.0 + 4.0) / 3.0).abs() < 1e-12);
         assert!((wide.occupancy - 10.0 / 12.0).abs() < 1e-12);
+        assert_eq!(wide.replicate_exit_steps, [2, 4, 0]);
         let narrow = &summary.radii[1];
         assert_eq!(narrow.stay_probability, 0.0);
         assert!((narrow.mean_exit_step - (2.0 + 2.0 + 3.0) / 3.0).abs() < 1e-12);

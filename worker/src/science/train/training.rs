@@ -1,11 +1,12 @@
 //! The training loop: SGD until the full training loss reaches the target or the step budget
-//! runs out, watching for divergence.
+//! runs out, watching for divergence; then, when asked, full-batch gradient descent down to a
+//! gradient-norm tolerance (the polish), so that the probe starts at a stationary point.
 
 use proto::TrainingConfig;
 
 use crate::science::data::Dataset;
 use crate::science::measurements::Phase;
-use crate::science::model::evaluate::evaluate;
+use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
@@ -18,9 +19,75 @@ pub struct TrainingRun {
     pub reached_target: bool,
     /// A batch loss, the full training loss or a parameter became NaN or infinite.
     pub diverged: bool,
+    /// Full-batch gradient-descent steps of the polish (0 without one).
+    pub polish_steps: u64,
 }
 
+/// Examples per chunk of the polish's full-batch gradients.
+const POLISH_CHUNK: usize = 256;
+
 pub fn train(
+    mlp: &Mlp,
+    parameters: &mut [f32],
+    dataset: &Dataset,
+    config: &TrainingConfig,
+    seed: u64,
+    observer: &dyn TrialObserver,
+) -> Result<TrainingRun, Cancelled> {
+    let mut run = run_sgd(mlp, parameters, dataset, config, seed, observer)?;
+    if let (false, Some(tolerance)) = (run.diverged, config.polish_tolerance) {
+        let (steps, finite) = polish(
+            mlp,
+            parameters,
+            dataset,
+            config.learning_rate as f32,
+            tolerance,
+            config.polish_max_steps,
+            observer,
+        )?;
+        run.polish_steps = steps;
+        run.diverged = !finite;
+    }
+    Ok(run)
+}
+
+/// Full-batch gradient descent until ||∇R̂_n|| ≤ `tolerance` or `max_steps`; returns the steps
+/// taken and whether the parameters stayed finite.
+fn polish(
+    mlp: &Mlp,
+    parameters: &mut [f32],
+    dataset: &Dataset,
+    learning_rate: f32,
+    tolerance: f64,
+    max_steps: u64,
+    observer: &dyn TrialObserver,
+) -> Result<(u64, bool), Cancelled> {
+    let mut full = FullGradient::new(mlp, POLISH_CHUNK.min(dataset.len()));
+    for step in 0..max_steps {
+        let loss = full.compute(mlp, parameters, dataset);
+        let norm = full
+            .gradient()
+            .iter()
+            .map(|&g| f64::from(g) * f64::from(g))
+            .sum::<f64>()
+            .sqrt();
+        if !(loss.is_finite() && norm.is_finite()) {
+            return Ok((step, false));
+        }
+        if norm <= tolerance {
+            return Ok((step, true));
+        }
+        for (parameter, &slope) in parameters.iter_mut().zip(full.gradient()) {
+            *parameter -= learning_rate * slope;
+        }
+        if (step + 1) % PROGRESS_INTERVAL == 0 {
+            checkpoint(observer, Phase::Training, step + 1)?;
+        }
+    }
+    Ok((max_steps, parameters.iter().all(|value| value.is_finite())))
+}
+
+fn run_sgd(
     mlp: &Mlp,
     parameters: &mut [f32],
     dataset: &Dataset,
@@ -53,6 +120,7 @@ pub fn train(
                 steps: step,
                 reached_target: false,
                 diverged: true,
+                polish_steps: 0,
             });
         }
         if step % config.eval_every == 0 || step == config.max_steps {
@@ -62,6 +130,7 @@ pub fn train(
                     steps: step,
                     reached_target: false,
                     diverged: true,
+                    polish_steps: 0,
                 });
             }
             if config
@@ -72,6 +141,7 @@ pub fn train(
                     steps: step,
                     reached_target: true,
                     diverged: false,
+                    polish_steps: 0,
                 });
             }
         }
@@ -83,5 +153,6 @@ pub fn train(
         steps: config.max_steps,
         reached_target: false,
         diverged: false,
+        polish_steps: 0,
     })
 }

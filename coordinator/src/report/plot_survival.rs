@@ -1,0 +1,143 @@
+//! The survival figure: Kaplan–Meier curves of staying in the first probe ball against the probe
+//! step, one step curve per width, pooled over seeds.
+
+use plotters::prelude::*;
+
+use super::SweepReport;
+use super::plot::WIDTH_COLORS;
+
+/// None when no trial reported per-replicate exit steps.
+pub fn survival_svg(report: &SweepReport) -> Option<Result<String, String>> {
+    if report.survival.is_empty() {
+        return None;
+    }
+    let mut svg = String::new();
+    let drawn = {
+        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
+        draw_survival(report, root)
+    };
+    Some(drawn.map(|()| svg))
+}
+
+fn draw_survival<Backend: DrawingBackend>(
+    report: &SweepReport,
+    root: DrawingArea<Backend, plotters::coord::Shift>,
+) -> Result<(), String> {
+    let longest = report
+        .survival
+        .iter()
+        .map(|width| width.probe_steps)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    root.fill(&WHITE).map_err(|error| error.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{}: survival in the first probe ball", report.sweep),
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..longest, -0.02f64..1.05f64)
+        .map_err(|error| error.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("probe step t")
+        .y_desc("Kaplan–Meier Ŝ(t): share of replicates still inside")
+        .draw()
+        .map_err(|error| error.to_string())?;
+    for (index, width) in report.survival.iter().enumerate() {
+        let color = WIDTH_COLORS[index % WIDTH_COLORS.len()];
+        // A step function: flat until each exit, then down to the new estimate.
+        let mut points = vec![(0.0, 1.0)];
+        let mut level = 1.0;
+        for &(step, survival) in &width.curve {
+            points.push((step, level));
+            points.push((step, survival));
+            level = survival;
+        }
+        points.push((width.probe_steps as f64, level));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|error| error.to_string())?
+            .label(format!(
+                "width {} ({} replicates, {} trials)",
+                width.width, width.replicates, width.trials
+            ))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|error| error.to_string())?;
+    root.present().map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::survival::WidthSurvival;
+
+    #[test]
+    fn a_step_curve_per_width_with_its_legend_and_axes() {
+        let width = |width, curve: Vec<(f64, f64)>| WidthSurvival {
+            width,
+            trials: 2,
+            replicates: 8,
+            curve,
+            probe_steps: 100,
+        };
+        let report = SweepReport {
+            sweep: "survival-test".to_string(),
+            total: 4,
+            done: 4,
+            failed: 0,
+            diverged: 0,
+            widths: Vec::new(),
+            analysis: Vec::new(),
+            groups: Vec::new(),
+            survival: vec![
+                width(16, vec![(10.0, 0.75), (40.0, 0.5)]),
+                width(512, vec![(3.0, 0.25)]),
+            ],
+        };
+        let svg = survival_svg(&report)
+            .expect("trials report exit steps")
+            .expect("drawn");
+        for expected in [
+            "survival-test: survival in the first probe ball",
+            "probe step t",
+            "width 16 (8 replicates, 2 trials)",
+            "width 512 (8 replicates, 2 trials)",
+        ] {
+            assert!(svg.contains(expected), "{expected} in {svg}");
+        }
+        // Width 16: (0,1) (10,1) (10,.75) (40,.75) (40,.5) (100,.5); width 512: four points.
+        let lengths: Vec<usize> = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline") && line.contains("stroke-width=\"2\""))
+            .filter_map(|line| line.split("points=\"").nth(1))
+            .map(|points| {
+                points
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .count()
+            })
+            .filter(|&count| count > 2)
+            .collect();
+        assert_eq!(lengths, [6, 4], "{svg}");
+        let none = SweepReport {
+            survival: Vec::new(),
+            ..report
+        };
+        assert!(survival_svg(&none).is_none());
+    }
+}
