@@ -345,8 +345,8 @@ pub struct ProbeConfig {
     pub basin_steps: u32,
 }
 
-const DEFAULT_PROBE_SNAPSHOTS: u32 = 10;
-const DEFAULT_BASIN_STEPS: u32 = 50;
+const DEFAULT_PROBE_SNAPSHOTS: u32 = 5;
+const DEFAULT_BASIN_STEPS: u32 = 20;
 
 fn default_probe_snapshots() -> u32 {
     DEFAULT_PROBE_SNAPSHOTS
