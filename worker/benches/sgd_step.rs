@@ -126,9 +126,11 @@ fn main() {
         }
     }
     println!(
-        "(training: 400 steps of batch 128; probe: 4 replicates × 100 steps; measure: spectral \
-         norms, margins, bounds, Hessian top-3 by 30 Lanczos steps and a 10-probe Hutchinson \
-         trace over the 2,048 training examples)"
+        "(training: 400 steps of batch 128; probe: 4 replicates × 100 steps, each with 5 \
+         snapshots (full-batch loss and gradient on 2,048 training and 1,024 test examples) and \
+         20 full-batch gradient-descent steps of the same-basin test; measure: spectral norms, \
+         margins, bounds, Hessian top-3 by 30 Lanczos steps and a 10-probe Hutchinson trace over \
+         the training examples)"
     );
 }
 
@@ -351,8 +353,8 @@ fn phase_cost_trial(width: usize) -> TrialConfig {
             radii: vec![0.1, 0.5, 1.0],
             radius_unit: RadiusUnit::RelativeToMinimumNorm,
             replicates: 4,
-            snapshots: 10,
-            basin_steps: 50,
+            snapshots: 5,
+            basin_steps: 20,
         },
         measure: MeasureConfig::default(),
     }

@@ -44,6 +44,7 @@ fn draw_survival<Backend: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("probe step t")
+        .x_label_formatter(&|step| format!("{step:.0}"))
         .y_desc("Kaplan–Meier Ŝ(t): share of replicates still inside")
         .draw()
         .map_err(|error| error.to_string())?;
