@@ -2,8 +2,9 @@
 //! progress, a page per sweep with the per-width table, the analysis and the figure (refreshed
 //! while the sweep runs), and Prometheus metrics on `/metrics`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -21,10 +22,20 @@ use crate::store::{Store, StoreError};
 /// Seconds between reloads of a page while something is still running.
 const REFRESH_SECONDS: u32 = 5;
 
+/// Trials (total, done, failed, diverged) of a sweep when its report was built.
+type ReportKey = (u64, u64, u64, u64);
+
+/// Per sweep, the last report and the counts it was built at.
+type ReportCache = HashMap<String, (ReportKey, Arc<SweepReport>)>;
+
 #[derive(Clone)]
 struct Dashboard {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    /// The last report per sweep. A report changes only when a trial finishes, so a page whose
+    /// sweep's counts have not moved reuses it instead of re-reading and re-fitting every trial
+    /// (a page reloads every few seconds while its sweep runs).
+    reports: Arc<Mutex<ReportCache>>,
 }
 
 pub fn router(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Router {
@@ -32,7 +43,38 @@ pub fn router(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Router {
         .route("/", get(sweeps_page))
         .route("/sweeps/{name}", get(sweep_page))
         .route("/metrics", get(metrics_text))
-        .with_state(Dashboard { store, metrics })
+        .with_state(Dashboard {
+            store,
+            metrics,
+            reports: Arc::default(),
+        })
+}
+
+/// The sweep's report: the cached one while its counts are unchanged, else a new one.
+async fn current_report(dashboard: &Dashboard, name: &str) -> Result<Arc<SweepReport>, StoreError> {
+    let counts = dashboard.store.sweep_counts(Some(name)).await?;
+    let key = counts
+        .first()
+        .map(|counts| (counts.total, counts.done, counts.failed, counts.diverged));
+    let cached = |reports: &ReportCache| {
+        reports
+            .get(name)
+            .filter(|(built_at, _)| Some(*built_at) == key)
+            .map(|(_, report)| report.clone())
+    };
+    // A poisoned lock only means another page panicked mid-insert; the map is still usable.
+    if let Some(report) = cached(&dashboard.reports.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(report);
+    }
+    let report = Arc::new(SweepReport::load(dashboard.store.as_ref(), name).await?);
+    if let Some(key) = key {
+        dashboard
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (key, report.clone()));
+    }
+    Ok(report)
 }
 
 fn failure(error: StoreError) -> Response {
@@ -99,7 +141,7 @@ async fn sweeps_page(State(dashboard): State<Dashboard>) -> Response {
 }
 
 async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>) -> Response {
-    let report = match SweepReport::load(dashboard.store.as_ref(), &name).await {
+    let report = match current_report(&dashboard, &name).await {
         Ok(report) => report,
         Err(error) => return failure(error),
     };

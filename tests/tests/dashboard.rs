@@ -113,6 +113,11 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
         "refreshed while the sweep runs"
     );
 
+    // Built now and kept: the page after the sweep ends must not be this one.
+    let (status, before) = get(&dashboard, "/sweeps/e2e-dashboard");
+    assert_eq!(status, 200, "{before}");
+    assert!(before.contains("0 of 4 trials done"), "{before}");
+
     let _worker = start_worker(&coordinator.url, "dashboard-worker", 2);
     let database = Database::open(&coordinator.db_url);
     wait_until(Duration::from_secs(120), "every trial done", || {
@@ -122,6 +127,11 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
     let (status, page) = get(&dashboard, "/sweeps/e2e-dashboard");
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("4 of 4 trials done"), "{page}");
+    assert_eq!(
+        get(&dashboard, "/sweeps/e2e-dashboard").1,
+        page,
+        "an unchanged sweep's page is the same"
+    );
     assert!(page.contains("<table id=\"widths\">"), "{page}");
     let rows = page.matches("<tr><td>").count();
     assert_eq!(rows, 2, "one row per width: {page}");
