@@ -195,11 +195,7 @@ pub fn run_trial_with_threads(
 fn gradient_norm_at(mlp: &Mlp, parameters: &[f32], dataset: &Dataset) -> f64 {
     let mut full = FullGradient::new(mlp, EVALUATION_CHUNK.min(dataset.len()));
     full.compute(mlp, parameters, dataset);
-    full.gradient()
-        .iter()
-        .map(|&g| f64::from(g) * f64::from(g))
-        .sum::<f64>()
-        .sqrt()
+    euclidean_norm(full.gradient())
 }
 
 /// The configuration with the data set's actual shape filled in (file sets take input_dim,

@@ -66,7 +66,7 @@ pub fn run_probe(
     let radii: Vec<f64> = probe.radii.iter().map(|radius| radius * scale).collect();
     let dataset = &data.train;
     let snapshots = u64::from(probe.snapshots).min(probe.steps);
-    let mut snapshot_statistics = SnapshotStatistics::new(mlp, minimum, data);
+    let mut snapshot_statistics = SnapshotStatistics::new(mlp, minimum, data, snapshots > 0);
 
     checkpoint(observer, Phase::Probe, 0)?;
     let mut parameters = minimum.to_vec();

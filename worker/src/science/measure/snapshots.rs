@@ -73,12 +73,18 @@ pub struct SnapshotStatistics<'a> {
 }
 
 impl<'a> SnapshotStatistics<'a> {
-    pub fn new(mlp: &'a Mlp, minimum: &'a [f32], data: &'a TrainTest) -> Self {
+    /// `snapshots`: whether [`SnapshotStatistics::observe`] will be called; without snapshots
+    /// the losses at Θ̂ they are compared with are not computed.
+    pub fn new(mlp: &'a Mlp, minimum: &'a [f32], data: &'a TrainTest, snapshots: bool) -> Self {
         let mut full = FullGradient::new(mlp, CHUNK.min(data.train.len().max(data.test.len())));
-        let base_loss = [
-            full.compute(mlp, minimum, &data.train),
-            full.compute(mlp, minimum, &data.test),
-        ];
+        let base_loss = if snapshots {
+            [
+                full.compute(mlp, minimum, &data.train),
+                full.compute(mlp, minimum, &data.test),
+            ]
+        } else {
+            [f64::NAN; 2]
+        };
         Self {
             mlp,
             minimum,

@@ -5,6 +5,7 @@
 use proto::TrainingConfig;
 
 use crate::science::data::Dataset;
+use crate::science::measure::probe::euclidean_norm;
 use crate::science::measurements::Phase;
 use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::Mlp;
@@ -65,12 +66,7 @@ fn polish(
     let mut full = FullGradient::new(mlp, POLISH_CHUNK.min(dataset.len()));
     for step in 0..max_steps {
         let loss = full.compute(mlp, parameters, dataset);
-        let norm = full
-            .gradient()
-            .iter()
-            .map(|&g| f64::from(g) * f64::from(g))
-            .sum::<f64>()
-            .sqrt();
+        let norm = euclidean_norm(full.gradient());
         if !(loss.is_finite() && norm.is_finite()) {
             return Ok((step, false));
         }
