@@ -225,6 +225,43 @@ fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
             "`result.train_size` = 0 is invalid: must be at least 1",
         ));
     }
+    if let Some(slice) = &result.landscape {
+        validate_landscape(slice)?;
+    }
+    Ok(())
+}
+
+/// The largest landscape grid a result may carry: 201² f32 values are 160 kB.
+pub const MAX_LANDSCAPE_GRID: u32 = 201;
+
+/// A slice's losses must fill its grid exactly, and its plane and extent be ones a worker makes.
+fn validate_landscape(slice: &wire::LandscapeSlice) -> Result<(), Status> {
+    if !matches!(slice.plane.as_str(), "pca" | "random") {
+        return Err(Status::invalid_argument(format!(
+            "`result.landscape.plane` = {:?} is invalid: expected pca or random",
+            slice.plane
+        )));
+    }
+    if !(2..=MAX_LANDSCAPE_GRID).contains(&slice.grid) {
+        return Err(Status::invalid_argument(format!(
+            "`result.landscape.grid` = {} is invalid: must be between 2 and {MAX_LANDSCAPE_GRID}",
+            slice.grid
+        )));
+    }
+    let expected = 4 * (slice.grid as usize).pow(2);
+    if slice.losses.len() != expected {
+        return Err(Status::invalid_argument(format!(
+            "`result.landscape.losses` holds {} bytes: a grid of {} needs {expected} (one f32 per point)",
+            slice.losses.len(),
+            slice.grid
+        )));
+    }
+    if !(slice.extent.is_finite() && slice.extent > 0.0) {
+        return Err(Status::invalid_argument(format!(
+            "`result.landscape.extent` = {} is invalid: must be a finite number greater than 0",
+            slice.extent
+        )));
+    }
     Ok(())
 }
 
@@ -513,5 +550,36 @@ mod tests {
             "{}",
             error.message()
         );
+    }
+
+    #[test]
+    fn a_landscape_slice_must_fill_its_grid() {
+        let slice = |grid: u32, bytes: usize, plane: &str, extent: f64| wire::TrialResult {
+            landscape: Some(wire::LandscapeSlice {
+                plane: plane.to_string(),
+                grid,
+                extent,
+                losses: vec![0; bytes],
+                trajectory: Vec::new(),
+            }),
+            ..valid_result()
+        };
+        assert!(validate_result(&slice(3, 36, "pca", 1.0)).is_ok());
+        for (bad, field) in [
+            (slice(3, 35, "pca", 1.0), "losses"),
+            (slice(1, 4, "pca", 1.0), "grid"),
+            (slice(500, 1_000_000, "pca", 1.0), "grid"),
+            (slice(3, 36, "sideways", 1.0), "plane"),
+            (slice(3, 36, "random", f64::NAN), "extent"),
+        ] {
+            let error = validate_result(&bad).expect_err(field);
+            assert!(
+                error
+                    .message()
+                    .contains(&format!("result.landscape.{field}")),
+                "{}",
+                error.message()
+            );
+        }
     }
 }

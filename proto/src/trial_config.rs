@@ -306,6 +306,10 @@ pub enum RadiusUnit {
     Absolute,
     /// Radii are fractions of the norm of the trained parameters ||Θ̂||.
     RelativeToMinimumNorm,
+    /// Radii are multiples of the RMS distance the linearised dynamics predict after the probe's
+    /// steps, sqrt(Σ_i v_{i,T}) (science.md §3.8), from the Hessian at Θ̂: it needs
+    /// `measure.hessian_top_k` > 0.
+    RelativeToPredictedRms,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -379,6 +383,15 @@ pub struct MeasureConfig {
     pub lanczos_steps: u32,
     /// Rademacher probes for Hutchinson's estimate of the Hessian trace (0 skips it).
     pub hutchinson_probes: u32,
+    /// Weight-noise draws averaged at each σ of the PAC-Bayes flatness search (0 skips it).
+    #[serde(skip_serializing_if = "is_default_flatness_draws")]
+    pub flatness_draws: u32,
+}
+
+const DEFAULT_FLATNESS_DRAWS: u32 = 3;
+
+fn is_default_flatness_draws(value: &u32) -> bool {
+    *value == DEFAULT_FLATNESS_DRAWS
 }
 
 impl Default for MeasureConfig {
@@ -390,6 +403,7 @@ impl Default for MeasureConfig {
             hessian_top_k: 3,
             lanczos_steps: 30,
             hutchinson_probes: 10,
+            flatness_draws: DEFAULT_FLATNESS_DRAWS,
         }
     }
 }
@@ -871,6 +885,13 @@ impl TrialConfig {
         }
 
         let measure = &self.measure;
+        if probe.radius_unit == RadiusUnit::RelativeToPredictedRms && measure.hessian_top_k == 0 {
+            return Err(ConfigError::new(
+                "probe.radius_unit",
+                "relative_to_predicted_rms",
+                "needs the Hessian the prediction comes from: set measure.hessian_top_k above 0",
+            ));
+        }
         require_finite_in(
             "measure.margin_percentile",
             measure.margin_percentile,
@@ -1004,6 +1025,12 @@ mod tests {
             error.to_string(),
             "`training.learning_rate` = -0.1 is invalid: must be a finite number greater than 0"
         );
+
+        let mut config = small_config();
+        config.probe.radius_unit = RadiusUnit::RelativeToPredictedRms;
+        assert_eq!(config.validate(), Ok(()));
+        config.measure.hessian_top_k = 0;
+        assert_eq!(config.validate().unwrap_err().key, "probe.radius_unit");
     }
 
     fn file_config(dataset: DataSet) -> TrialConfig {

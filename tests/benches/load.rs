@@ -78,6 +78,7 @@ fn fake_result() -> wire::TrialResult {
             occupancy: 1.0,
             median_exit_step: 12.0,
             replicate_exit_steps: vec![10, 0],
+            ..Default::default()
         }],
         ..Default::default()
     }

@@ -120,6 +120,7 @@ mod tests {
         numbers[index] = test_error;
         TrialRow {
             replicate_exit_steps_1: None,
+            msd_curve: None,
             trial_id: trial_id.to_string(),
             state: if test_error.is_some() {
                 "done"

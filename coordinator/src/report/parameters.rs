@@ -95,6 +95,7 @@ mod tests {
     fn row(params: &str) -> TrialRow {
         TrialRow {
             replicate_exit_steps_1: None,
+            msd_curve: None,
             trial_id: String::new(),
             state: "done".to_string(),
             outcome: None,

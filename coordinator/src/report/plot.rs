@@ -260,6 +260,7 @@ mod tests {
         }
         TrialRow {
             replicate_exit_steps_1: None,
+            msd_curve: None,
             trial_id: format!("{width}-{sigma}-{seed}"),
             state: "done".to_string(),
             outcome: Some("converged".to_string()),

@@ -79,6 +79,7 @@ mod tests {
     fn trial(width: u64, seed: u64, exits: &str) -> TrialRow {
         TrialRow {
             replicate_exit_steps_1: Some(exits.to_string()),
+            msd_curve: None,
             trial_id: format!("{width}-{seed}"),
             state: "done".to_string(),
             outcome: Some("converged".to_string()),

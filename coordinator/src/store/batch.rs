@@ -19,19 +19,20 @@ pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outc
      spectral_capacity, vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, \
      max_distance, final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms, \
      hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin, \
-     hessian_top_eigenvalues, polish_steps, gradient_norm) ";
+     hessian_top_eigenvalues, polish_steps, gradient_norm, msd_curve) ";
 
 pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
      spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
      distance_from_init_two_one) ";
 
 pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
-     stay_probability, mean_exit_step, occupancy, median_exit_step, replicate_exit_steps) ";
+     stay_probability, mean_exit_step, occupancy, median_exit_step, replicate_exit_steps, \
+     mean_exits, mean_reentries, predicted_stay_probability) ";
 
 pub const TRIAL_COLUMNS: &str = "INSERT INTO trials (id, sweep, ordinal, params, width, depth, \
      learning_rate, noise_sigma, probe_noise_sigma, batch_size, seed, updated_at_ms) ";
 
-/// Rows per multi-row INSERT: 35 bound values per result row stays under SQLite's 32,766 and
+/// Rows per multi-row INSERT: 36 bound values per result row stays under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound parameters.
 ///
 /// The batched statements vary in their number of rows, so they are not kept as prepared
@@ -135,7 +136,29 @@ pub fn push_result_row<'a, DB>(
         .push_bind(finite(result.stability_margin))
         .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues))
         .push_bind(result.polish_steps as i64)
-        .push_bind(finite(result.gradient_norm));
+        .push_bind(finite(result.gradient_norm))
+        .push_bind(msd_curve_json(&result.msd_curve));
+}
+
+/// The MSD curve as `{"step": [...], "msd": [...], "msd_hessian_top": [...],
+/// "predicted_msd": [...]}`, non-finite values as null; None without a curve.
+fn msd_curve_json(curve: &[proto::v1::MsdPoint]) -> Option<String> {
+    if curve.is_empty() {
+        return None;
+    }
+    let column = |value: fn(&proto::v1::MsdPoint) -> f64| -> Vec<Option<f64>> {
+        curve.iter().map(|point| finite(value(point))).collect()
+    };
+    let steps: Vec<u64> = curve.iter().map(|point| point.step).collect();
+    Some(
+        serde_json::json!({
+            "step": steps,
+            "msd": column(|point| point.msd),
+            "msd_hessian_top": column(|point| point.msd_hessian_top),
+            "predicted_msd": column(|point| point.predicted_msd),
+        })
+        .to_string(),
+    )
 }
 
 /// One row of `layer_measurements`.
@@ -181,7 +204,10 @@ pub fn push_radius_row<'a, DB>(
         .push_bind(finite(radius.mean_exit_step))
         .push_bind(finite(radius.occupancy))
         .push_bind(finite(radius.median_exit_step))
-        .push_bind(exit_steps_json(&radius.replicate_exit_steps));
+        .push_bind(exit_steps_json(&radius.replicate_exit_steps))
+        .push_bind(finite(radius.mean_exits))
+        .push_bind(finite(radius.mean_reentries))
+        .push_bind(finite(radius.predicted_stay_probability));
 }
 
 /// Per-replicate exit steps as a JSON array, 0 for a replicate that stayed; None without any.
@@ -213,6 +239,25 @@ pub fn push_bound_row<'a, DB>(
 
 pub const PROBE_STATISTIC_COLUMNS: &str = "INSERT INTO probe_statistics (trial_id, name, value) ";
 
+pub const LANDSCAPE_COLUMNS: &str =
+    "INSERT INTO landscape_slices (trial_id, plane, grid, extent, losses, trajectory) ";
+
+/// The slice's projected snapshots as JSON `[[replicate, step, a, b], ...]`.
+fn trajectory_json(points: &[proto::v1::LandscapePoint]) -> String {
+    let rows: Vec<(u32, u64, Option<f64>, Option<f64>)> = points
+        .iter()
+        .map(|point| {
+            (
+                point.replicate,
+                point.step,
+                finite(point.a),
+                finite(point.b),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_string())
+}
+
 /// The INSERTs of the candidates' results, each `ON CONFLICT DO NOTHING RETURNING trial_id`, so
 /// running them names the results stored now.
 pub fn result_inserts<'a, DB>(
@@ -243,11 +288,13 @@ where
 }
 
 /// The INSERTs of the rows under each newly recorded result (per-layer norms, per-radius
-/// statistics, bounds, probe statistics), multi-row and the same SQL on both backends, for the caller to run in
-/// its transaction.
+/// statistics, bounds, probe statistics, the landscape slice), multi-row and the same SQL on both
+/// backends, for the caller to run in its transaction.
 pub fn measurement_inserts<'a, DB>(recorded: &[&'a ResultReport]) -> Vec<QueryBuilder<'a, DB>>
 where
     DB: Database,
+    &'a [u8]: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
     i64: Encode<'a, DB> + Type<DB>,
     f64: Encode<'a, DB> + Type<DB>,
     Option<f64>: Encode<'a, DB> + Type<DB>,
@@ -328,6 +375,25 @@ where
             row.push_bind(trial_id)
                 .push_bind(statistic.name.as_str())
                 .push_bind(finite(statistic.value));
+        });
+        inserts.push(insert);
+    }
+    let slices: Vec<(&'a str, &'a proto::v1::LandscapeSlice)> = recorded
+        .iter()
+        .filter_map(|report| {
+            let slice = report.result.landscape.as_ref()?;
+            Some((report.lease.trial_id.as_str(), slice))
+        })
+        .collect();
+    for chunk in slices.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<DB>::new(LANDSCAPE_COLUMNS);
+        insert.push_values(chunk, |mut row, &(trial_id, slice)| {
+            row.push_bind(trial_id)
+                .push_bind(slice.plane.as_str())
+                .push_bind(i64::from(slice.grid))
+                .push_bind(slice.extent)
+                .push_bind(slice.losses.as_slice())
+                .push_bind(trajectory_json(&slice.trajectory));
         });
         inserts.push(insert);
     }

@@ -247,7 +247,7 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
+pub const TRIAL_ROW_NUMBERS: [&str; 83] = [
     "ordinal",
     "attempts",
     "width",
@@ -284,11 +284,15 @@ pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
     "mean_exit_step_1",
     "occupancy_1",
     "median_exit_step_1",
+    "mean_exits_1",
+    "mean_reentries_1",
+    "predicted_stay_probability_1",
     "radius_2",
     "stay_probability_2",
     "mean_exit_step_2",
     "occupancy_2",
     "median_exit_step_2",
+    "predicted_stay_probability_2",
     "hessian_lambda_max",
     "hessian_lambda_min",
     "hessian_trace",
@@ -300,9 +304,15 @@ pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
     "spectral_frobenius_pac_bayes_gap_estimate",
     "golowich_rakhlin_shamir_gap_estimate",
     "path_norm_gap_estimate",
+    "pac_bayes_flatness_gap_estimate",
+    "stagnation_localized_spectral_gap_estimate",
     "mean_distance",
     "rms_distance",
     "msd_diffusion",
+    "final_rms_distance",
+    "predicted_rms_distance",
+    "msd_diffusion_hessian_top",
+    "msd_diffusion_hessian_rest",
     "loss_excursion_max_train",
     "loss_excursion_mean_train",
     "loss_excursion_max_test",
@@ -310,6 +320,7 @@ pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
     "participation_ratio",
     "components_for_90_percent",
     "top_two_share",
+    "hessian_aligned_share",
     "convexity_min_train",
     "convexity_min_test",
     "convexity_positive_share_train",
@@ -321,6 +332,25 @@ pub const TRIAL_ROW_NUMBERS: [&str; 72] = [
     "measure_seconds",
     "recorded_at_ms",
 ];
+
+/// A trial's loss-landscape slice as stored (`landscape_slices`), with what locates it in the
+/// sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSlice {
+    pub trial_id: String,
+    pub width: u64,
+    pub seed: u64,
+    /// "pca" or "random".
+    pub plane: String,
+    pub grid: u32,
+    pub extent: f64,
+    /// grid² losses, row-major, rows along the second direction.
+    pub losses: Vec<f32>,
+    /// (replicate, step, a, b) of each projected snapshot, in order.
+    pub trajectory: Vec<(u32, u64, f64, f64)>,
+    /// The probe's first radius (absolute), the stagnation ball drawn on the slice.
+    pub radius: Option<f64>,
+}
 
 /// One trial of a sweep as the `trial_results` view shows it: the unit of export and of the
 /// per-trial statistics (slopes, rank correlations).
@@ -335,6 +365,8 @@ pub struct TrialRow {
     pub params: String,
     /// The first probe radius's exit step per replicate, a JSON array (0: stayed).
     pub replicate_exit_steps_1: Option<String>,
+    /// The probe's MSD curve, JSON (see the `results.msd_curve` column).
+    pub msd_curve: Option<String>,
     /// In the order of [`TRIAL_ROW_NUMBERS`]; None where there is no value (no result yet, or a
     /// non-finite one).
     pub numbers: Vec<Option<f64>>,
@@ -457,6 +489,9 @@ pub trait Store: Send + Sync {
 
     /// Every trial of a sweep in grid order, with its measurements where it has a result.
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError>;
+
+    /// The loss-landscape slices a sweep's trials stored, in grid order.
+    async fn landscape_slices(&self, sweep: &str) -> Result<Vec<StoredSlice>, StoreError>;
 
     /// One trial's state, or None for an unknown id.
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError>;

@@ -11,11 +11,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::batch;
-use super::values::{decode_trial_row, decode_width_summary, trial_rows_sql, width_summaries_sql};
+use super::values::{
+    decode_stored_slice, decode_trial_row, decode_width_summary, landscape_slices_sql,
+    trial_rows_sql, width_summaries_sql,
+};
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
-    RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, SweepCounts, TrialRecord,
-    TrialRow, WidthSummary,
+    RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, StoredSlice, SweepCounts,
+    TrialRecord, TrialRow, WidthSummary,
 };
 use crate::sweep::SweepPlan;
 
@@ -412,6 +415,19 @@ impl Store for PostgresStore {
             trials.push(decode_trial_row(row)?);
         }
         Ok(trials)
+    }
+
+    async fn landscape_slices(&self, sweep: &str) -> Result<Vec<StoredSlice>, StoreError> {
+        self.require_sweep(sweep).await?;
+        let rows = sqlx::query(&landscape_slices_sql("$1"))
+            .bind(sweep)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut slices = Vec::with_capacity(rows.len());
+        for row in &rows {
+            slices.push(decode_stored_slice(row)?);
+        }
+        Ok(slices)
     }
 
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {

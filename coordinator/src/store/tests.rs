@@ -150,6 +150,9 @@ fn result_with(
             occupancy: 1.0,
             median_exit_step: 12.0,
             replicate_exit_steps: vec![3, 0, 0, 7],
+            mean_exits: 0.5,
+            mean_reentries: 0.25,
+            predicted_stay_probability: 0.75,
         }],
         layers: vec![proto::v1::LayerMeasurement {
             layer: 1,
@@ -727,11 +730,56 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
                 name: "path_norm".to_string(),
                 capacity: f64::INFINITY,
             },
+            proto::v1::BoundMeasurement {
+                name: "stagnation_localized_spectral".to_string(),
+                capacity: 25.0,
+            },
         ],
+        msd_curve: vec![
+            proto::v1::MsdPoint {
+                step: 5,
+                msd: 0.5,
+                msd_hessian_top: 0.25,
+                predicted_msd: f64::NAN,
+            },
+            proto::v1::MsdPoint {
+                step: 10,
+                msd: 1.0,
+                msd_hessian_top: 0.5,
+                predicted_msd: 0.75,
+            },
+        ],
+        landscape: Some(proto::v1::LandscapeSlice {
+            plane: "pca".to_string(),
+            grid: 2,
+            extent: 0.5,
+            losses: [1.0f32, 2.0, 3.0, 4.5]
+                .iter()
+                .flat_map(|loss| loss.to_le_bytes())
+                .collect(),
+            trajectory: vec![
+                proto::v1::LandscapePoint {
+                    replicate: 0,
+                    step: 50,
+                    a: 0.1,
+                    b: -0.2,
+                },
+                proto::v1::LandscapePoint {
+                    replicate: 1,
+                    step: 100,
+                    a: f64::NAN,
+                    b: 0.3,
+                },
+            ],
+        }),
         probe_statistics: vec![
             proto::v1::ProbeStatistic {
                 name: "msd_diffusion".to_string(),
                 value: 0.125,
+            },
+            proto::v1::ProbeStatistic {
+                name: "hessian_aligned_share".to_string(),
+                value: 0.625,
             },
             proto::v1::ProbeStatistic {
                 name: "linear_barrier".to_string(),
@@ -789,6 +837,35 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     assert_eq!(done.number("msd_diffusion"), Some(0.125));
     assert_eq!(done.number("linear_barrier"), None);
     assert_eq!(done.number("basin_return_share"), None);
+    assert_eq!(done.number("hessian_aligned_share"), Some(0.625));
+    assert_eq!(
+        done.number("stagnation_localized_spectral_gap_estimate"),
+        Some(0.5)
+    );
+    assert_eq!(done.number("mean_exits_1"), Some(0.5));
+    assert_eq!(done.number("mean_reentries_1"), Some(0.25));
+    assert_eq!(done.number("predicted_stay_probability_1"), Some(0.75));
+    assert_eq!(
+        done.msd_curve.as_deref(),
+        Some(
+            r#"{"msd":[0.5,1.0],"msd_hessian_top":[0.25,0.5],"predicted_msd":[null,0.75],"step":[5,10]}"#
+        )
+    );
+    let slices = fixture
+        .store
+        .landscape_slices("store-test")
+        .await
+        .expect("slices");
+    assert_eq!(slices.len(), 1);
+    let slice = &slices[0];
+    assert_eq!(slice.trial_id, done.trial_id);
+    assert_eq!(slice.width, planned[0].config.model.width as u64);
+    assert_eq!((slice.plane.as_str(), slice.grid), ("pca", 2));
+    assert_eq!(slice.extent, 0.5);
+    assert_eq!(slice.losses, [1.0, 2.0, 3.0, 4.5]);
+    assert_eq!(slice.trajectory[0], (0, 50, 0.1, -0.2));
+    assert!(slice.trajectory[1].2.is_nan());
+    assert_eq!(slice.radius, Some(0.5));
     assert_eq!(
         (rows[1].state.as_str(), rows[1].number("test_error")),
         ("leased", None)

@@ -2,7 +2,9 @@
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{REPORTED_MEASUREMENTS, Summary, TRIAL_ROW_NUMBERS, TrialRow, WidthSummary};
+use super::{
+    REPORTED_MEASUREMENTS, StoredSlice, Summary, TRIAL_ROW_NUMBERS, TrialRow, WidthSummary,
+};
 
 /// Non-finite numbers (a diverged run's loss, a bound with γ ≤ 0) are stored as NULL.
 pub fn finite(value: f64) -> Option<f64> {
@@ -110,7 +112,8 @@ pub fn trial_rows_sql(placeholder: &str) -> String {
         })
         .collect();
     format!(
-        "SELECT trial_id, state, outcome, worker_id, last_error, params, replicate_exit_steps_1, {}
+        "SELECT trial_id, state, outcome, worker_id, last_error, params, replicate_exit_steps_1,
+                msd_curve, {}
          FROM trial_results WHERE sweep = {placeholder} ORDER BY ordinal",
         numbers.join(", ")
     )
@@ -140,6 +143,84 @@ where
         last_error: row.try_get("last_error")?,
         params: row.try_get("params")?,
         replicate_exit_steps_1: row.try_get("replicate_exit_steps_1")?,
+        msd_curve: row.try_get("msd_curve")?,
         numbers,
+    })
+}
+
+/// A sweep's landscape slices in grid order; `placeholder` is the sweep name's bind parameter.
+pub fn landscape_slices_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT l.trial_id, t.width, t.seed, l.plane, l.grid, l.extent, l.losses, l.trajectory,
+                p.radius
+         FROM landscape_slices l
+         JOIN trials t ON t.id = l.trial_id
+         LEFT JOIN probe_radii p ON p.trial_id = l.trial_id AND p.radius_index = 0
+         WHERE t.sweep = {placeholder} ORDER BY t.ordinal"
+    )
+}
+
+/// One row of [`landscape_slices_sql`], from either backend. A blob that is not whole f32 values
+/// or trajectory text that is not the stored JSON is a decode error, not a panic.
+pub fn decode_stored_slice<'r, R>(row: &'r R) -> Result<StoredSlice, sqlx::Error>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let corrupt = |column: &str, reason: String| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: reason.into(),
+    };
+    let bytes: Vec<u8> = row.try_get("losses")?;
+    if bytes.len() % 4 != 0 {
+        return Err(corrupt(
+            "losses",
+            format!("{} bytes is not a whole number of f32 values", bytes.len()),
+        ));
+    }
+    let losses: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        .collect();
+    let grid: i64 = row.try_get("grid")?;
+    let grid = u32::try_from(grid)
+        .ok()
+        .filter(|&grid| (grid as usize).pow(2) == losses.len())
+        .ok_or_else(|| {
+            corrupt(
+                "grid",
+                format!("grid {grid} does not match {} losses", losses.len()),
+            )
+        })?;
+    let text: String = row.try_get("trajectory")?;
+    let points: Vec<(u32, u64, Option<f64>, Option<f64>)> =
+        serde_json::from_str(&text).map_err(|error| corrupt("trajectory", error.to_string()))?;
+    let width: i64 = row.try_get("width")?;
+    let seed: i64 = row.try_get("seed")?;
+    Ok(StoredSlice {
+        trial_id: row.try_get("trial_id")?,
+        width: width as u64,
+        seed: seed as u64,
+        plane: row.try_get("plane")?,
+        grid,
+        extent: row.try_get("extent")?,
+        losses,
+        trajectory: points
+            .into_iter()
+            .map(|(replicate, step, a, b)| {
+                (
+                    replicate,
+                    step,
+                    a.unwrap_or(f64::NAN),
+                    b.unwrap_or(f64::NAN),
+                )
+            })
+            .collect(),
+        radius: row.try_get("radius")?,
     })
 }

@@ -76,7 +76,43 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 median_exit_step: radius.median_exit_step,
                 occupancy: radius.occupancy,
                 replicate_exit_steps: radius.replicate_exit_steps.clone(),
+                mean_exits: radius.mean_exits,
+                mean_reentries: radius.mean_reentries,
+                predicted_stay_probability: radius.predicted_stay_probability,
             })
             .collect(),
+        msd_curve: measurements
+            .msd_curve
+            .iter()
+            .map(|point| wire::MsdPoint {
+                step: point.step,
+                msd: point.msd,
+                msd_hessian_top: point.msd_hessian_top,
+                predicted_msd: point.predicted_msd,
+            })
+            .collect(),
+        landscape: measurements
+            .landscape
+            .as_ref()
+            .map(|slice| wire::LandscapeSlice {
+                plane: slice.plane.to_string(),
+                grid: slice.grid,
+                extent: slice.extent,
+                losses: slice
+                    .losses
+                    .iter()
+                    .flat_map(|loss| loss.to_le_bytes())
+                    .collect(),
+                trajectory: slice
+                    .trajectory
+                    .iter()
+                    .map(|point| wire::LandscapePoint {
+                        replicate: point.replicate,
+                        step: point.step,
+                        a: point.a,
+                        b: point.b,
+                    })
+                    .collect(),
+            }),
     }
 }

@@ -86,6 +86,26 @@ pub struct RadiusMeasurement {
     pub occupancy: f64,
     /// Per replicate, the first step outside the ball; 0 when it stayed (censored).
     pub replicate_exit_steps: Vec<u64>,
+    /// Mean over replicates of the steps that leave the ball (inside at t − 1, outside at t;
+    /// every replicate starts inside, at Θ̂).
+    pub mean_exits: f64,
+    /// Mean over replicates of the steps that come back into the ball after leaving it.
+    pub mean_reentries: f64,
+    /// The linearised prediction's lower bound on `stay_probability` (science.md §3.8); NaN
+    /// without a Hessian to predict from.
+    pub predicted_stay_probability: f64,
+}
+
+/// The probe's mean-squared displacement at one step, measured and predicted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MsdPoint {
+    pub step: u64,
+    /// Mean over replicates of d_t².
+    pub msd: f64,
+    /// The part of it inside the span of the top Hessian eigenvectors; NaN without them.
+    pub msd_hessian_top: f64,
+    /// Σ_i v_{i,t} of the linearised prediction; NaN without a Hessian.
+    pub predicted_msd: f64,
 }
 
 /// Everything one trial measured. Values that could not be measured (after a divergence, or
@@ -138,4 +158,30 @@ pub struct TrialMeasurements {
     pub polish_steps: u64,
     /// ||∇R̂_n|| over the training set at the trained point; NaN after a divergence.
     pub gradient_norm: f64,
+    /// The probe's MSD curve at up to [`crate::science::measure::probe::MSD_CURVE_POINTS`]
+    /// evenly spaced steps.
+    pub msd_curve: Vec<MsdPoint>,
+    /// The loss-landscape slice, when the sweep asked for one and the probe completed.
+    pub landscape: Option<LandscapeSlice>,
+}
+
+/// The training loss on a grid × grid square of half-width `extent` in the plane through Θ̂
+/// spanned by two orthonormal directions (science.md §3.11), and the probe's snapshots on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LandscapeSlice {
+    /// "pca" or "random".
+    pub plane: &'static str,
+    pub grid: u32,
+    pub extent: f64,
+    /// Row-major, row j at the second coordinate −extent + 2·extent·j/(grid − 1).
+    pub losses: Vec<f32>,
+    pub trajectory: Vec<LandscapePoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LandscapePoint {
+    pub replicate: u32,
+    pub step: u64,
+    pub a: f64,
+    pub b: f64,
 }

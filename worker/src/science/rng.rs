@@ -24,6 +24,8 @@ pub enum Stream {
     ProbeNoise(u32),
     /// Batch order of probe replicate `i`.
     ProbeBatches(u32),
+    /// Weight-noise draw `i` of the PAC-Bayes flatness search.
+    Flatness(u32),
 }
 
 impl Stream {
@@ -43,6 +45,7 @@ impl Stream {
             Stream::HessianTrace => 11,
             Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
             Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
+            Stream::Flatness(draw) => (3 << 32) | u64::from(draw),
         }
     }
 }

@@ -9,13 +9,17 @@ use crate::science::data::Dataset;
 use crate::science::data::{self, DataError};
 use crate::science::measure::bound_suite::{TrainedPoint, evaluate_bounds};
 use crate::science::measure::bounds::{
-    LayerNorms, spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
+    LayerNorms, ProbeExcursion, spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
 };
+use crate::science::measure::excursion::LayerExcursion;
+use crate::science::measure::flatness::{NoisyAccuracy, flatness_sigma};
 use crate::science::measure::hessian_summary::summarize_hessian;
 use crate::science::measure::layers::measure_layers;
 use crate::science::measure::margins::percentile;
 use crate::science::measure::norms::one_infinity_norm;
-use crate::science::measure::probe::{ProbeOutcome, euclidean_norm, run_probe};
+use crate::science::measure::probe::{
+    HessianReference, ProbeOutcome, euclidean_norm, linearized_probe, run_probe,
+};
 use crate::science::measurements::{Outcome, Phase, TrialMeasurements};
 use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::{Mlp, Workspace};
@@ -121,11 +125,46 @@ pub fn run_trial_with_threads(
         probe_statistics: Vec::new(),
         polish_steps: run.polish_steps,
         gradient_norm,
+        msd_curve: Vec::new(),
+        landscape: None,
     };
 
-    if !run.diverged {
+    // The Hessian comes before the probe, whose subspace statistics and prediction need it.
+    let mut hessian_seconds = 0.0;
+    let hessian = if run.diverged {
+        None
+    } else {
         let started = Instant::now();
-        let probe = run_probe(&mlp, &parameters, &data, config, observer)?;
+        let hessian = summarize_hessian(
+            &mlp,
+            &parameters,
+            &data.train,
+            &config.measure,
+            config.training.learning_rate,
+            config.seed,
+        );
+        hessian_seconds = started.elapsed().as_secs_f64();
+        hessian
+    };
+    if let Some(hessian) = &hessian {
+        measurements.hessian_top_eigenvalues = hessian.top_eigenvalues.clone();
+        measurements.hessian_lambda_min = hessian.lambda_min;
+        measurements.hessian_trace = hessian.trace;
+        measurements.stability_margin = hessian.stability_margin;
+    }
+    let mut layer_excursions = Vec::new();
+    if !run.diverged {
+        let prediction = hessian
+            .as_ref()
+            .map(|hessian| linearized_probe(&mlp, config, &hessian.top_eigenvalues, hessian.trace));
+        let reference = HessianReference {
+            top_vectors: hessian
+                .as_ref()
+                .map_or(&[], |hessian| hessian.top_vectors.as_slice()),
+            prediction: prediction.as_ref(),
+        };
+        let started = Instant::now();
+        let probe = run_probe(&mlp, &parameters, &data, config, reference, observer)?;
         measurements.probe_seconds = started.elapsed().as_secs_f64();
         match probe {
             ProbeOutcome::Completed(summary) => {
@@ -134,6 +173,8 @@ pub fn run_trial_with_threads(
                 measurements.final_distance = summary.final_distance;
                 measurements.radii = summary.radii;
                 measurements.probe_statistics = summary.statistics;
+                measurements.msd_curve = summary.msd_curve;
+                layer_excursions = summary.layer_excursions;
             }
             ProbeOutcome::Diverged => {
                 measurements.outcome = Outcome::Diverged;
@@ -170,24 +211,12 @@ pub fn run_trial_with_threads(
             &initial,
             &data.train,
             &margins,
+            &layer_excursions,
             &mut measurements,
         );
         checkpoint(observer, Phase::Measure, 1)?;
-        if let Some(hessian) = summarize_hessian(
-            &mlp,
-            &parameters,
-            &data.train,
-            &config.measure,
-            config.training.learning_rate,
-            config.seed,
-        ) {
-            measurements.hessian_top_eigenvalues = hessian.top_eigenvalues;
-            measurements.hessian_lambda_min = hessian.lambda_min;
-            measurements.hessian_trace = hessian.trace;
-            measurements.stability_margin = hessian.stability_margin;
-        }
     }
-    measurements.measure_seconds = started.elapsed().as_secs_f64();
+    measurements.measure_seconds = started.elapsed().as_secs_f64() + hessian_seconds;
     Ok(measurements)
 }
 
@@ -222,7 +251,9 @@ fn with_data_shape(
     Ok(resolved)
 }
 
-/// Norms, margin and bounds at a finite trained point.
+/// Norms, margin and bounds at a finite trained point; `layer_excursions` from the probe (empty
+/// without one).
+#[allow(clippy::too_many_arguments)]
 fn measure_trained_point(
     config: &TrialConfig,
     mlp: &Mlp,
@@ -230,6 +261,7 @@ fn measure_trained_point(
     initial: &[f32],
     train: &Dataset,
     margins: &[f64],
+    layer_excursions: &[LayerExcursion],
     measurements: &mut TrialMeasurements,
 ) {
     let mut power_rng = stream(config.seed, Stream::PowerIteration);
@@ -294,6 +326,24 @@ fn measure_trained_point(
             }
         })
         .collect();
+    // The Frobenius norm bounds the operator norm from above; the probe's displacement is small
+    // next to ||Ŵ||_op, so s_ℓ loosens little, and no power iteration runs at every step.
+    let probe_excursions: Vec<ProbeExcursion> = layer_excursions
+        .iter()
+        .zip(&layers)
+        .map(|(excursion, layer)| ProbeExcursion {
+            minimum_spectral: layer.spectral_norm,
+            max_spectral_displacement: excursion.max_frobenius,
+            max_two_one_displacement: excursion.max_two_one,
+        })
+        .collect();
+    let flatness_sigma = flatness_sigma(&mut NoisyAccuracy::new(
+        mlp,
+        parameters,
+        train,
+        config.measure.flatness_draws,
+        config.seed,
+    ));
     measurements.bounds = evaluate_bounds(&TrainedPoint {
         mlp,
         parameters,
@@ -302,6 +352,8 @@ fn measure_trained_point(
         layers: &norms,
         gamma,
         delta: config.measure.delta,
+        flatness_sigma,
+        probe_excursions: &probe_excursions,
     });
     measurements.layers = layers;
 }
@@ -410,6 +462,30 @@ mod tests {
             assert!((0.0..=1.0).contains(&statistic(share)), "{share}");
         }
         assert!(statistic("linear_barrier") >= 0.0);
+        assert!((0.0..=1.0).contains(&statistic("hessian_aligned_share")));
+        assert!(statistic("predicted_rms_distance") > 0.0);
+        assert!(statistic("final_rms_distance") > 0.0);
+        for radius in &measurements.radii {
+            assert!((0.0..=1.0).contains(&radius.predicted_stay_probability));
+            assert!(radius.mean_reentries <= radius.mean_exits);
+        }
+        // 100 probe steps: the curve has 64 points ending at the last step, its top-subspace
+        // part never above the whole, its prediction growing.
+        let curve = &measurements.msd_curve;
+        assert_eq!(curve.len(), 64);
+        assert_eq!(curve.last().map(|point| point.step), Some(100));
+        let last_msd = curve.last().map_or(f64::NAN, |point| point.msd);
+        assert!((last_msd.sqrt() - statistic("final_rms_distance")).abs() < 1e-9);
+        assert!(
+            curve
+                .iter()
+                .all(|point| point.msd_hessian_top <= point.msd * (1.0 + 1e-9))
+        );
+        assert!(
+            curve
+                .windows(2)
+                .all(|pair| pair[1].predicted_msd >= pair[0].predicted_msd)
+        );
         // ⟨∇R̂(Θ), Θ − Θ̂⟩ / ||Θ − Θ̂||² ≈ a Rayleigh quotient of the Hessian near Θ̂, so no larger
         // than its top eigenvalue (with room for the cubic terms).
         let lambda_max = measurements.hessian_top_eigenvalues[0];

@@ -3,11 +3,13 @@
 
 use crate::science::data::Dataset;
 use crate::science::measure::bounds::{
-    LayerNorms, SampleStatistics, frobenius_capacity, golowich_rakhlin_shamir_capacity,
-    neyshabur_2019_capacity, one_infinity_capacity, path_norm_capacity,
-    spectral_frobenius_pac_bayes_capacity, spectral_two_layer_capacity,
+    LayerNorms, ProbeExcursion, SampleStatistics, frobenius_capacity,
+    golowich_rakhlin_shamir_capacity, neyshabur_2019_capacity, one_infinity_capacity,
+    pac_bayes_flatness_capacity, path_norm_capacity, spectral_frobenius_pac_bayes_capacity,
+    spectral_two_layer_capacity, stagnation_localized_capacity,
 };
 use crate::science::measure::network_norms::{initial_image_frobenius, path_norm};
+use crate::science::measure::probe::euclidean_distance;
 use crate::science::model::mlp::Mlp;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -26,7 +28,15 @@ pub struct TrainedPoint<'a> {
     pub layers: &'a [LayerNorms],
     pub gamma: f64,
     pub delta: f64,
+    /// σ' of the PAC-Bayes flatness search; NaN when it was skipped.
+    pub flatness_sigma: f64,
+    /// Per layer, what the probe saw; empty without a completed probe.
+    pub probe_excursions: &'a [ProbeExcursion],
 }
+
+/// K̂ of the stagnation-localized bound. Counting distinct minima needs every seed's trial, which
+/// one trial does not see: each trial assumes its own minimum is the only one.
+const DISTINCT_MINIMA: f64 = 1.0;
 
 /// The bounds in [`proto::BOUND_NAMES`] order; the 2-layer forms only for one hidden layer.
 pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
@@ -79,6 +89,30 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
         "path_norm",
         path_norm_capacity(path_norm(point.mlp, point.parameters), gamma),
     );
+    if !point.flatness_sigma.is_nan() {
+        let distance = euclidean_distance(point.parameters, point.initial);
+        push(
+            "pac_bayes_flatness",
+            pac_bayes_flatness_capacity(
+                distance * distance,
+                point.flatness_sigma,
+                point.train.len() as f64,
+                delta,
+            ),
+        );
+    }
+    if !point.probe_excursions.is_empty() {
+        push(
+            "stagnation_localized_spectral",
+            stagnation_localized_capacity(
+                point.probe_excursions,
+                &sample,
+                DISTINCT_MINIMA,
+                gamma,
+                delta,
+            ),
+        );
+    }
     bounds
 }
 
@@ -119,6 +153,8 @@ mod tests {
                 layers: &layers,
                 gamma: 0.5,
                 delta: 0.01,
+                flatness_sigma: f64::NAN,
+                probe_excursions: &[],
             };
             let bounds = evaluate_bounds(&point);
             assert_eq!(bounds.len(), expected, "depth {depth}");

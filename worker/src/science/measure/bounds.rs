@@ -316,6 +316,26 @@ pub fn stagnation_localized_capacity(
     (complexity + (distinct_minima / delta).ln().sqrt()).powi(2)
 }
 
+/// PAC-Bayes flatness (Jiang et al. 2020) as a bound: the posterior N(Θ̂, σ'² I) against the prior
+/// N(Θ_0, σ'² I) has KL = ||Θ̂ − Θ_0||² / (2σ'²), and McAllester's bound gives a gap of at most
+/// sqrt((KL + ln(2m/δ)) / (2(m − 1))) for the noisy network. Returned as C = m · gap².
+/// Infinite when σ' is not positive.
+pub fn pac_bayes_flatness_capacity(
+    distance_from_init_squared: f64,
+    sigma: f64,
+    train_size: f64,
+    delta: f64,
+) -> f64 {
+    if sigma.is_nan() {
+        return f64::NAN;
+    }
+    if sigma <= 0.0 || train_size <= 1.0 {
+        return f64::INFINITY;
+    }
+    let kl = distance_from_init_squared / (2.0 * sigma * sigma);
+    train_size * (kl + (2.0 * train_size / delta).ln()) / (2.0 * (train_size - 1.0))
+}
+
 /// sqrt(C / m), the order of the generalization gap a capacity stands for.
 pub fn gap_from_capacity(capacity: f64, train_size: f64) -> f64 {
     (capacity / train_size).sqrt()
@@ -479,6 +499,19 @@ mod tests {
         assert_eq!(path_norm_capacity(12.0, 2.0), 3.0);
         assert_eq!(path_norm_capacity(12.0, 0.0), f64::INFINITY);
         assert!(close(gap_from_capacity(400.0, 100.0), 2.0));
+    }
+
+    #[test]
+    fn the_pac_bayes_flatness_capacity_matches_hand_computation() {
+        // ||Θ̂ − Θ_0||² = 8, σ' = 0.5: KL = 8 / 0.5 = 16. m = 101, δ = 0.01: ln(20200) = 9.913438.
+        // C = 101 · 25.913438 / 200 = 13.086286.
+        let capacity = pac_bayes_flatness_capacity(8.0, 0.5, 101.0, 0.01);
+        assert!((capacity - 13.086_286).abs() < 1e-5, "{capacity}");
+        assert_eq!(
+            pac_bayes_flatness_capacity(8.0, 0.0, 101.0, 0.01),
+            f64::INFINITY
+        );
+        assert!(pac_bayes_flatness_capacity(8.0, f64::NAN, 101.0, 0.01).is_nan());
     }
 
     #[test]

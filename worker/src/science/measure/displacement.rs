@@ -17,21 +17,42 @@ pub fn distance_moments(trajectories: &[Vec<f64>]) -> (f64, f64) {
 /// D_eff of the fit MSD(t) ≈ a + 2·D_eff·t over steps t = ⌈T/2⌉ … T (1-based, as d_t is
 /// recorded after step t); NaN with fewer than two steps in that half.
 pub fn msd_diffusion(trajectories: &[Vec<f64>]) -> f64 {
-    let steps = trajectories.iter().map(Vec::len).min().unwrap_or(0);
-    let first = steps / 2;
-    if trajectories.is_empty() || steps - first < 2 {
+    let squared: Vec<Vec<f64>> = trajectories
+        .iter()
+        .map(|trajectory| trajectory.iter().map(|d| d * d).collect())
+        .collect();
+    late_diffusion(&mean_squared_displacement(&squared))
+}
+
+/// MSD(t) = the mean over replicates of their squared displacements at step t (index t − 1),
+/// over the steps every replicate has.
+pub fn mean_squared_displacement(squared_displacements: &[Vec<f64>]) -> Vec<f64> {
+    let steps = squared_displacements
+        .iter()
+        .map(Vec::len)
+        .min()
+        .unwrap_or(0);
+    let replicates = squared_displacements.len() as f64;
+    (0..steps)
+        .map(|index| {
+            squared_displacements
+                .iter()
+                .map(|replicate| replicate[index])
+                .sum::<f64>()
+                / replicates
+        })
+        .collect()
+}
+
+/// D_eff of the least-squares fit msd[t − 1] ≈ a + 2·D_eff·t over the late half of the steps;
+/// NaN with fewer than two steps in that half.
+pub fn late_diffusion(msd: &[f64]) -> f64 {
+    let first = msd.len() / 2;
+    if msd.len() - first < 2 {
         return f64::NAN;
     }
-    let replicates = trajectories.len() as f64;
-    let points: Vec<(f64, f64)> = (first..steps)
-        .map(|index| {
-            let msd = trajectories
-                .iter()
-                .map(|trajectory| trajectory[index] * trajectory[index])
-                .sum::<f64>()
-                / replicates;
-            ((index + 1) as f64, msd)
-        })
+    let points: Vec<(f64, f64)> = (first..msd.len())
+        .map(|index| ((index + 1) as f64, msd[index]))
         .collect();
     let count = points.len() as f64;
     let mean_t = points.iter().map(|p| p.0).sum::<f64>() / count;

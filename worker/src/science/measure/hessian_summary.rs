@@ -19,6 +19,8 @@ const LANCZOS_MEMORY_BYTES: usize = 1 << 30;
 #[derive(Debug, Clone, PartialEq)]
 pub struct HessianSummary {
     pub top_eigenvalues: Vec<f64>,
+    /// Unit Ritz vectors (length D) of `top_eigenvalues`, for the probe's subspace statistics.
+    pub top_vectors: Vec<Vec<f64>>,
     pub lambda_min: f64,
     pub trace: f64,
     pub stability_margin: f64,
@@ -65,6 +67,7 @@ pub fn summarize_hessian(
     Some(HessianSummary {
         stability_margin: stability_margin(learning_rate, lambda_max),
         top_eigenvalues: spectrum.top,
+        top_vectors: spectrum.top_vectors,
         lambda_min: spectrum.smallest,
         trace,
     })

@@ -48,6 +48,11 @@ pub fn laurent_massart_exponent(variances: &[f64], radius: f64) -> f64 {
     let a: f64 = variances.iter().sum();
     let b = variances.iter().map(|v| v * v).sum::<f64>().sqrt();
     let c = variances.iter().copied().fold(0.0, f64::max);
+    exponent_from_moments(a, b, c, radius)
+}
+
+/// [`laurent_massart_exponent`] from a = Σ v_i, b = sqrt(Σ v_i²) and c = max v_i.
+fn exponent_from_moments(a: f64, b: f64, c: f64, radius: f64) -> f64 {
     let excess = radius * radius - a;
     if excess <= 0.0 {
         return 0.0;
@@ -68,6 +73,95 @@ pub fn laurent_massart_exponent(variances: &[f64], radius: f64) -> f64 {
 pub fn predicted_exit_probability(variances: &[f64], radius: f64, steps: u64) -> f64 {
     let x = laurent_massart_exponent(variances, radius);
     (steps as f64 * (-x).exp()).min(1.0)
+}
+
+/// The linearised probe around Θ̂ with the Hessian known only in part: its top eigenvalues one by
+/// one, and the other `bulk_count` directions taken to share the mean eigenvalue the trace leaves
+/// them, (tr H − Σ top)/(D − k), clamped at 0 (flat when no trace was estimated). The noise is
+/// taken as isotropic with the probe's mean per-coordinate variance, and mini-batch noise is left
+/// out: the prediction is of the injected Gaussian noise alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearizedProbe {
+    pub learning_rate: f64,
+    /// sqrt(E||ξ||² / D): the root-mean-square standard deviation of one coordinate's noise.
+    pub noise_sigma: f64,
+    pub top_eigenvalues: Vec<f64>,
+    pub bulk_eigenvalue: f64,
+    pub bulk_count: usize,
+}
+
+impl LinearizedProbe {
+    /// `trace` NaN when unknown; `dimension` the number of parameters D.
+    pub fn new(
+        learning_rate: f64,
+        noise_sigma: f64,
+        top_eigenvalues: &[f64],
+        trace: f64,
+        dimension: usize,
+    ) -> Self {
+        let bulk_count = dimension.saturating_sub(top_eigenvalues.len());
+        let rest = trace - top_eigenvalues.iter().sum::<f64>();
+        let bulk_eigenvalue = if bulk_count > 0 && rest.is_finite() {
+            (rest / bulk_count as f64).max(0.0)
+        } else {
+            0.0
+        };
+        Self {
+            learning_rate,
+            noise_sigma,
+            top_eigenvalues: top_eigenvalues.to_vec(),
+            bulk_eigenvalue,
+            bulk_count,
+        }
+    }
+
+    /// Every direction's variance v_{i,t} after `steps` steps from Θ̂.
+    pub fn variances_after(&self, steps: u64) -> PredictedVariances {
+        let variance = |eigenvalue| {
+            variance_after_steps(self.learning_rate, self.noise_sigma, eigenvalue, steps)
+        };
+        PredictedVariances {
+            top: self.top_eigenvalues.iter().map(|&l| variance(l)).collect(),
+            bulk: variance(self.bulk_eigenvalue),
+            bulk_count: self.bulk_count,
+        }
+    }
+
+    /// E||e_t||² = Σ_i v_{i,t}: the predicted mean-squared displacement after `steps` steps.
+    pub fn mean_squared_distance(&self, steps: u64) -> f64 {
+        self.variances_after(steps).total()
+    }
+
+    /// The predicted lower bound on the stay probability of the ball of `radius` over `steps`
+    /// steps: 1 − [`predicted_exit_probability`].
+    pub fn stay_probability(&self, radius: f64, steps: u64) -> f64 {
+        1.0 - self.variances_after(steps).exit_probability(radius, steps)
+    }
+}
+
+/// Per-direction variances: the top directions one by one, then `bulk_count` equal ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictedVariances {
+    pub top: Vec<f64>,
+    pub bulk: f64,
+    pub bulk_count: usize,
+}
+
+impl PredictedVariances {
+    /// a = Σ v_i.
+    pub fn total(&self) -> f64 {
+        self.top.iter().sum::<f64>() + self.bulk * self.bulk_count as f64
+    }
+
+    /// min(1, T e^{−x}) as [`predicted_exit_probability`], without listing the bulk one by one.
+    pub fn exit_probability(&self, radius: f64, steps: u64) -> f64 {
+        let squares = self.top.iter().map(|v| v * v).sum::<f64>()
+            + self.bulk * self.bulk * self.bulk_count as f64;
+        let bulk_max = if self.bulk_count > 0 { self.bulk } else { 0.0 };
+        let largest = self.top.iter().copied().fold(bulk_max, f64::max);
+        let x = exponent_from_moments(self.total(), squares.sqrt(), largest, radius);
+        (steps as f64 * (-x).exp()).min(1.0)
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +234,121 @@ mod tests {
                 assert!((predicted / stationary - 1.0).abs() < 1e-5);
             }
         }
+    }
+
+    /// The probe's dynamics (f32 parameters, Gaussian gradient noise, its distance summary) on the
+    /// quadratic loss ½ θᵀHθ with H = Q diag(λ) Qᵀ known exactly: two separated top eigenvalues
+    /// and a bulk of six equal ones, which the trace resolves exactly. The measured variance along
+    /// each eigenvector and the MSD after T steps match the prediction within sampling error, and
+    /// the measured stay probabilities respect the predicted lower bound.
+    #[test]
+    fn the_probe_on_a_quadratic_loss_matches_the_prediction() {
+        use crate::science::measure::probe::summarize;
+        let eigenvalues = [40.0, 12.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0];
+        let dimension = eigenvalues.len();
+        // Q = I − 2uuᵀ/||u||², a Householder reflection: symmetric and orthogonal.
+        let u: Vec<f64> = (1..=dimension).map(|i| i as f64).collect();
+        let u_squared: f64 = u.iter().map(|v| v * v).sum();
+        let q = |row: usize, column: usize| {
+            f64::from(u8::from(row == column)) - 2.0 * u[row] * u[column] / u_squared
+        };
+        let hessian: Vec<f64> = (0..dimension * dimension)
+            .map(|index| {
+                let (row, column) = (index / dimension, index % dimension);
+                (0..dimension)
+                    .map(|k| q(row, k) * eigenvalues[k] * q(column, k))
+                    .sum()
+            })
+            .collect();
+        let (eta, sigma, steps, replicates) = (0.02f64, 1.0f64, 200u64, 2000usize);
+        let prediction = LinearizedProbe::new(
+            eta,
+            sigma,
+            &eigenvalues[..2],
+            eigenvalues.iter().sum(),
+            dimension,
+        );
+        assert!((prediction.bulk_eigenvalue - 3.0).abs() < 1e-12);
+
+        let mut rng = ChaCha8Rng::seed_from_u64(29);
+        let mut trajectories = Vec::with_capacity(replicates);
+        let mut squared_along = vec![0.0f64; dimension];
+        for _ in 0..replicates {
+            let mut theta = vec![0.0f32; dimension];
+            let mut distances = Vec::with_capacity(steps as usize);
+            for _ in 0..steps {
+                let gradient: Vec<f32> = (0..dimension)
+                    .map(|row| {
+                        let exact: f64 = (0..dimension)
+                            .map(|column| {
+                                hessian[row * dimension + column] * f64::from(theta[column])
+                            })
+                            .sum();
+                        let noise: f32 = rng.sample(StandardNormal);
+                        exact as f32 + sigma as f32 * noise
+                    })
+                    .collect();
+                for (value, g) in theta.iter_mut().zip(&gradient) {
+                    *value -= eta as f32 * g;
+                }
+                distances.push(
+                    theta
+                        .iter()
+                        .map(|&v| f64::from(v).powi(2))
+                        .sum::<f64>()
+                        .sqrt(),
+                );
+            }
+            for (k, slot) in squared_along.iter_mut().enumerate() {
+                let along: f64 = (0..dimension)
+                    .map(|row| q(row, k) * f64::from(theta[row]))
+                    .sum();
+                *slot += along * along;
+            }
+            trajectories.push(distances);
+        }
+
+        let predicted = prediction.variances_after(steps);
+        let tolerance = 4.0 * (2.0 / replicates as f64).sqrt();
+        for (k, squared) in squared_along.iter().enumerate() {
+            let measured = squared / replicates as f64;
+            let expected = predicted.top.get(k).copied().unwrap_or(predicted.bulk);
+            assert!(
+                (measured / expected - 1.0).abs() < tolerance,
+                "direction {k}: measured {measured} vs predicted {expected}"
+            );
+        }
+        let measured_msd = trajectories
+            .iter()
+            .map(|distances| distances[steps as usize - 1].powi(2))
+            .sum::<f64>()
+            / replicates as f64;
+        let predicted_msd = prediction.mean_squared_distance(steps);
+        // ||e_T||² sums 8 independent squares: its relative spread is below that of one.
+        assert!(
+            (measured_msd / predicted_msd - 1.0).abs() < tolerance,
+            "MSD measured {measured_msd} vs predicted {predicted_msd}"
+        );
+
+        let rms = predicted_msd.sqrt();
+        let radii = [0.8 * rms, 2.0 * rms, 2.5 * rms, 3.0 * rms];
+        let summary = summarize(&trajectories, &radii);
+        let standard_error = (0.25 / replicates as f64).sqrt();
+        for measurement in &summary.radii {
+            let bound = prediction.stay_probability(measurement.radius, steps);
+            assert!(
+                measurement.stay_probability >= bound - 3.0 * standard_error,
+                "radius {}: measured stay {} below the predicted bound {bound}",
+                measurement.radius,
+                measurement.stay_probability
+            );
+        }
+        // Inside the typical distance nobody stays and the bound says nothing; at three RMS
+        // the bound is informative and nearly every replicate stays.
+        assert_eq!(summary.radii[0].stay_probability, 0.0);
+        assert_eq!(prediction.stay_probability(radii[0], steps), 0.0);
+        assert!(prediction.stay_probability(radii[3], steps) > 0.5);
+        assert!(summary.radii[3].stay_probability > 0.95);
     }
 
     #[test]

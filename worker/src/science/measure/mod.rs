@@ -7,6 +7,8 @@ pub mod bounds;
 pub mod cloud;
 pub mod displacement;
 pub mod eigen;
+pub mod excursion;
+pub mod flatness;
 pub mod hessian_summary;
 pub mod layers;
 pub mod linearized;

@@ -4,15 +4,22 @@
 use proto::{RadiusUnit, TrialConfig};
 
 use crate::science::data::TrainTest;
-use crate::science::measure::displacement::{distance_moments, msd_diffusion};
+use crate::science::measure::displacement::{
+    distance_moments, late_diffusion, mean_squared_displacement, msd_diffusion,
+};
+use crate::science::measure::excursion::{LayerExcursion, LayerExcursions};
+use crate::science::measure::linearized::LinearizedProbe;
 use crate::science::measure::snapshots::SnapshotStatistics;
 use crate::science::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
-use crate::science::measurements::{Phase, ProbeStatistic, RadiusMeasurement};
+use crate::science::measurements::{MsdPoint, Phase, ProbeStatistic, RadiusMeasurement};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
-use crate::science::train::noise::NoiseSettings;
+use crate::science::train::noise::{NoiseScales, NoiseSettings};
 use crate::science::train::sgd::{NoisySgd, SgdSettings};
+
+/// Points of the stored MSD curve, evenly spaced over the probe's steps.
+pub const MSD_CURVE_POINTS: u64 = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSummary {
@@ -24,6 +31,9 @@ pub struct ProbeSummary {
     pub radii: Vec<RadiusMeasurement>,
     /// Distance moments, diffusion and the snapshot statistics (`proto::PROBE_STATISTIC_NAMES`).
     pub statistics: Vec<ProbeStatistic>,
+    pub msd_curve: Vec<MsdPoint>,
+    /// Per layer, the largest weight displacement from Ŵ over the probe.
+    pub layer_excursions: Vec<LayerExcursion>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +41,47 @@ pub enum ProbeOutcome {
     Completed(ProbeSummary),
     /// A loss, a parameter or a distance became NaN or infinite.
     Diverged,
-    /// The configuration asks for no probe steps or no replicates.
+    /// The configuration asks for no probe steps or no replicates, or radii relative to a
+    /// prediction that could not be made.
     Skipped,
+}
+
+/// What the Hessian at Θ̂, measured before the probe, tells it: the top eigenvectors (empty when
+/// the Hessian was not measured), along which the displacement is split, and the linearised
+/// prediction of the probe built from the spectrum.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HessianReference<'a> {
+    pub top_vectors: &'a [Vec<f64>],
+    pub prediction: Option<&'a LinearizedProbe>,
+}
+
+/// The linearised prediction for this trial's probe from the Hessian's top eigenvalues and trace.
+pub fn linearized_probe(
+    mlp: &Mlp,
+    config: &TrialConfig,
+    top_eigenvalues: &[f64],
+    trace: f64,
+) -> LinearizedProbe {
+    let probe = &config.probe;
+    let learning_rate = config.probe_learning_rate();
+    let noise = NoiseScales::new(
+        mlp,
+        NoiseSettings {
+            sigma: probe.noise_sigma,
+            form: probe.noise_form,
+            inverse_temperature: probe.inverse_temperature,
+        },
+        learning_rate,
+    );
+    let dimension = mlp.parameter_count();
+    let noise_sigma = (noise.total_variance() / dimension.max(1) as f64).sqrt();
+    LinearizedProbe::new(
+        learning_rate,
+        noise_sigma,
+        top_eigenvalues,
+        trace,
+        dimension,
+    )
 }
 
 /// Runs every replicate from `minimum` (Θ̂); its batch order and noise come from the replicate's
@@ -43,6 +92,7 @@ pub fn run_probe(
     minimum: &[f32],
     data: &TrainTest,
     config: &TrialConfig,
+    hessian: HessianReference<'_>,
     observer: &dyn TrialObserver,
 ) -> Result<ProbeOutcome, Cancelled> {
     let probe = &config.probe;
@@ -62,15 +112,25 @@ pub fn run_probe(
     let scale = match probe.radius_unit {
         RadiusUnit::Absolute => 1.0,
         RadiusUnit::RelativeToMinimumNorm => euclidean_norm(minimum),
+        RadiusUnit::RelativeToPredictedRms => match hessian.prediction {
+            Some(prediction) => prediction.mean_squared_distance(probe.steps).sqrt(),
+            None => {
+                tracing::warn!("no Hessian to predict the probe's RMS distance from: no probe");
+                return Ok(ProbeOutcome::Skipped);
+            }
+        },
     };
     let radii: Vec<f64> = probe.radii.iter().map(|radius| radius * scale).collect();
     let dataset = &data.train;
     let snapshots = u64::from(probe.snapshots).min(probe.steps);
-    let mut snapshot_statistics = SnapshotStatistics::new(mlp, minimum, data, snapshots > 0);
+    let mut snapshot_statistics =
+        SnapshotStatistics::new(mlp, minimum, data, snapshots > 0, hessian.top_vectors);
 
     checkpoint(observer, Phase::Probe, 0)?;
     let mut parameters = minimum.to_vec();
     let mut trajectories = Vec::with_capacity(probe.replicates as usize);
+    let mut top_squared = Vec::with_capacity(probe.replicates as usize);
+    let mut excursions = LayerExcursions::new(mlp);
     for replicate in 0..probe.replicates {
         parameters.copy_from_slice(minimum);
         let mut sgd = NoisySgd::new(
@@ -81,6 +141,7 @@ pub fn run_probe(
             stream(config.seed, Stream::ProbeNoise(replicate)),
         );
         let mut distances = Vec::with_capacity(probe.steps as usize);
+        let mut along_top = Vec::with_capacity(probe.steps as usize);
         let mut taken = 0;
         for step in 1..=probe.steps {
             let report = sgd.step(mlp, &mut parameters);
@@ -89,6 +150,14 @@ pub fn run_probe(
                 return Ok(ProbeOutcome::Diverged);
             }
             distances.push(distance);
+            excursions.observe(mlp, &parameters, minimum);
+            if !hessian.top_vectors.is_empty() {
+                along_top.push(squared_projection(
+                    &parameters,
+                    minimum,
+                    hessian.top_vectors,
+                ));
+            }
             if taken < snapshots && step == ((taken + 1) * probe.steps).div_ceil(snapshots) {
                 snapshot_statistics.observe(&parameters);
                 taken += 1;
@@ -102,6 +171,7 @@ pub fn run_probe(
             }
         }
         trajectories.push(distances);
+        top_squared.push(along_top);
         snapshot_statistics.finish_replicate(
             &parameters,
             probe.basin_steps,
@@ -110,15 +180,113 @@ pub fn run_probe(
         );
     }
     let mut summary = summarize(&trajectories, &radii);
+    summary.statistics.extend(subspace_statistics(
+        &trajectories,
+        &top_squared,
+        hessian.prediction,
+    ));
     summary
         .statistics
         .extend(snapshot_statistics.into_statistics());
+    if let Some(prediction) = hessian.prediction {
+        for measurement in &mut summary.radii {
+            measurement.predicted_stay_probability =
+                prediction.stay_probability(measurement.radius, probe.steps);
+        }
+    }
+    summary.msd_curve = msd_curve(&trajectories, &top_squared, hessian.prediction);
+    summary.layer_excursions = excursions.into_layers();
     Ok(ProbeOutcome::Completed(summary))
+}
+
+/// Σ_k ⟨Θ − Θ̂, u_k⟩² for orthonormal `basis` vectors u_k: the squared length of the displacement's
+/// projection on their span.
+fn squared_projection(parameters: &[f32], minimum: &[f32], basis: &[Vec<f64>]) -> f64 {
+    basis
+        .iter()
+        .map(|vector| {
+            let along: f64 = parameters
+                .iter()
+                .zip(minimum)
+                .zip(vector)
+                .map(|((&p, &m), &u)| (f64::from(p) - f64::from(m)) * u)
+                .sum();
+            along * along
+        })
+        .sum()
+}
+
+fn squares(trajectories: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    trajectories
+        .iter()
+        .map(|trajectory| trajectory.iter().map(|d| d * d).collect())
+        .collect()
+}
+
+/// The RMS distance at the last step beside the prediction's, and the late diffusion split into
+/// the top Hessian subspace and its complement (`top_squared` empty per replicate without it).
+fn subspace_statistics(
+    trajectories: &[Vec<f64>],
+    top_squared: &[Vec<f64>],
+    prediction: Option<&LinearizedProbe>,
+) -> Vec<ProbeStatistic> {
+    let msd = mean_squared_displacement(&squares(trajectories));
+    let mut statistics = vec![ProbeStatistic {
+        name: "final_rms_distance",
+        value: msd.last().map_or(f64::NAN, |last| last.sqrt()),
+    }];
+    if let Some(prediction) = prediction {
+        statistics.push(ProbeStatistic {
+            name: "predicted_rms_distance",
+            value: prediction.mean_squared_distance(msd.len() as u64).sqrt(),
+        });
+    }
+    let top = mean_squared_displacement(top_squared);
+    if !top.is_empty() {
+        let rest: Vec<f64> = msd.iter().zip(&top).map(|(all, top)| all - top).collect();
+        statistics.push(ProbeStatistic {
+            name: "msd_diffusion_hessian_top",
+            value: late_diffusion(&top),
+        });
+        statistics.push(ProbeStatistic {
+            name: "msd_diffusion_hessian_rest",
+            value: late_diffusion(&rest),
+        });
+    }
+    statistics
+}
+
+/// The MSD at steps ⌈k·T/N⌉, k = 1 … N, N = min(T, [`MSD_CURVE_POINTS`]): measured, its part in
+/// the top Hessian subspace, and predicted.
+fn msd_curve(
+    trajectories: &[Vec<f64>],
+    top_squared: &[Vec<f64>],
+    prediction: Option<&LinearizedProbe>,
+) -> Vec<MsdPoint> {
+    let msd = mean_squared_displacement(&squares(trajectories));
+    let top = mean_squared_displacement(top_squared);
+    let steps = msd.len() as u64;
+    let points = steps.min(MSD_CURVE_POINTS);
+    (1..=points)
+        .map(|k| {
+            let step = (k * steps).div_ceil(points);
+            let index = step as usize - 1;
+            MsdPoint {
+                step,
+                msd: msd[index],
+                msd_hessian_top: top.get(index).copied().unwrap_or(f64::NAN),
+                predicted_msd: prediction.map_or(f64::NAN, |prediction| {
+                    prediction.mean_squared_distance(step)
+                }),
+            }
+        })
+        .collect()
 }
 
 /// Summarises distance trajectories of equal length T (one per replicate) for absolute radii:
 /// exit time τ_r = first 1-based step with d_t > r, censored at T; stay probability = share of
-/// trajectories with no such step; occupancy = share of all steps with d_t ≤ r.
+/// trajectories with no such step; occupancy = share of all steps with d_t ≤ r; exits and
+/// re-entries = crossings of the sphere outwards and inwards, from d_0 = 0.
 pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
     let steps = trajectories.first().map_or(0, Vec::len);
     debug_assert!(
@@ -134,6 +302,7 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
         let mut stayed = 0usize;
         let mut exit_step_sum = 0.0;
         let mut steps_inside = 0usize;
+        let mut crossings = [0usize; 2];
         for trajectory in trajectories {
             match trajectory.iter().position(|&distance| distance > radius) {
                 Some(index) => exit_step_sum += (index + 1) as f64,
@@ -146,6 +315,14 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
                 .iter()
                 .filter(|&&distance| distance <= radius)
                 .count();
+            let mut inside = true;
+            for &distance in trajectory {
+                let now_inside = distance <= radius;
+                if now_inside != inside {
+                    crossings[usize::from(now_inside)] += 1;
+                }
+                inside = now_inside;
+            }
         }
         let exits: Vec<ExitTime> = trajectories
             .iter()
@@ -161,6 +338,9 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
                 .map(|exit| if exit.censored { 0 } else { exit.time as u64 })
                 .collect(),
             occupancy: steps_inside as f64 / total_steps,
+            mean_exits: crossings[0] as f64 / replicates,
+            mean_reentries: crossings[1] as f64 / replicates,
+            predicted_stay_probability: f64::NAN,
         });
     }
 
@@ -196,6 +376,8 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
         max_distance,
         final_distance,
         radii: measurements,
+        msd_curve: Vec::new(),
+        layer_excursions: Vec::new(),
     }
 }
 
@@ -241,10 +423,16 @@ mod tests {
         assert!((wide.mean_exit_step - (2.0 + 4.0 + 4.0) / 3.0).abs() < 1e-12);
         assert!((wide.occupancy - 10.0 / 12.0).abs() < 1e-12);
         assert_eq!(wide.replicate_exit_steps, [2, 4, 0]);
+        // A leaves at 2 and comes back at 3; B leaves at 4; C never leaves.
+        assert!((wide.mean_exits - 2.0 / 3.0).abs() < 1e-12);
+        assert!((wide.mean_reentries - 1.0 / 3.0).abs() < 1e-12);
         let narrow = &summary.radii[1];
         assert_eq!(narrow.stay_probability, 0.0);
         assert!((narrow.mean_exit_step - (2.0 + 2.0 + 3.0) / 3.0).abs() < 1e-12);
         assert!((narrow.occupancy - 4.0 / 12.0).abs() < 1e-12);
+        // Radius 0.7: each replicate leaves once and never comes back.
+        assert_eq!(narrow.mean_exits, 1.0);
+        assert_eq!(narrow.mean_reentries, 0.0);
 
         assert!((summary.stay_fraction - 10.0 / 12.0).abs() < 1e-12);
         assert_eq!(summary.max_distance, 2.0);

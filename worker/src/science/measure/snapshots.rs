@@ -4,7 +4,7 @@
 
 use crate::science::data::TrainTest;
 use crate::science::measure::basin::{BARRIER_POINTS, gradient_descent, linear_barrier};
-use crate::science::measure::cloud::cloud_spectrum;
+use crate::science::measure::cloud::{cloud_spectrum, variance_share_in_subspace};
 use crate::science::measure::probe::euclidean_distance;
 use crate::science::measurements::ProbeStatistic;
 use crate::science::model::evaluate::{FullGradient, evaluate};
@@ -68,14 +68,23 @@ pub struct SnapshotStatistics<'a> {
     participation_ratio: Tally,
     components_for_90_percent: Tally,
     top_two_share: Tally,
+    hessian_basis: &'a [Vec<f64>],
+    hessian_aligned_share: Tally,
     returned: Tally,
     barrier: Tally,
 }
 
 impl<'a> SnapshotStatistics<'a> {
     /// `snapshots`: whether [`SnapshotStatistics::observe`] will be called; without snapshots
-    /// the losses at Θ̂ they are compared with are not computed.
-    pub fn new(mlp: &'a Mlp, minimum: &'a [f32], data: &'a TrainTest, snapshots: bool) -> Self {
+    /// the losses at Θ̂ they are compared with are not computed. `hessian_basis`: the top Hessian
+    /// eigenvectors at Θ̂ (may be empty), for the share of each cloud's variance along them.
+    pub fn new(
+        mlp: &'a Mlp,
+        minimum: &'a [f32],
+        data: &'a TrainTest,
+        snapshots: bool,
+        hessian_basis: &'a [Vec<f64>],
+    ) -> Self {
         let mut full = FullGradient::new(mlp, CHUNK.min(data.train.len().max(data.test.len())));
         let base_loss = if snapshots {
             [
@@ -97,6 +106,8 @@ impl<'a> SnapshotStatistics<'a> {
             participation_ratio: Tally::new(),
             components_for_90_percent: Tally::new(),
             top_two_share: Tally::new(),
+            hessian_basis,
+            hessian_aligned_share: Tally::new(),
             returned: Tally::new(),
             barrier: Tally::new(),
         }
@@ -142,6 +153,10 @@ impl<'a> SnapshotStatistics<'a> {
             self.components_for_90_percent
                 .add(cloud.components_for_90_percent as f64);
             self.top_two_share.add(cloud.top_two_share);
+            if !self.hessian_basis.is_empty() {
+                self.hessian_aligned_share
+                    .add(variance_share_in_subspace(&snapshots, self.hessian_basis));
+            }
         }
         drop(snapshots);
         if basin_steps == 0 {
@@ -208,6 +223,11 @@ impl<'a> SnapshotStatistics<'a> {
             "top_two_share",
             &self.top_two_share,
             self.top_two_share.mean(),
+        );
+        push(
+            "hessian_aligned_share",
+            &self.hessian_aligned_share,
+            self.hessian_aligned_share.mean(),
         );
         push("convexity_min_train", &train_convexity, train_convexity.min);
         push("convexity_min_test", &test_convexity, test_convexity.min);
