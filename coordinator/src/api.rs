@@ -231,11 +231,9 @@ fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
     Ok(())
 }
 
-/// The largest landscape grid a result may carry: 201² f32 values are 160 kB.
-pub const MAX_LANDSCAPE_GRID: u32 = 201;
-
 /// A slice's losses must fill its grid exactly, and its plane and extent be ones a worker makes.
 fn validate_landscape(slice: &wire::LandscapeSlice) -> Result<(), Status> {
+    use proto::MAX_LANDSCAPE_GRID;
     if !matches!(slice.plane.as_str(), "pca" | "random") {
         return Err(Status::invalid_argument(format!(
             "`result.landscape.plane` = {:?} is invalid: expected pca or random",

@@ -10,8 +10,8 @@ pub mod channel;
 pub mod trial_config;
 
 pub use trial_config::{
-    Activation, ConfigError, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig,
-    NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
+    Activation, ConfigError, DataConfig, DataSet, Init, LandscapePlane, Loss, MAX_LANDSCAPE_GRID,
+    MeasureConfig, ModelConfig, NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
 };
 
 /// The bounds of `science.md` §4 a trial reports beside the VC and spectral (BFT) capacities,

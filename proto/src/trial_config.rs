@@ -347,6 +347,45 @@ pub struct ProbeConfig {
         skip_serializing_if = "is_default_basin_steps"
     )]
     pub basin_steps: u32,
+    /// Points per side of the loss-landscape slice through Θ̂ (science.md §3.11): grid² training
+    /// losses. 0 (the default) stores no slice.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub landscape_grid: u32,
+    /// The plane of the slice.
+    #[serde(default, skip_serializing_if = "LandscapePlane::is_default")]
+    pub landscape_plane: LandscapePlane,
+}
+
+/// The plane through Θ̂ a loss-landscape slice is drawn in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LandscapePlane {
+    /// The top two principal directions of the first probe replicate's snapshot cloud.
+    #[default]
+    Pca,
+    /// Two filter-normalised random directions (each weight row scaled to the norm of the
+    /// matching row of Ŵ, biases zero; Li et al. 2018), then orthonormalised.
+    Random,
+}
+
+impl LandscapePlane {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LandscapePlane::Pca => "pca",
+            LandscapePlane::Random => "random",
+        }
+    }
+}
+
+/// The largest landscape grid: 201² losses.
+pub const MAX_LANDSCAPE_GRID: u32 = 201;
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 const DEFAULT_PROBE_SNAPSHOTS: u32 = 5;
@@ -883,6 +922,23 @@ impl TrialConfig {
         for radius in &probe.radii {
             require_finite_positive("probe.radii", *radius)?;
         }
+        if probe.landscape_grid == 1 || probe.landscape_grid > MAX_LANDSCAPE_GRID {
+            return Err(ConfigError::new(
+                "probe.landscape_grid",
+                probe.landscape_grid,
+                &format!("must be 0 (no slice) or between 2 and {MAX_LANDSCAPE_GRID}"),
+            ));
+        }
+        if probe.landscape_grid > 0
+            && probe.landscape_plane == LandscapePlane::Pca
+            && probe.snapshots < 3
+        {
+            return Err(ConfigError::new(
+                "probe.snapshots",
+                probe.snapshots,
+                "must be at least 3 for a landscape slice in the PCA plane of the snapshots",
+            ));
+        }
 
         let measure = &self.measure;
         if probe.radius_unit == RadiusUnit::RelativeToPredictedRms && measure.hessian_top_k == 0 {
@@ -994,6 +1050,8 @@ mod tests {
                 replicates: 2,
                 snapshots: 10,
                 basin_steps: 50,
+                landscape_grid: 0,
+                landscape_plane: LandscapePlane::Pca,
             },
             measure: MeasureConfig::default(),
         }
@@ -1031,6 +1089,15 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         config.measure.hessian_top_k = 0;
         assert_eq!(config.validate().unwrap_err().key, "probe.radius_unit");
+
+        let mut config = small_config();
+        config.probe.landscape_grid = 1;
+        assert_eq!(config.validate().unwrap_err().key, "probe.landscape_grid");
+        config.probe.landscape_grid = 21;
+        config.probe.snapshots = 2;
+        assert_eq!(config.validate().unwrap_err().key, "probe.snapshots");
+        config.probe.landscape_plane = LandscapePlane::Random;
+        assert_eq!(config.validate(), Ok(()));
     }
 
     fn file_config(dataset: DataSet) -> TrialConfig {

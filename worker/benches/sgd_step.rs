@@ -355,6 +355,8 @@ fn phase_cost_trial(width: usize) -> TrialConfig {
             replicates: 4,
             snapshots: 5,
             basin_steps: 20,
+            landscape_grid: 0,
+            landscape_plane: proto::LandscapePlane::Pca,
         },
         measure: MeasureConfig::default(),
     }

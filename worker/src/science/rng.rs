@@ -26,6 +26,8 @@ pub enum Stream {
     ProbeBatches(u32),
     /// Weight-noise draw `i` of the PAC-Bayes flatness search.
     Flatness(u32),
+    /// Random direction `i` of a loss-landscape slice.
+    Landscape(u32),
 }
 
 impl Stream {
@@ -46,6 +48,7 @@ impl Stream {
             Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
             Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
             Stream::Flatness(draw) => (3 << 32) | u64::from(draw),
+            Stream::Landscape(direction) => (4 << 32) | u64::from(direction),
         }
     }
 }

@@ -175,6 +175,7 @@ pub fn run_trial_with_threads(
                 measurements.probe_statistics = summary.statistics;
                 measurements.msd_curve = summary.msd_curve;
                 layer_excursions = summary.layer_excursions;
+                measurements.landscape = summary.landscape;
             }
             ProbeOutcome::Diverged => {
                 measurements.outcome = Outcome::Diverged;
@@ -363,8 +364,8 @@ mod tests {
     use super::*;
     use crate::science::observer::SilentObserver;
     use proto::{
-        Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, NoiseForm,
-        ProbeConfig, RadiusUnit, TrainingConfig,
+        Activation, DataConfig, DataSet, Init, LandscapePlane, Loss, MeasureConfig, ModelConfig,
+        NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig,
     };
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -407,6 +408,8 @@ mod tests {
                 replicates: 3,
                 snapshots: 10,
                 basin_steps: 50,
+                landscape_grid: 0,
+                landscape_plane: LandscapePlane::Pca,
             },
             measure: MeasureConfig::default(),
         }
@@ -566,6 +569,41 @@ mod tests {
         let single = run(1);
         assert_eq!(single, run(2));
         assert_eq!(single, run(4));
+    }
+
+    #[test]
+    fn a_landscape_slice_is_made_in_either_plane_when_asked_for() {
+        for plane in [LandscapePlane::Pca, LandscapePlane::Random] {
+            let mut config = easy_config();
+            config.probe.landscape_grid = 5;
+            config.probe.landscape_plane = plane;
+            let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
+            let slice = measurements.landscape.expect("a slice");
+            assert_eq!(slice.plane, plane.as_str());
+            assert_eq!(slice.losses.len(), 25);
+            // Every replicate's snapshots, in order, inside the square.
+            assert_eq!(slice.trajectory.len(), 3 * 10);
+            assert!(
+                slice
+                    .trajectory
+                    .iter()
+                    .all(|point| point.a.abs() <= slice.extent && point.b.abs() <= slice.extent)
+            );
+            // The centre of the grid is Θ̂, whose loss is the trained one.
+            let centre = f64::from(slice.losses[12]);
+            assert!(
+                (centre - measurements.train_loss).abs() < 1e-4 * measurements.train_loss.max(1.0),
+                "{centre} vs {}",
+                measurements.train_loss
+            );
+            assert!(slice.losses.iter().all(|loss| loss.is_finite()));
+        }
+        assert!(
+            run_trial(&easy_config(), &SilentObserver)
+                .expect("the trial runs")
+                .landscape
+                .is_none()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod eigen;
 pub mod excursion;
 pub mod flatness;
 pub mod hessian_summary;
+pub mod landscape;
 pub mod layers;
 pub mod linearized;
 pub mod margins;

@@ -8,10 +8,13 @@ use crate::science::measure::displacement::{
     distance_moments, late_diffusion, mean_squared_displacement, msd_diffusion,
 };
 use crate::science::measure::excursion::{LayerExcursion, LayerExcursions};
+use crate::science::measure::landscape::PlaneProjection;
 use crate::science::measure::linearized::LinearizedProbe;
 use crate::science::measure::snapshots::SnapshotStatistics;
 use crate::science::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
-use crate::science::measurements::{MsdPoint, Phase, ProbeStatistic, RadiusMeasurement};
+use crate::science::measurements::{
+    LandscapeSlice, MsdPoint, Phase, ProbeStatistic, RadiusMeasurement,
+};
 use crate::science::model::mlp::Mlp;
 use crate::science::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
@@ -34,6 +37,8 @@ pub struct ProbeSummary {
     pub msd_curve: Vec<MsdPoint>,
     /// Per layer, the largest weight displacement from Ŵ over the probe.
     pub layer_excursions: Vec<LayerExcursion>,
+    /// The loss-landscape slice, when asked for.
+    pub landscape: Option<LandscapeSlice>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +136,8 @@ pub fn run_probe(
     let mut trajectories = Vec::with_capacity(probe.replicates as usize);
     let mut top_squared = Vec::with_capacity(probe.replicates as usize);
     let mut excursions = LayerExcursions::new(mlp);
+    let mut plane = (probe.landscape_grid > 0)
+        .then(|| PlaneProjection::new(mlp, minimum, probe.landscape_plane, config.seed));
     for replicate in 0..probe.replicates {
         parameters.copy_from_slice(minimum);
         let mut sgd = NoisySgd::new(
@@ -160,6 +167,9 @@ pub fn run_probe(
             }
             if taken < snapshots && step == ((taken + 1) * probe.steps).div_ceil(snapshots) {
                 snapshot_statistics.observe(&parameters);
+                if let Some(plane) = &mut plane {
+                    plane.observe(replicate, step, &parameters);
+                }
                 taken += 1;
             }
             if step % PROGRESS_INTERVAL == 0 {
@@ -172,6 +182,9 @@ pub fn run_probe(
         }
         trajectories.push(distances);
         top_squared.push(along_top);
+        if let Some(plane) = &mut plane {
+            plane.finish_replicate();
+        }
         snapshot_statistics.finish_replicate(
             &parameters,
             probe.basin_steps,
@@ -196,6 +209,8 @@ pub fn run_probe(
     }
     summary.msd_curve = msd_curve(&trajectories, &top_squared, hessian.prediction);
     summary.layer_excursions = excursions.into_layers();
+    summary.landscape =
+        plane.and_then(|plane| plane.into_slice(mlp, &data.train, probe.landscape_grid, radii[0]));
     Ok(ProbeOutcome::Completed(summary))
 }
 
@@ -378,6 +393,7 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
         radii: measurements,
         msd_curve: Vec::new(),
         layer_excursions: Vec::new(),
+        landscape: None,
     }
 }
 
