@@ -15,7 +15,7 @@ use axum::routing::get;
 use crate::metrics::Metrics;
 use crate::report::{
     SweepReport, TABLE_COLUMNS, analysis_table, bounds_plot_svg, confidence_interval,
-    stay_vs_noise_svg, survival_svg,
+    landscape_svg, msd_svg, stay_vs_noise_svg, survival_svg,
 };
 use crate::store::{Store, StoreError};
 
@@ -206,6 +206,21 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
             body,
             "<h2>Stay probability vs probe noise</h2><figure id=\"stay-vs-noise\">{svg}</figure>"
         );
+    }
+    if let Some(Ok(svg)) = msd_svg(&report) {
+        let _ = write!(
+            body,
+            "<h2>Mean-squared displacement in the probe</h2><figure id=\"msd\">{svg}</figure>"
+        );
+    }
+    for slice in &report.landscapes {
+        if let Ok(svg) = landscape_svg(&report.sweep, slice) {
+            let _ = write!(
+                body,
+                "<h2>Loss landscape, width {}</h2><figure id=\"landscape-{}\">{svg}</figure>",
+                slice.width, slice.width
+            );
+        }
     }
     if !report.analysis.is_empty() {
         let _ = write!(

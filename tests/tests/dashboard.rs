@@ -90,8 +90,11 @@ fn get(base: &str, path: &str) -> (u16, String) {
 fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sweep_file = directory.path().join("e2e-dashboard.toml");
-    std::fs::write(&sweep_file, tiny_sweep("e2e-dashboard", &[4, 16], 2, 100))
-        .expect("write sweep");
+    // A 7 × 7 landscape slice per trial: the page shows one per width.
+    let sweep = tiny_sweep("e2e-dashboard", &[4, 16], 2, 100)
+        .replace("replicates = 2\n", "replicates = 2\nlandscape_grid = 7\n");
+    assert!(sweep.contains("landscape_grid = 7"));
+    std::fs::write(&sweep_file, sweep).expect("write sweep");
     let coordinator = Coordinator::start_with(
         &directory.path().join("sweeps.db"),
         10.0,
@@ -149,6 +152,17 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
     );
     assert!(page.contains("<pre id=\"analysis\">"), "{page}");
     assert!(
+        page.contains("<figure id=\"msd\"><svg") && page.contains("dashed: linearised prediction"),
+        "the MSD figure with its prediction: {page}"
+    );
+    for width in [4, 16] {
+        assert!(
+            page.contains(&format!("<figure id=\"landscape-{width}\"><svg"))
+                && page.contains(&format!("training loss around Θ̂, width {width} seed 0")),
+            "the landscape of width {width}: {page}"
+        );
+    }
+    assert!(
         !page.contains("http-equiv=\"refresh\""),
         "a finished sweep's page is not refreshed"
     );
@@ -170,6 +184,7 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
             assert!(figure.starts_with("<svg"), "{figure}");
             assert!(figure.contains("measured gap, 0-1 error"), "{figure}");
             assert!(dom.contains("<figure id=\"survival\"><svg"), "{dom}");
+            assert!(dom.contains("<figure id=\"landscape-16\"><svg"), "{dom}");
             let png = std::fs::read(&screenshot).expect("Chromium wrote a screenshot");
             assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
             // A page with a table and a plot compresses to far more than a blank one (~5 KiB).

@@ -15,7 +15,7 @@ use crate::store::TrialRow;
 pub const GAP: &str = "error_gap";
 
 /// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 31] = [
+pub const ANALYSED_MEASUREMENTS: [&str; 41] = [
     "error_gap",
     "loss_gap",
     "test_error",
@@ -30,17 +30,27 @@ pub const ANALYSED_MEASUREMENTS: [&str; 31] = [
     "spectral_frobenius_pac_bayes_gap_estimate",
     "golowich_rakhlin_shamir_gap_estimate",
     "path_norm_gap_estimate",
+    "pac_bayes_flatness_gap_estimate",
+    "stagnation_localized_spectral_gap_estimate",
     "margin_gamma",
     "minimum_norm",
     "stay_probability_1",
     "mean_exit_step_1",
     "median_exit_step_1",
+    "predicted_stay_probability_1",
+    "mean_exits_1",
+    "mean_reentries_1",
     "stay_fraction",
     "max_distance",
     "gradient_norm",
     "msd_diffusion",
+    "msd_diffusion_hessian_top",
+    "msd_diffusion_hessian_rest",
+    "final_rms_distance",
+    "predicted_rms_distance",
     "loss_excursion_max_train",
     "participation_ratio",
+    "hessian_aligned_share",
     "convexity_min_train",
     "basin_return_share",
     "linear_barrier",

@@ -6,8 +6,11 @@ pub mod export;
 mod format;
 mod format_groups;
 pub mod groups;
+pub mod msd;
 pub mod parameters;
 mod plot;
+mod plot_landscape;
+mod plot_msd;
 mod plot_survival;
 pub mod statistics;
 pub mod survival;
@@ -17,11 +20,13 @@ pub use format::{
 };
 pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, stay_vs_noise_svg, write_bounds_plot};
+pub use plot_landscape::landscape_svg;
+pub use plot_msd::msd_svg;
 pub use plot_survival::survival_svg;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, SweepCounts, WidthSummary};
+use crate::store::{Store, StoreError, StoredSlice, SweepCounts, WidthSummary};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepReport {
@@ -41,9 +46,32 @@ pub struct SweepReport {
     /// Kaplan–Meier survival in the first probe ball per width, pooled over seeds.
     #[serde(default)]
     pub survival: Vec<survival::WidthSurvival>,
+    /// The probe's MSD curve per width, measured and predicted, averaged over seeds.
+    #[serde(default)]
+    pub msd: Vec<msd::WidthMsd>,
+    /// The first stored loss-landscape slice of each width.
+    #[serde(default)]
+    pub landscapes: Vec<StoredSlice>,
 }
 
 impl SweepReport {
+    /// A report of nothing: no trials, no measurements.
+    pub fn empty(sweep: &str) -> Self {
+        Self {
+            sweep: sweep.to_string(),
+            total: 0,
+            done: 0,
+            failed: 0,
+            diverged: 0,
+            widths: Vec::new(),
+            analysis: Vec::new(),
+            groups: Vec::new(),
+            survival: Vec::new(),
+            msd: Vec::new(),
+            landscapes: Vec::new(),
+        }
+    }
+
     pub async fn load(store: &dyn Store, sweep: &str) -> Result<Self, StoreError> {
         let counts = store.sweep_counts(Some(sweep)).await?;
         let SweepCounts {
@@ -58,6 +86,11 @@ impl SweepReport {
         let analysis = analysis::analyse(&rows);
         let groups = groups::groupings(&rows);
         let survival = survival::survival_by_width(&rows);
+        let msd = msd::msd_by_width(&rows);
+        let mut landscapes = store.landscape_slices(sweep).await?;
+        let mut seen = std::collections::HashSet::new();
+        landscapes.retain(|slice| seen.insert(slice.width));
+        landscapes.sort_by_key(|slice| slice.width);
         Ok(Self {
             sweep: sweep.to_string(),
             total,
@@ -68,12 +101,15 @@ impl SweepReport {
             analysis,
             groups,
             survival,
+            msd,
+            landscapes,
         })
     }
 
     /// Writes `report.csv`, `report.json`, `bounds-vs-width.svg`, `survival.svg` when trials
-    /// report exit steps and, when the sweep varies the probe noise, `stay-vs-noise.svg` into
-    /// `directory`.
+    /// report exit steps, `msd.svg` when they stored MSD curves, `landscape-width-W.svg` for each
+    /// width with a stored slice and, when the sweep varies the probe noise, `stay-vs-noise.svg`
+    /// into `directory`.
     pub fn write_files(
         &self,
         directory: &std::path::Path,
@@ -92,10 +128,17 @@ impl SweepReport {
         write_bounds_plot(self, &plot_path)
             .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", plot_path.display()))?;
         let mut written = vec![csv_path, json_path, plot_path];
-        let figures = [
-            ("survival.svg", survival_svg(self)),
-            ("stay-vs-noise.svg", stay_vs_noise_svg(self)),
+        let mut figures = vec![
+            ("survival.svg".to_string(), survival_svg(self)),
+            ("msd.svg".to_string(), msd_svg(self)),
+            ("stay-vs-noise.svg".to_string(), stay_vs_noise_svg(self)),
         ];
+        for slice in &self.landscapes {
+            figures.push((
+                format!("landscape-width-{}.svg", slice.width),
+                Some(landscape_svg(&self.sweep, slice)),
+            ));
+        }
         for (name, svg) in figures {
             let Some(svg) = svg else {
                 continue;

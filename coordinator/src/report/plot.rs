@@ -275,15 +275,10 @@ mod tests {
 
     fn report(rows: &[TrialRow]) -> SweepReport {
         SweepReport {
-            sweep: "figure-test".to_string(),
             total: rows.len() as u64,
             done: rows.len() as u64,
-            failed: 0,
-            diverged: 0,
-            widths: Vec::new(),
-            analysis: Vec::new(),
             groups: super::super::groups::groupings(rows),
-            survival: Vec::new(),
+            ..SweepReport::empty("figure-test")
         }
     }
 

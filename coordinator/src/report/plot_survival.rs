@@ -95,18 +95,13 @@ mod tests {
             probe_steps: 100,
         };
         let report = SweepReport {
-            sweep: "survival-test".to_string(),
             total: 4,
             done: 4,
-            failed: 0,
-            diverged: 0,
-            widths: Vec::new(),
-            analysis: Vec::new(),
-            groups: Vec::new(),
             survival: vec![
                 width(16, vec![(10.0, 0.75), (40.0, 0.5)]),
                 width(512, vec![(3.0, 0.25)]),
             ],
+            ..SweepReport::empty("survival-test")
         };
         let svg = survival_svg(&report)
             .expect("trials report exit steps")

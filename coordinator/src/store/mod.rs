@@ -335,7 +335,7 @@ pub const TRIAL_ROW_NUMBERS: [&str; 83] = [
 
 /// A trial's loss-landscape slice as stored (`landscape_slices`), with what locates it in the
 /// sweep.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StoredSlice {
     pub trial_id: String,
     pub width: u64,
