@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod export;
+mod export_parquet;
 mod format;
 mod format_groups;
 pub mod groups;
