@@ -1,6 +1,7 @@
 //! The `coordinator` command line: `serve`, `submit`, `status`, `report` and `run`.
 //! Every flag can also come from a `COORDINATOR_*` environment variable (compose, Kubernetes).
 
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,7 +45,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Follow a sweep until it finishes: a live progress bar on a terminal, log lines otherwise.
     Watch(WatchArgs),
-    /// One row per trial with every parameter and measurement, as CSV or JSON Lines.
+    /// One row per trial with every parameter and measurement, as CSV, JSON Lines or Parquet.
     Export(ExportArgs),
     /// Exit 0 if the coordinator's health service says it is serving (for health checks).
     Health(CoordinatorUrl),
@@ -217,6 +218,8 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     pub sweep: String,
+    /// Parquet is binary, so it goes to `--output` or a redirected standard output, never a
+    /// terminal.
     #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
     pub format: ExportFormat,
     /// Write here instead of to standard output.
@@ -485,16 +488,35 @@ async fn watch(args: WatchArgs) -> Result<()> {
 }
 
 async fn export(args: ExportArgs) -> Result<()> {
+    // Checked before reading the store: binary bytes on a terminal garble it and help no one,
+    // while `> trials.parquet` or a pipe into another program is a fine place for them.
+    if args.format == ExportFormat::Parquet
+        && args.output.is_none()
+        && std::io::stdout().is_terminal()
+    {
+        bail!(
+            "parquet is binary and standard output is a terminal: give --output FILE.parquet \
+             or redirect standard output to a file"
+        );
+    }
     let store = open_for_reading(&args.db).await?;
     let rows = store.trial_rows(&args.sweep).await?;
-    let text = match args.format {
-        ExportFormat::Csv => export::to_csv(&rows),
-        ExportFormat::Jsonl => export::to_jsonl(&rows),
+    let bytes = match args.format {
+        ExportFormat::Csv => export::to_csv(&rows).into_bytes(),
+        ExportFormat::Jsonl => export::to_jsonl(&rows).into_bytes(),
+        ExportFormat::Parquet => export::to_parquet(&rows)
+            .with_context(|| format!("cannot export sweep `{}` as parquet", args.sweep))?,
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text)
+        Some(path) => std::fs::write(path, bytes)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => print!("{text}"),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
+                .context("cannot write to standard output")?;
+        }
     }
     Ok(())
 }

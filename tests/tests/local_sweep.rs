@@ -210,6 +210,26 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
             .all(|object| object["parameter_count"].is_number())
     );
 
+    // Standard output is a pipe here, so the binary bytes may go there; the unit tests in
+    // `report::export_parquet` read the columns back.
+    let parquet = common::coordinator_command()
+        .args([
+            "export",
+            "e2e-basic",
+            "--db",
+            &coordinator.db_url,
+            "--format",
+            "parquet",
+        ])
+        .output()
+        .expect("export runs");
+    assert!(parquet.status.success(), "{}", stderr_of(&parquet));
+    assert!(
+        parquet.stdout.starts_with(b"PAR1") && parquet.stdout.ends_with(b"PAR1"),
+        "a parquet file, footer included: {} bytes",
+        parquet.stdout.len()
+    );
+
     let unknown = common::coordinator_command()
         .args(["export", "no-such-sweep", "--db", &coordinator.db_url])
         .output()

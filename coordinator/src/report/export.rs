@@ -1,5 +1,5 @@
 //! One row per trial, every parameter and scalar measurement a column, for pandas, polars or
-//! DuckDB: CSV with a header, or JSON Lines.
+//! DuckDB: CSV with a header, JSON Lines, or Parquet (typed columns, see [`to_parquet`]).
 //!
 //! The parameters are the trial's resolved configuration flattened to dotted keys
 //! (`training.learning_rate`, `data.train_size`, ...), so every setting of the sweep file is a
@@ -9,14 +9,18 @@ use serde_json::{Map, Value};
 
 use crate::store::{TRIAL_ROW_NUMBERS, TrialRow};
 
+pub use super::export_parquet::{ParquetExportError, to_parquet};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    Parquet,
 }
 
 /// The columns that describe the trial rather than measure it.
-const IDENTITY_COLUMNS: [&str; 5] = ["trial_id", "state", "outcome", "worker_id", "last_error"];
+pub(super) const IDENTITY_COLUMNS: [&str; 5] =
+    ["trial_id", "state", "outcome", "worker_id", "last_error"];
 
 /// A trial as named columns: identity, measurements (the `trial_results` view), then parameters.
 fn columns_of(row: &TrialRow) -> Map<String, Value> {
@@ -55,9 +59,10 @@ pub fn to_jsonl(rows: &[TrialRow]) -> String {
     text
 }
 
-/// CSV with a header row; the parameter columns are the union over the sweep's trials (a grid
-/// axis can add a key the base configuration lacks), missing values empty.
-pub fn to_csv(rows: &[TrialRow]) -> String {
+/// Every trial as named columns, and the column names in export order: identity, measurements,
+/// then the parameter keys sorted. The parameter columns are the union over the sweep's trials (a
+/// grid axis can add a key the base configuration lacks), so a trial may lack some of them.
+pub(super) fn tables_and_header(rows: &[TrialRow]) -> (Vec<Map<String, Value>>, Vec<String>) {
     let tables: Vec<Map<String, Value>> = rows.iter().map(columns_of).collect();
     let mut header: Vec<String> = IDENTITY_COLUMNS
         .iter()
@@ -76,7 +81,12 @@ pub fn to_csv(rows: &[TrialRow]) -> String {
     parameters.sort();
     parameters.dedup();
     header.extend(parameters);
+    (tables, header)
+}
 
+/// CSV with a header row; a parameter a trial lacks is an empty field.
+pub fn to_csv(rows: &[TrialRow]) -> String {
+    let (tables, header) = tables_and_header(rows);
     let mut text = header
         .iter()
         .map(|name| csv_field(name))
@@ -108,10 +118,15 @@ fn csv_field(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn row(trial_id: &str, test_error: Option<f64>, params: &str) -> TrialRow {
+    /// A trial with only `test_error` measured (failed, with an error message, when it is None).
+    pub(in crate::report) fn row(
+        trial_id: &str,
+        test_error: Option<f64>,
+        params: &str,
+    ) -> TrialRow {
         let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
         let index = TRIAL_ROW_NUMBERS
             .iter()

@@ -1,8 +1,9 @@
 //! The bound-versus-width report of a sweep: per-width aggregates, formatted as a terminal table,
-//! CSV or JSON, and an SVG plot of bounds and gap against width.
+//! CSV or JSON, and figures as SVG and PNG.
 
 pub mod analysis;
 pub mod export;
+mod export_parquet;
 mod format;
 mod format_groups;
 pub mod groups;
@@ -12,6 +13,7 @@ mod plot;
 mod plot_landscape;
 mod plot_msd;
 mod plot_survival;
+pub mod png;
 pub mod statistics;
 pub mod survival;
 
@@ -19,7 +21,7 @@ pub use format::{
     ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
-pub use plot::{bounds_plot_svg, stay_vs_noise_svg, write_bounds_plot};
+pub use plot::{bounds_plot_svg, stay_vs_noise_svg};
 pub use plot_landscape::landscape_svg;
 pub use plot_msd::msd_svg;
 pub use plot_survival::survival_svg;
@@ -106,10 +108,11 @@ impl SweepReport {
         })
     }
 
-    /// Writes `report.csv`, `report.json`, `bounds-vs-width.svg`, `survival.svg` when trials
-    /// report exit steps, `msd.svg` when they stored MSD curves, `landscape-width-W.svg` for each
-    /// width with a stored slice and, when the sweep varies the probe noise, `stay-vs-noise.svg`
-    /// into `directory`.
+    /// Writes into `directory`: `report.csv`, `report.json`, and each figure as SVG and as PNG
+    /// (same stem, twice the size): `bounds-vs-width`; `survival` when trials report exit steps;
+    /// `msd` when they stored MSD curves; `landscape-width-W` for each width with a stored slice;
+    /// `stay-vs-noise` when the sweep varies the probe noise. On a system without fonts the PNGs
+    /// are skipped with a warning, since their text could not be drawn; the SVGs need none.
     pub fn write_files(
         &self,
         directory: &std::path::Path,
@@ -124,32 +127,86 @@ impl SweepReport {
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(&json_path, json)
             .with_context(|| format!("cannot write {}", json_path.display()))?;
-        let plot_path = directory.join("bounds-vs-width.svg");
-        write_bounds_plot(self, &plot_path)
-            .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", plot_path.display()))?;
-        let mut written = vec![csv_path, json_path, plot_path];
+        let mut written = vec![csv_path, json_path];
         let mut figures = vec![
-            ("survival.svg".to_string(), survival_svg(self)),
-            ("msd.svg".to_string(), msd_svg(self)),
-            ("stay-vs-noise.svg".to_string(), stay_vs_noise_svg(self)),
+            ("bounds-vs-width".to_string(), Some(bounds_plot_svg(self))),
+            ("survival".to_string(), survival_svg(self)),
+            ("msd".to_string(), msd_svg(self)),
+            ("stay-vs-noise".to_string(), stay_vs_noise_svg(self)),
         ];
         for slice in &self.landscapes {
             figures.push((
-                format!("landscape-width-{}.svg", slice.width),
+                format!("landscape-width-{}", slice.width),
                 Some(landscape_svg(&self.sweep, slice)),
             ));
         }
-        for (name, svg) in figures {
+        let mut draw_pngs = true;
+        for (stem, svg) in figures {
             let Some(svg) = svg else {
                 continue;
             };
-            let path = directory.join(name);
-            let svg =
-                svg.map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", path.display()))?;
-            std::fs::write(&path, svg)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written.push(path);
+            let svg_path = directory.join(format!("{stem}.svg"));
+            let svg = svg
+                .map_err(|error| anyhow::anyhow!("cannot draw {}: {error}", svg_path.display()))?;
+            std::fs::write(&svg_path, &svg)
+                .with_context(|| format!("cannot write {}", svg_path.display()))?;
+            written.push(svg_path);
+            if !draw_pngs {
+                continue;
+            }
+            let png_path = directory.join(format!("{stem}.png"));
+            match png::svg_to_png(&svg) {
+                Ok(png) => {
+                    std::fs::write(&png_path, png)
+                        .with_context(|| format!("cannot write {}", png_path.display()))?;
+                    written.push(png_path);
+                }
+                Err(png::PngError::NoFonts) => {
+                    tracing::warn!(
+                        cause = %png::PngError::NoFonts,
+                        "figures written as SVG only"
+                    );
+                    draw_pngs = false;
+                }
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("cannot draw {}", png_path.display()));
+                }
+            }
         }
         Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn write_files_puts_a_png_next_to_each_svg() {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let report = super::png::tests::survival_report();
+        let written = report.write_files(directory.path()).expect("written");
+        let names: Vec<String> = written
+            .iter()
+            .filter_map(|path| path.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "report.csv",
+                "report.json",
+                "bounds-vs-width.svg",
+                "bounds-vs-width.png",
+                "survival.svg",
+                "survival.png",
+            ],
+            "no stay-vs-noise: the sweep does not vary the probe noise"
+        );
+        for path in &written {
+            let bytes = std::fs::read(path).expect("readable");
+            if path.extension().is_some_and(|extension| extension == "png") {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+            }
+        }
     }
 }

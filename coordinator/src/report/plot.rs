@@ -1,8 +1,6 @@
 //! The headline figure: generalization-gap estimates of the bounds and the measured gap against
 //! width, on log-log axes.
 
-use std::path::Path;
-
 use plotters::prelude::*;
 
 use super::SweepReport;
@@ -33,12 +31,6 @@ const SERIES: [(&str, &str, RGBColor); 4] = [
 
 /// A legend label, its colour, and its (width, value) points.
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
-
-/// Writes the plot as an SVG file.
-pub fn write_bounds_plot(report: &SweepReport, path: &Path) -> Result<(), String> {
-    let svg = bounds_plot_svg(report)?;
-    std::fs::write(path, svg).map_err(|error| error.to_string())
-}
 
 /// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out.
 pub fn bounds_plot_svg(report: &SweepReport) -> Result<String, String> {

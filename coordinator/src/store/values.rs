@@ -177,7 +177,7 @@ where
         source: reason.into(),
     };
     let bytes: Vec<u8> = row.try_get("losses")?;
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(corrupt(
             "losses",
             format!("{} bytes is not a whole number of f32 values", bytes.len()),

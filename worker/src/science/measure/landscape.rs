@@ -283,7 +283,7 @@ mod tests {
         };
         // Snapshots in a known plane: Θ̂ + s_k e + t_k f with e, f orthonormal coordinate axes.
         let (e, f) = (0usize, 5usize);
-        let offsets = [(0.1, 0.0), (0.0, 0.2), (-0.1, 0.1), (0.3, -0.1)];
+        let offsets: [(f64, f64); 4] = [(0.1, 0.0), (0.0, 0.2), (-0.1, 0.1), (0.3, -0.1)];
         let mut projection = PlaneProjection::new(&mlp, &minimum, LandscapePlane::Pca, 3);
         for (step, &(s, t)) in offsets.iter().enumerate() {
             let mut point = minimum.clone();
@@ -304,7 +304,7 @@ mod tests {
         // Projections preserve the snapshots' distances from Θ̂ (they lie in the plane).
         for (point, &(s, t)) in projection.points.iter().zip(&offsets) {
             let planar = (point.a * point.a + point.b * point.b).sqrt();
-            let expected = (s * s + t * t as f64).sqrt();
+            let expected = (s * s + t * t).sqrt();
             assert!((planar - expected).abs() < 1e-6, "{planar} vs {expected}");
         }
         let slice = projection
