@@ -77,7 +77,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let slots = args.slots.unwrap_or_else(|| (cores / args.workers).max(1));
     let mut workers = Vec::with_capacity(args.workers as usize);
     for index in 0..args.workers {
-        workers.push(start_worker(&format!("http://{address}"), index, slots)?);
+        workers.push(start_worker(
+            &format!("http://{address}"),
+            index,
+            slots,
+            &out.join("checkpoints"),
+        )?);
     }
     eprintln!(
         "coordinator on {address}; {} worker processes with {slots} slot(s) each",
@@ -120,8 +125,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Starts one worker as a separate process of this same executable, so `cargo run --bin
-/// coordinator` needs no other binary built.
-fn start_worker(coordinator_url: &str, index: u32, slots: u32) -> Result<Child> {
+/// coordinator` needs no other binary built; weight files (when the sweep asks) go to
+/// `checkpoints`, next to the database.
+fn start_worker(
+    coordinator_url: &str,
+    index: u32,
+    slots: u32,
+    checkpoints: &std::path::Path,
+) -> Result<Child> {
     let executable =
         std::env::current_exe().context("cannot locate this executable to start workers")?;
     let child = Command::new(executable)
@@ -132,6 +143,8 @@ fn start_worker(coordinator_url: &str, index: u32, slots: u32) -> Result<Child> 
         .arg(slots.to_string())
         .arg("--worker-id")
         .arg(format!("local-{}-{index}", std::process::id()))
+        .arg("--checkpoint-dir")
+        .arg(checkpoints)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()

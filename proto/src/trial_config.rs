@@ -425,6 +425,10 @@ pub struct MeasureConfig {
     /// Weight-noise draws averaged at each σ of the PAC-Bayes flatness search (0 skips it).
     #[serde(skip_serializing_if = "is_default_flatness_draws")]
     pub flatness_draws: u32,
+    /// Save the initial, trained and end-of-probe weights as safetensors files in the worker's
+    /// checkpoint directory.
+    #[serde(skip_serializing_if = "is_false")]
+    pub checkpoints: bool,
 }
 
 const DEFAULT_FLATNESS_DRAWS: u32 = 3;
@@ -443,6 +447,7 @@ impl Default for MeasureConfig {
             lanczos_steps: 30,
             hutchinson_probes: 10,
             flatness_draws: DEFAULT_FLATNESS_DRAWS,
+            checkpoints: false,
         }
     }
 }

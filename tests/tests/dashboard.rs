@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Coordinator, Database, start_worker, stderr_of, tiny_sweep, wait_until};
+use common::{Coordinator, Database, start_worker_with, stderr_of, tiny_sweep, wait_until};
 
 /// The browser `.ci/run` installs (Debian's `chromium`), or `$CHROMIUM`.
 fn chromium() -> Option<PathBuf> {
@@ -90,9 +90,11 @@ fn get(base: &str, path: &str) -> (u16, String) {
 fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sweep_file = directory.path().join("e2e-dashboard.toml");
-    // A 7 × 7 landscape slice per trial: the page shows one per width.
+    // A 7 × 7 landscape slice per trial, which the page shows one per width, and the weights
+    // saved as safetensors files.
     let sweep = tiny_sweep("e2e-dashboard", &[4, 16], 2, 100)
-        .replace("replicates = 2\n", "replicates = 2\nlandscape_grid = 7\n");
+        .replace("replicates = 2\n", "replicates = 2\nlandscape_grid = 7\n")
+        + "\n[measure]\ncheckpoints = true\n";
     assert!(sweep.contains("landscape_grid = 7"));
     std::fs::write(&sweep_file, sweep).expect("write sweep");
     let coordinator = Coordinator::start_with(
@@ -121,11 +123,42 @@ fn the_dashboard_shows_sweeps_a_sweep_page_and_metrics() {
     assert_eq!(status, 200, "{before}");
     assert!(before.contains("0 of 4 trials done"), "{before}");
 
-    let _worker = start_worker(&coordinator.url, "dashboard-worker", 2);
+    let weights = directory.path().join("weights");
+    let _worker = start_worker_with(
+        &coordinator.url,
+        "dashboard-worker",
+        2,
+        &["--checkpoint-dir", &weights.to_string_lossy()],
+    );
     let database = Database::open(&coordinator.db_url);
     wait_until(Duration::from_secs(120), "every trial done", || {
         (database.count("SELECT COUNT(*) FROM trials WHERE state = 'done'") == 4).then_some(())
     });
+
+    // Every trial's initial, trained and end-of-probe weights, under SWEEP/TRIAL_ID.
+    let trials = std::fs::read_dir(weights.join("e2e-dashboard"))
+        .expect("the sweep's checkpoint directory")
+        .count();
+    assert_eq!(trials, 4);
+    for entry in std::fs::read_dir(weights.join("e2e-dashboard")).expect("readable") {
+        let trial = entry.expect("an entry").path();
+        for name in [
+            "initial",
+            "trained",
+            "probe-end-replicate-0",
+            "probe-end-replicate-1",
+        ] {
+            let file = trial.join(format!("{name}.safetensors"));
+            let bytes = std::fs::read(&file).expect("a weight file");
+            // An 8-byte header length, then the JSON header naming the tensors.
+            let header = String::from_utf8_lossy(&bytes[8..bytes.len().min(4096)]).to_string();
+            assert!(
+                header.contains("\"layer1.weight\"") && header.contains("\"layer2.bias\""),
+                "{}: {header}",
+                file.display()
+            );
+        }
+    }
 
     let (status, page) = get(&dashboard, "/sweeps/e2e-dashboard");
     assert_eq!(status, 200, "{page}");

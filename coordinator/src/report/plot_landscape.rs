@@ -33,7 +33,8 @@ fn color_at(fraction: f64) -> RGBColor {
 pub fn landscape_svg(sweep: &str, slice: &StoredSlice) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (860, 760)).into_drawing_area();
+        // Square axes once the label areas and caption are taken out, so the ball is drawn round.
+        let root = SVGBackend::with_string(&mut svg, (800, 820)).into_drawing_area();
         draw_landscape(sweep, slice, root)?;
     }
     Ok(svg)
@@ -174,7 +175,7 @@ fn draw_landscape<Backend: DrawingBackend>(
             .draw_series(LineSeries::new(circle, WHITE.stroke_width(2)))
             .map_err(|error| error.to_string())?
             .label(format!(
-                "stagnation ball, first probe radius r = {radius:.4}"
+                "stagnation ball (white), first probe radius r = {radius:.4}"
             ))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
@@ -282,7 +283,7 @@ mod tests {
         for expected in [
             "slice-test: training loss around Θ̂, width 64 seed 2 (pca plane)",
             "direction 1 (parameter distance from Θ̂)",
-            "stagnation ball, first probe radius r = 0.5000",
+            "stagnation ball (white), first probe radius r = 0.5000",
             "probe snapshots, 2 replicates from Θ̂",
             "log10 training loss, 0.100 (dark) to 1.100 (yellow)",
         ] {

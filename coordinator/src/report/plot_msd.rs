@@ -53,8 +53,9 @@ fn draw_msd<Backend: DrawingBackend>(
                 .collect()
         })
         .collect();
-    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::MAX, f64::MIN);
+    let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, 1.0f64, f64::MAX, f64::MIN);
     for &(x, y) in measured.iter().chain(&predicted).flatten() {
+        x_min = x_min.min(x);
         x_max = x_max.max(x);
         y_min = y_min.min(y);
         y_max = y_max.max(y);
@@ -72,7 +73,7 @@ fn draw_msd<Backend: DrawingBackend>(
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(
-            (1.0f64..x_max * 1.2).log_scale(),
+            (x_min.min(x_max) / 1.2..x_max * 1.2).log_scale(),
             (y_min / 2.0..y_max * 2.0).log_scale(),
         )
         .map_err(|error| error.to_string())?;

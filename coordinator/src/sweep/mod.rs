@@ -141,12 +141,13 @@ impl SweepFile {
 
 fn check_sweep_name(source_name: &str, name: &str) -> Result<(), SweepError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if name.is_empty() || name.len() > 128 || !name.chars().all(allowed) {
+    // Not starting with '.': the name is a directory of checkpoint files, and ".." is not one.
+    if name.is_empty() || name.len() > 128 || !name.chars().all(allowed) || name.starts_with('.') {
         return Err(SweepError::invalid(
             source_name,
             "name",
             toml::Value::String(name.to_string()),
-            "must be 1 to 128 characters of letters, digits, '-', '_' or '.'",
+            "must be 1 to 128 characters of letters, digits, '-', '_' or '.', not starting with '.'",
         ));
     }
     Ok(())

@@ -149,6 +149,11 @@ fn wrong_types_are_refused_with_key_and_value() {
 
     let message = error_text(&SWEEP.replace("name = \"demo\"", "name = 3"));
     assert!(message.contains("`name` = 3"), "{message}");
+    // A sweep's name is a directory of checkpoint files: "..", a path, are refused.
+    for name in ["..", "a/b"] {
+        let message = error_text(&SWEEP.replace("name = \"demo\"", &format!("name = \"{name}\"")));
+        assert!(message.contains("`name`"), "{message}");
+    }
 
     let message = error_text(&SWEEP.replace("[8, 16, 32]", "[8, [16]]"));
     assert!(message.contains("grid.model.width"), "{message}");

@@ -164,6 +164,16 @@ const WORKER_ADDRESS_SPACE_BYTES: u64 = 8 << 30;
 
 /// A `worker` process with a known id and slot count.
 pub fn start_worker(coordinator_url: &str, worker_id: &str, slots: u32) -> Process {
+    start_worker_with(coordinator_url, worker_id, slots, &[])
+}
+
+/// [`start_worker`] with further command-line arguments.
+pub fn start_worker_with(
+    coordinator_url: &str,
+    worker_id: &str,
+    slots: u32,
+    arguments: &[&str],
+) -> Process {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(binaries().join("worker"));
     // SAFETY: setrlimit is async-signal-safe, as pre_exec requires; it touches no shared state.
@@ -182,6 +192,7 @@ pub fn start_worker(coordinator_url: &str, worker_id: &str, slots: u32) -> Proce
     let child = command
         .args(["--coordinator", coordinator_url, "--worker-id", worker_id])
         .args(["--slots", &slots.to_string(), "--max-idle-poll-ms", "200"])
+        .args(arguments)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

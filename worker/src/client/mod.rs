@@ -56,6 +56,11 @@ pub struct WorkerArgs {
     /// CA certificate (PEM) to verify the coordinator's TLS certificate against (`https://` URL).
     #[arg(long, env = "WORKER_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,
+
+    /// Directory for the weight files of trials whose sweep sets `measure.checkpoints`; each
+    /// trial writes into SWEEP/TRIAL_ID below it.
+    #[arg(long, env = "WORKER_CHECKPOINT_DIR")]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 /// How long a result is retried after shutdown has begun before it is left to lease expiry.
@@ -88,6 +93,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         worker_id,
         slots,
         threads_per_trial: args.threads_per_trial as usize,
+        checkpoint_root: args.checkpoint_dir.clone(),
         max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
         running: HashMap::new(),
         heartbeat_interval: Duration::from_secs(5),
@@ -109,6 +115,7 @@ struct Worker {
     worker_id: String,
     slots: u32,
     threads_per_trial: usize,
+    checkpoint_root: Option<std::path::PathBuf>,
     max_idle_poll: Duration,
     running: HashMap<String, RunningTrial>,
     heartbeat_interval: Duration,
@@ -203,6 +210,7 @@ impl Worker {
             let trial = RunningTrial::start(
                 leased,
                 self.threads_per_trial,
+                self.checkpoint_root.as_deref(),
                 lease_deadline,
                 finished.clone(),
             );

@@ -79,6 +79,7 @@ impl RunningTrial {
     pub fn start(
         leased: wire::LeasedTrial,
         threads: usize,
+        checkpoint_root: Option<&std::path::Path>,
         lease_deadline: tokio::time::Instant,
         finished: mpsc::UnboundedSender<FinishedTrial>,
     ) -> Self {
@@ -89,12 +90,23 @@ impl RunningTrial {
         };
         let observer = progress.clone();
         let trial_id = leased.trial_id.clone();
+        // Sweep names are letters, digits, '-', '_' and '.'; the trial id is hex: both are safe
+        // path components.
+        let options = science::TrialOptions {
+            threads,
+            checkpoint_directory: checkpoint_root
+                .map(|root| root.join(&leased.sweep).join(&leased.trial_id)),
+            checkpoint_metadata: std::collections::HashMap::from([
+                ("sweep".to_string(), leased.sweep.clone()),
+                ("trial_id".to_string(), leased.trial_id.clone()),
+            ]),
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("trial-{}", &trial_id[..trial_id.len().min(8)]))
             .spawn({
                 let finished = finished.clone();
                 move || {
-                    let outcome = run_one(&leased.config_json, threads, observer.as_ref());
+                    let outcome = run_one(&leased.config_json, &options, observer.as_ref());
                     let _ = finished.send(FinishedTrial {
                         trial_id: leased.trial_id,
                         outcome,
@@ -116,7 +128,11 @@ impl RunningTrial {
     }
 }
 
-fn run_one(config_json: &str, threads: usize, observer: &SharedProgress) -> TrialOutcome {
+fn run_one(
+    config_json: &str,
+    options: &science::TrialOptions,
+    observer: &SharedProgress,
+) -> TrialOutcome {
     let config: proto::TrialConfig = match serde_json::from_str(config_json) {
         Ok(config) => config,
         Err(error) => {
@@ -125,7 +141,7 @@ fn run_one(config_json: &str, threads: usize, observer: &SharedProgress) -> Tria
     };
     // A panic in the numeric code must fail this trial, not take the worker's other trials down.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        science::run_trial_with_threads(&config, observer, threads)
+        science::run_trial_with_options(&config, observer, options)
     }));
     match result {
         Ok(Ok(measurements)) => TrialOutcome::Measured(Box::new(measurements)),

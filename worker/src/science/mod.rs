@@ -12,10 +12,13 @@ pub mod measurements;
 pub mod model;
 pub mod observer;
 pub mod rng;
+pub mod saved_weights;
 pub mod train;
 pub mod trial;
 
 pub use measurements::{LayerMeasurement, Outcome, Phase, RadiusMeasurement, TrialMeasurements};
 pub use model::mlp::parameter_count;
 pub use observer::{SilentObserver, TrialObserver};
-pub use trial::{TrialError, run_trial, run_trial_with_threads};
+pub use trial::{
+    TrialError, TrialOptions, run_trial, run_trial_with_options, run_trial_with_threads,
+};

@@ -1,6 +1,8 @@
 //! One trial from configuration to measurements: data, training, the stagnation probe, then the
 //! norms, margins and bounds at the trained point.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use proto::TrialConfig;
@@ -25,6 +27,7 @@ use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::{Mlp, Workspace};
 use crate::science::observer::{Cancelled, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
+use crate::science::saved_weights::{SavedWeightsError, WeightsDirectory};
 use crate::science::train::training::train;
 
 /// Examples per forward pass when evaluating the trained network.
@@ -32,6 +35,13 @@ const EVALUATION_CHUNK: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrialError {
+    #[error(
+        "the trial asks for checkpoints (measure.checkpoints) but this worker has no checkpoint \
+         directory: start it with --checkpoint-dir"
+    )]
+    NoCheckpointDirectory,
+    #[error(transparent)]
+    Checkpoint(#[from] SavedWeightsError),
     #[error("trial cancelled")]
     Cancelled,
     #[error("invalid trial configuration: {0}")]
@@ -62,7 +72,56 @@ pub fn run_trial_with_threads(
     observer: &dyn TrialObserver,
     threads: usize,
 ) -> Result<TrialMeasurements, TrialError> {
+    run_trial_with_options(
+        config,
+        observer,
+        &TrialOptions {
+            threads,
+            ..TrialOptions::default()
+        },
+    )
+}
+
+/// How a worker runs a trial, beyond what the trial's configuration says.
+#[derive(Debug, Clone)]
+pub struct TrialOptions {
+    /// Threads per matrix product; the numbers do not depend on it.
+    pub threads: usize,
+    /// Where this trial's weight files go when its configuration asks for checkpoints.
+    pub checkpoint_directory: Option<PathBuf>,
+    /// Written into every weight file's metadata (sweep, trial id).
+    pub checkpoint_metadata: HashMap<String, String>,
+}
+
+impl Default for TrialOptions {
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            checkpoint_directory: None,
+            checkpoint_metadata: HashMap::new(),
+        }
+    }
+}
+
+/// [`run_trial`] with a worker's options.
+pub fn run_trial_with_options(
+    config: &TrialConfig,
+    observer: &dyn TrialObserver,
+    options: &TrialOptions,
+) -> Result<TrialMeasurements, TrialError> {
+    let threads = options.threads;
     config.validate()?;
+    let weights = if config.measure.checkpoints {
+        let directory = options
+            .checkpoint_directory
+            .as_deref()
+            .ok_or(TrialError::NoCheckpointDirectory)?;
+        let mut metadata = options.checkpoint_metadata.clone();
+        metadata.insert("trial_config".to_string(), config.to_canonical_json());
+        Some(WeightsDirectory::create(directory, metadata)?)
+    } else {
+        None
+    };
     checkpoint(observer, Phase::Data, 0)?;
     let data = data::build(&config.data, config.seed)?;
     let resolved = with_data_shape(config, &data)?;
@@ -81,6 +140,10 @@ pub fn run_trial_with_threads(
         observer,
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
+    if let Some(weights) = &weights {
+        weights.save("initial", "initial", &mlp, &initial)?;
+        weights.save("trained", "trained", &mlp, &parameters)?;
+    }
 
     let gradient_norm = if run.diverged {
         f64::NAN
@@ -164,7 +227,27 @@ pub fn run_trial_with_threads(
             prediction: prediction.as_ref(),
         };
         let started = Instant::now();
-        let probe = run_probe(&mlp, &parameters, &data, config, reference, observer)?;
+        let mut save_error = None;
+        let mut save_end = |replicate: u32, end: &[f32]| {
+            if let (Some(weights), None) = (&weights, &save_error) {
+                let name = format!("probe-end-replicate-{replicate}");
+                if let Err(error) = weights.save(&name, &name, &mlp, end) {
+                    save_error = Some(error);
+                }
+            }
+        };
+        let probe = run_probe(
+            &mlp,
+            &parameters,
+            &data,
+            config,
+            reference,
+            &mut save_end,
+            observer,
+        )?;
+        if let Some(error) = save_error {
+            return Err(error.into());
+        }
         measurements.probe_seconds = started.elapsed().as_secs_f64();
         match probe {
             ProbeOutcome::Completed(summary) => {
@@ -604,6 +687,72 @@ mod tests {
                 .landscape
                 .is_none()
         );
+    }
+
+    #[test]
+    fn checkpoints_hold_the_initial_trained_and_probe_end_weights() {
+        let mut config = easy_config();
+        config.measure.checkpoints = true;
+        let result = run_trial(&config, &SilentObserver);
+        assert!(
+            matches!(result, Err(TrialError::NoCheckpointDirectory)),
+            "{result:?}"
+        );
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let options = TrialOptions {
+            checkpoint_directory: Some(directory.path().join("sweep").join("trial")),
+            checkpoint_metadata: HashMap::from([("sweep".to_string(), "s".to_string())]),
+            ..TrialOptions::default()
+        };
+        let measurements =
+            run_trial_with_options(&config, &SilentObserver, &options).expect("the trial runs");
+        let read = |name: &str| -> Vec<f32> {
+            let bytes = std::fs::read(directory.path().join("sweep/trial").join(name))
+                .expect("the file exists");
+            let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+            let mut values = Vec::new();
+            for layer in 1..=2 {
+                for part in ["weight", "bias"] {
+                    let tensor = file
+                        .tensor(&format!("layer{layer}.{part}"))
+                        .expect("a tensor per layer");
+                    values.extend(
+                        tensor
+                            .data()
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    );
+                }
+            }
+            values
+        };
+        let initial = read("initial.safetensors");
+        let trained = read("trained.safetensors");
+        assert_eq!(initial.len(), measurements.parameter_count as usize);
+        // Training moved the weights; the trained file is the point the measurements describe:
+        // its norm is ||Θ̂||.
+        assert_ne!(initial, trained);
+        let norm = trained
+            .iter()
+            .map(|&w| f64::from(w).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((norm - measurements.minimum_norm).abs() < 1e-9 * norm);
+        for replicate in 0..config.probe.replicates {
+            let end = read(&format!("probe-end-replicate-{replicate}.safetensors"));
+            let distance = end
+                .iter()
+                .zip(&trained)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(distance > 0.0 && distance <= measurements.max_distance + 1e-12);
+        }
+        // The weights do not change the numbers.
+        config.measure.checkpoints = false;
+        let without = run_trial(&config, &SilentObserver).expect("the trial runs");
+        assert_eq!(without.test_loss, measurements.test_loss);
+        assert_eq!(without.bounds, measurements.bounds);
     }
 
     #[test]

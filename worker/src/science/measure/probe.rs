@@ -91,13 +91,14 @@ pub fn linearized_probe(
 
 /// Runs every replicate from `minimum` (Θ̂); its batch order and noise come from the replicate's
 /// own streams, so replicates are independent and reproducible. Snapshots fall on steps
-/// ⌈k·T/S⌉, k = 1 … S.
+/// ⌈k·T/S⌉, k = 1 … S. Each replicate's end point is handed to `replicate_end`.
 pub fn run_probe(
     mlp: &Mlp,
     minimum: &[f32],
     data: &TrainTest,
     config: &TrialConfig,
     hessian: HessianReference<'_>,
+    replicate_end: &mut dyn FnMut(u32, &[f32]),
     observer: &dyn TrialObserver,
 ) -> Result<ProbeOutcome, Cancelled> {
     let probe = &config.probe;
@@ -180,6 +181,7 @@ pub fn run_probe(
                 )?;
             }
         }
+        replicate_end(replicate, &parameters);
         trajectories.push(distances);
         top_squared.push(along_top);
         if let Some(plane) = &mut plane {
