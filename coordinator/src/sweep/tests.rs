@@ -254,6 +254,7 @@ fn the_shipped_example_sweeps_are_valid() {
         "../examples/width-sweep.toml",
         "../examples/noise-by-width.toml",
         "../examples/mnist-neyshabur-2019.toml",
+        "../examples/landscape-slice.toml",
     ] {
         let text = std::fs::read_to_string(path).expect("example exists");
         let plan = SweepPlan::from_toml(path, &text, DEFAULT_MAX_TRIALS)
