@@ -201,6 +201,9 @@ pub struct ReportArgs {
     pub sweep: String,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Also write report.csv, report.json and every figure (SVG and PNG) into this directory.
+    #[arg(long)]
+    pub figures: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub source: ReadSource,
 }
@@ -285,8 +288,10 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The PNG rasteriser warns about each degenerate (zero-length) stroke a figure may contain,
+    // which is no concern of a user's: only its errors are shown.
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},tiny_skia=error"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiny_skia=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -544,6 +549,17 @@ async fn report(args: ReportArgs) -> Result<()> {
         ReportFormat::Csv => print!("{}", crate::report::to_csv(&report)),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ReportFormat::Markdown => print!("{}", crate::report::to_markdown(&report)),
+    }
+    if let Some(directory) = &args.figures {
+        let written = report.write_files(directory)?;
+        eprintln!(
+            "wrote {}",
+            written
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }

@@ -44,17 +44,31 @@ fn render_in_chromium(browser: &Path, url: &str, screenshot: &Path) -> String {
             .stderr(Stdio::piped())
             .spawn()
             .expect("headless Chromium starts");
+        // Drained while Chromium runs: a DOM larger than the pipe's buffer would otherwise block
+        // it on its write while we wait for it to exit.
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                pipe.read_to_string(&mut text).map(|_| text)
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
         let status = wait_until(Duration::from_secs(90), "headless Chromium", || {
             child.try_wait().expect("wait for Chromium")
         });
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .expect("piped stdout")
-            .read_to_string(&mut stdout)
+        let stdout = stdout
+            .join()
+            .expect("the reader thread")
             .expect("read the DOM");
-        assert!(status.success(), "Chromium {mode} failed: {status}");
+        let stderr = stderr
+            .join()
+            .expect("the reader thread")
+            .unwrap_or_default();
+        assert!(
+            status.success(),
+            "Chromium {mode} failed: {status}: {stderr}"
+        );
         stdout
     };
     run(&format!("--screenshot={}", screenshot.display()));

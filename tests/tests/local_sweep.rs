@@ -151,6 +151,33 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         stderr_of(&watched)
     );
 
+    // The figures of a sweep run elsewhere, from its database.
+    let figures = directory.path().join("figures");
+    let written = common::coordinator_command()
+        .args([
+            "report",
+            "e2e-basic",
+            "--db",
+            &coordinator.db_url,
+            "--figures",
+        ])
+        .arg(&figures)
+        .output()
+        .expect("report runs");
+    assert!(written.status.success(), "{}", stderr_of(&written));
+    for name in [
+        "bounds-vs-width.svg",
+        "survival.svg",
+        "msd.svg",
+        "report.json",
+    ] {
+        assert!(
+            figures.join(name).is_file(),
+            "{name}: {}",
+            stderr_of(&written)
+        );
+    }
+
     // The table ends in the analysis: slopes in width and rank correlations with the gap.
     let table = stdout_of(&coordinator.client(&["report", "e2e-basic"]));
     assert!(table.contains("slope vs width [95% CI]"), "{table}");

@@ -2,6 +2,7 @@
 //! CSV or JSON, and figures as SVG and PNG.
 
 pub mod analysis;
+pub mod bound_curves;
 pub mod export;
 mod export_parquet;
 mod format;
@@ -54,6 +55,9 @@ pub struct SweepReport {
     /// The first stored loss-landscape slice of each width.
     #[serde(default)]
     pub landscapes: Vec<StoredSlice>,
+    /// Every bound and the measured gaps per width, mean and sd over seeds: the headline figure.
+    #[serde(default)]
+    pub bound_curves: Vec<bound_curves::Curve>,
 }
 
 impl SweepReport {
@@ -71,6 +75,7 @@ impl SweepReport {
             survival: Vec::new(),
             msd: Vec::new(),
             landscapes: Vec::new(),
+            bound_curves: Vec::new(),
         }
     }
 
@@ -89,6 +94,7 @@ impl SweepReport {
         let groups = groups::groupings(&rows);
         let survival = survival::survival_by_width(&rows);
         let msd = msd::msd_by_width(&rows);
+        let bound_curves = bound_curves::curves_by_width(&rows);
         let mut landscapes = store.landscape_slices(sweep).await?;
         let mut seen = std::collections::HashSet::new();
         landscapes.retain(|slice| seen.insert(slice.width));
@@ -105,6 +111,7 @@ impl SweepReport {
             survival,
             msd,
             landscapes,
+            bound_curves,
         })
     }
 

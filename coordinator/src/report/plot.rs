@@ -1,80 +1,98 @@
-//! The headline figure: generalization-gap estimates of the bounds and the measured gap against
-//! width, on log-log axes.
+//! The headline figure: every bound's generalization-gap estimate and the measured gaps against
+//! width, on log-log axes, each a line through the means over seeds with ±1 sd error bars.
 
 use plotters::prelude::*;
 
 use super::SweepReport;
+use super::bound_curves::Curve;
 
-/// Series drawn: measurement, legend label, colour.
-const SERIES: [(&str, &str, RGBColor); 4] = [
-    (
-        "vc_gap_estimate",
-        "parameter-count (VC) bound",
-        RGBColor(200, 40, 40),
-    ),
-    (
-        "spectral_gap_estimate",
-        "spectral (BFT) bound",
-        RGBColor(40, 90, 200),
-    ),
-    (
-        "error_gap",
-        "measured gap, 0-1 error (test − train)",
-        RGBColor(20, 140, 60),
-    ),
-    (
-        "loss_gap",
-        "measured gap, cross-entropy (test − train)",
-        RGBColor(230, 150, 20),
-    ),
+/// Colours of the series in [`super::bound_curves::CURVES`] order: the measured gaps (last two)
+/// in black and dark grey, so they stand out from the bounds.
+const CURVE_COLORS: [RGBColor; 13] = [
+    RGBColor(200, 40, 40),
+    RGBColor(40, 90, 200),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
+    RGBColor(230, 171, 2),
+    RGBColor(0, 0, 0),
+    RGBColor(90, 90, 90),
 ];
 
-/// A legend label, its colour, and its (width, value) points.
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+/// The color of a series by its measurement name.
+fn curve_color(measurement: &str) -> RGBColor {
+    super::bound_curves::CURVES
+        .iter()
+        .position(|(name, _)| *name == measurement)
+        .map_or(BLACK, |index| CURVE_COLORS[index % CURVE_COLORS.len()])
+}
 
-/// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out.
+/// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out, and
+/// an error bar's lower end that would reach 0 stops at the bottom of the chart.
 pub fn bounds_plot_svg(report: &SweepReport) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1280, 700)).into_drawing_area();
         draw_bounds_plot(report, root)?;
     }
     Ok(svg)
+}
+
+/// (width, mean, mean − sd, mean + sd): one point of a series with its error bar.
+type BarPoint = (f64, f64, f64, f64);
+
+/// The points a log axis can show.
+fn drawable(curve: &Curve) -> Vec<BarPoint> {
+    curve
+        .points
+        .iter()
+        .filter(|point| point.mean > 0.0 && point.mean.is_finite())
+        .map(|point| {
+            let sd = point.std_dev.unwrap_or(0.0);
+            (
+                point.width as f64,
+                point.mean,
+                point.mean - sd,
+                point.mean + sd,
+            )
+        })
+        .collect()
 }
 
 fn draw_bounds_plot<Backend: DrawingBackend>(
     report: &SweepReport,
     root: DrawingArea<Backend, plotters::coord::Shift>,
 ) -> Result<(), String> {
-    let mut series: Vec<Series> = Vec::new();
-    for (name, label, color) in SERIES {
-        let points: Vec<(f64, f64)> = report
-            .widths
-            .iter()
-            .filter_map(|width| {
-                let mean = width.measurement(name).mean?;
-                (mean > 0.0 && mean.is_finite()).then_some((width.width as f64, mean))
-            })
-            .collect();
-        series.push((label, color, points));
-    }
-    let all_points = series.iter().flat_map(|(_, _, points)| points.iter());
+    let series: Vec<(&Curve, Vec<BarPoint>)> = report
+        .bound_curves
+        .iter()
+        .map(|curve| (curve, drawable(curve)))
+        .filter(|(_, points)| !points.is_empty())
+        .collect();
     let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in all_points {
-        x_min = x_min.min(*x);
-        x_max = x_max.max(*x);
-        y_min = y_min.min(*y);
-        y_max = y_max.max(*y);
+    for &(x, y, _, high) in series.iter().flat_map(|(_, points)| points) {
+        x_min = x_min.min(x);
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(high.max(y));
     }
     if x_min > x_max {
         // Nothing finished yet: an empty chart over a nominal range still shows the axes.
         (x_min, x_max, y_min, y_max) = (1.0, 10.0, 0.01, 1.0);
     }
+    let floor = y_min / 3.0;
     let x_range = (x_min / 1.5)..(x_max * 1.5);
-    let y_range = (y_min / 3.0)..(y_max * 3.0);
+    let y_range = floor..(y_max * 3.0);
 
     root.fill(&WHITE).map_err(|error| error.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
+    // Thirteen series: the legend gets a panel of its own instead of covering the lines.
+    let (plot_area, legend_area) = root.split_horizontally(940);
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(
             format!("{}: bounds and generalization gap vs width", report.sweep),
             ("sans-serif", 22),
@@ -87,32 +105,50 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("hidden width (units per layer)")
-        .y_desc("generalization gap / bound estimate sqrt(C/m)")
+        .y_desc("generalization gap / bound estimate sqrt(C/m), mean ± sd over seeds")
         .draw()
         .map_err(|error| error.to_string())?;
-    for (label, color, points) in series {
+    for (index, (curve, points)) in series.iter().enumerate() {
+        let color = curve_color(&curve.measurement);
+        let measured =
+            curve.measurement.ends_with("_gap") && !curve.measurement.contains("estimate");
+        let stroke = if measured { 3 } else { 2 };
         chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|error| error.to_string())?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .draw_series(LineSeries::new(
+                points.iter().map(|&(x, y, _, _)| (x, y)),
+                color.stroke_width(stroke),
+            ))
+            .map_err(|error| error.to_string())?;
+        // A bar of no length (every seed agrees) is left out: there is nothing to stroke.
+        chart
+            .draw_series(points.iter().filter(|&&(_, _, low, high)| high > low).map(
+                |&(x, y, low, high)| {
+                    ErrorBar::new_vertical(x, low.max(floor), y, high, color.stroke_width(1), 6)
+                },
+            ))
+            .map_err(|error| error.to_string())?;
+        let y = 60 + 26 * index as i32;
+        legend_area
+            .draw(&PathElement::new(
+                vec![(10, y), (40, y)],
+                color.stroke_width(stroke),
+            ))
+            .map_err(|error| error.to_string())?;
+        legend_area
+            .draw(&Text::new(
+                curve.label.clone(),
+                (48, y - 7),
+                ("sans-serif", 14).into_font(),
+            ))
+            .map_err(|error| error.to_string())?;
         chart
             .draw_series(
                 points
-                    .into_iter()
-                    .map(|point| Circle::new(point, 4, color.filled())),
+                    .iter()
+                    .map(|&(x, y, _, _)| Circle::new((x, y), 3, color.filled())),
             )
             .map_err(|error| error.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|error| error.to_string())?;
     root.present().map_err(|error| error.to_string())?;
     Ok(())
 }
@@ -282,6 +318,77 @@ mod tests {
             .filter_map(|(_, rest)| rest.split_once("</text>"))
             .map(|(text, _)| text.trim())
             .collect()
+    }
+
+    #[test]
+    fn the_headline_figure_has_a_line_per_measured_bound_with_error_bars() {
+        use super::super::bound_curves::{Curve, WidthPoint};
+        let curve = |measurement: &str, label: &str, means: [f64; 3]| Curve {
+            measurement: measurement.to_string(),
+            label: label.to_string(),
+            points: [16, 64, 256]
+                .into_iter()
+                .zip(means)
+                .map(|(width, mean)| WidthPoint {
+                    width,
+                    mean,
+                    std_dev: Some(mean / 4.0),
+                    trials: 3,
+                })
+                .collect(),
+        };
+        let report = SweepReport {
+            bound_curves: vec![
+                curve(
+                    "vc_gap_estimate",
+                    "parameter-count (VC) bound",
+                    [1.0, 4.0, 16.0],
+                ),
+                curve(
+                    "path_norm_gap_estimate",
+                    "path norm (ranking measure)",
+                    [0.5, 0.4, 0.3],
+                ),
+                curve(
+                    "error_gap",
+                    "measured gap, 0-1 error (test − train)",
+                    [0.1, 0.1, 0.1],
+                ),
+            ],
+            ..SweepReport::empty("figure-test")
+        };
+        let svg = bounds_plot_svg(&report).expect("drawn");
+        let texts = texts(&svg);
+        for expected in [
+            "figure-test: bounds and generalization gap vs width",
+            "hidden width (units per layer)",
+            "parameter-count (VC) bound",
+            "path norm (ranking measure)",
+            "measured gap, 0-1 error (test − train)",
+        ] {
+            assert!(texts.contains(&expected), "{expected} in {texts:?}");
+        }
+        // A 3-point line per series.
+        let lines = svg
+            .lines()
+            .filter(|line| line.starts_with("<polyline"))
+            .filter(|line| {
+                line.split("points=\"").nth(1).is_some_and(|points| {
+                    points
+                        .split('"')
+                        .next()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .count()
+                        == 3
+                })
+            })
+            .count();
+        assert_eq!(lines, 3, "{svg}");
+        // Each point's error bar: a vertical segment with two caps, drawn as lines.
+        assert!(svg.matches("<line").count() >= 9 * 3, "{svg}");
+        // Before any trial finishes the figure is an empty chart, not an error.
+        assert!(bounds_plot_svg(&SweepReport::empty("figure-test")).is_ok());
     }
 
     #[test]

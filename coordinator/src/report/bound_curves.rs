@@ -1,0 +1,158 @@
+//! Every bound's gap estimate and the measured gaps per width, as mean and standard deviation over
+//! seeds: what the headline figure draws, one line per bound with error bars.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::TrialRow;
+
+/// The figure's series: a `trial_results` column and its legend label, bounds first, then the
+/// measured gaps.
+pub const CURVES: [(&str, &str); 13] = [
+    ("vc_gap_estimate", "parameter-count (VC) bound"),
+    ("spectral_gap_estimate", "spectral (BFT) bound"),
+    ("frobenius_2layer_gap_estimate", "Frobenius bound (2-layer)"),
+    ("one_infinity_2layer_gap_estimate", "ℓ1,∞ bound (2-layer)"),
+    (
+        "spectral_2layer_gap_estimate",
+        "explicit spectral bound (2-layer)",
+    ),
+    (
+        "neyshabur_2019_2layer_gap_estimate",
+        "Neyshabur et al. 2019 bound (2-layer)",
+    ),
+    (
+        "spectral_frobenius_pac_bayes_gap_estimate",
+        "spectral-Frobenius PAC-Bayes bound",
+    ),
+    (
+        "golowich_rakhlin_shamir_gap_estimate",
+        "Golowich–Rakhlin–Shamir bound",
+    ),
+    ("path_norm_gap_estimate", "path norm (ranking measure)"),
+    (
+        "pac_bayes_flatness_gap_estimate",
+        "PAC-Bayes flatness bound",
+    ),
+    (
+        "stagnation_localized_spectral_gap_estimate",
+        "stagnation-localized bound (heuristic)",
+    ),
+    ("error_gap", "measured gap, 0-1 error (test − train)"),
+    ("loss_gap", "measured gap, cross-entropy (test − train)"),
+];
+
+/// One width's value of a series over the seeds that measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WidthPoint {
+    pub width: u64,
+    pub mean: f64,
+    /// Sample standard deviation; None for a single trial.
+    pub std_dev: Option<f64>,
+    pub trials: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub measurement: String,
+    pub label: String,
+    pub points: Vec<WidthPoint>,
+}
+
+/// The series of [`CURVES`] that some finished, non-diverged trial measured, in that order.
+pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
+    CURVES
+        .iter()
+        .filter_map(|&(measurement, label)| {
+            let mut widths: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+            for row in rows.iter().filter(|row| row.is_measured()) {
+                if let (Some(width), Some(value)) = (row.number("width"), row.number(measurement)) {
+                    widths.entry(width as u64).or_default().push(value);
+                }
+            }
+            let points: Vec<WidthPoint> = widths
+                .into_iter()
+                .map(|(width, values)| {
+                    let count = values.len() as f64;
+                    let mean = values.iter().sum::<f64>() / count;
+                    let std_dev = (values.len() > 1).then(|| {
+                        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0))
+                            .sqrt()
+                    });
+                    WidthPoint {
+                        width,
+                        mean,
+                        std_dev,
+                        trials: values.len(),
+                    }
+                })
+                .collect();
+            (!points.is_empty()).then(|| Curve {
+                measurement: measurement.to_string(),
+                label: label.to_string(),
+                points,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TRIAL_ROW_NUMBERS;
+
+    fn trial(width: f64, values: &[(&str, f64)], outcome: &str) -> TrialRow {
+        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        for &(name, value) in [("width", width)].iter().chain(values) {
+            let index = TRIAL_ROW_NUMBERS
+                .iter()
+                .position(|candidate| *candidate == name)
+                .expect("a column");
+            numbers[index] = Some(value);
+        }
+        TrialRow {
+            trial_id: format!("{width}-{values:?}"),
+            state: "done".to_string(),
+            outcome: Some(outcome.to_string()),
+            worker_id: None,
+            last_error: None,
+            params: "{}".to_string(),
+            replicate_exit_steps_1: None,
+            msd_curve: None,
+            numbers,
+        }
+    }
+
+    #[test]
+    fn means_and_standard_deviations_per_width_of_the_measured_series() {
+        let rows = [
+            trial(
+                16.0,
+                &[("error_gap", 0.1), ("vc_gap_estimate", 2.0)],
+                "converged",
+            ),
+            trial(
+                16.0,
+                &[("error_gap", 0.3), ("vc_gap_estimate", 4.0)],
+                "converged",
+            ),
+            trial(64.0, &[("error_gap", 0.2)], "budget_exhausted"),
+            // A diverged trial's numbers are left out.
+            trial(64.0, &[("error_gap", 9.0)], "diverged"),
+        ];
+        let curves = curves_by_width(&rows);
+        let names: Vec<&str> = curves.iter().map(|c| c.measurement.as_str()).collect();
+        // Bounds before gaps, only the series that were measured.
+        assert_eq!(names, ["vc_gap_estimate", "error_gap"]);
+        let vc = &curves[0].points;
+        assert_eq!(vc.len(), 1);
+        assert_eq!((vc[0].width, vc[0].mean, vc[0].trials), (16, 3.0, 2));
+        // Sample sd of (2, 4): sqrt(2).
+        assert!((vc[0].std_dev.expect("two trials") - 2f64.sqrt()).abs() < 1e-12);
+        let gap = &curves[1].points;
+        assert_eq!(gap.len(), 2);
+        assert!((gap[0].mean - 0.2).abs() < 1e-12);
+        assert_eq!((gap[1].width, gap[1].mean, gap[1].std_dev), (64, 0.2, None));
+    }
+}
