@@ -320,6 +320,10 @@ pub struct ProbeConfig {
     /// Step size of the probe; the training learning rate when absent.
     #[serde(default)]
     pub learning_rate: Option<f64>,
+    /// Examples per probe gradient; the training batch size when absent. The whole training set
+    /// leaves only the injected noise, what the linearised prediction describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// Gaussian gradient noise σ during the probe (scaled by `noise_form`).
     pub noise_sigma: f64,
     #[serde(default, skip_serializing_if = "NoiseForm::is_default")]
@@ -848,22 +852,31 @@ impl TrialConfig {
             0.999_999,
             "must be in [0, 1)",
         )?;
-        require_positive_count("training.batch_size", training.batch_size)?;
-        if !self.data.dataset.is_file_based() && training.batch_size > self.data.train_size {
-            return Err(ConfigError::new(
-                "training.batch_size",
-                training.batch_size,
-                "must not exceed data.train_size",
-            ));
-        }
-        if let Some(subsample) = self.data.subsample
-            && training.batch_size > subsample
-        {
-            return Err(ConfigError::new(
-                "training.batch_size",
-                training.batch_size,
-                "must not exceed data.subsample",
-            ));
+        let batch_sizes = [
+            ("training.batch_size", Some(training.batch_size)),
+            ("probe.batch_size", self.probe.batch_size),
+        ];
+        for (key, batch_size) in batch_sizes {
+            let Some(batch_size) = batch_size else {
+                continue;
+            };
+            require_positive_count(key, batch_size)?;
+            if !self.data.dataset.is_file_based() && batch_size > self.data.train_size {
+                return Err(ConfigError::new(
+                    key,
+                    batch_size,
+                    "must not exceed data.train_size",
+                ));
+            }
+            if let Some(subsample) = self.data.subsample
+                && batch_size > subsample
+            {
+                return Err(ConfigError::new(
+                    key,
+                    batch_size,
+                    "must not exceed data.subsample",
+                ));
+            }
         }
         require_finite_in(
             "training.noise_sigma",
@@ -1004,6 +1017,11 @@ impl TrialConfig {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The probe's batch size: its own, or the training one.
+    pub fn probe_batch_size(&self) -> usize {
+        self.probe.batch_size.unwrap_or(self.training.batch_size)
+    }
+
     /// The probe's step size: its own, or the training learning rate.
     pub fn probe_learning_rate(&self) -> f64 {
         self.probe
@@ -1045,6 +1063,7 @@ mod tests {
                 polish_max_steps: 2000,
             },
             probe: ProbeConfig {
+                batch_size: None,
                 steps: 50,
                 learning_rate: None,
                 noise_sigma: 0.01,
@@ -1094,6 +1113,12 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         config.measure.hessian_top_k = 0;
         assert_eq!(config.validate().unwrap_err().key, "probe.radius_unit");
+
+        let mut config = small_config();
+        config.probe.batch_size = Some(config.data.train_size + 1);
+        assert_eq!(config.validate().unwrap_err().key, "probe.batch_size");
+        config.probe.batch_size = Some(0);
+        assert_eq!(config.validate().unwrap_err().key, "probe.batch_size");
 
         let mut config = small_config();
         config.probe.landscape_grid = 1;

@@ -345,6 +345,7 @@ fn phase_cost_trial(width: usize) -> TrialConfig {
             polish_max_steps: 2000,
         },
         probe: ProbeConfig {
+            batch_size: None,
             steps: 100,
             learning_rate: Some(0.01),
             noise_sigma: 0.01,

@@ -113,7 +113,7 @@ pub fn run_probe(
             form: probe.noise_form,
             inverse_temperature: probe.inverse_temperature,
         },
-        batch_size: config.training.batch_size,
+        batch_size: config.probe_batch_size(),
     };
     let scale = match probe.radius_unit {
         RadiusUnit::Absolute => 1.0,
