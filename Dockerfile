@@ -13,8 +13,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/coordinator target/release/worker /usr/local/bin/
 
 FROM debian:bookworm-slim
+# DejaVu: the fonts the report's PNG figures are drawn with (without fonts only SVGs are written).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /work --create-home sweeps
 COPY --from=build /usr/local/bin/coordinator /usr/local/bin/worker /usr/local/bin/
