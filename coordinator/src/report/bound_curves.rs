@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::statistics::mean_interval;
 use crate::store::TrialRow;
 
 /// The figure's series: a `trial_results` column and its legend label, bounds first, then the
@@ -73,19 +74,14 @@ pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
             }
             let points: Vec<WidthPoint> = widths
                 .into_iter()
-                .map(|(width, values)| {
-                    let count = values.len() as f64;
-                    let mean = values.iter().sum::<f64>() / count;
-                    let std_dev = (values.len() > 1).then(|| {
-                        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0))
-                            .sqrt()
-                    });
-                    WidthPoint {
+                .filter_map(|(width, values)| {
+                    let summary = mean_interval(&values)?;
+                    Some(WidthPoint {
                         width,
-                        mean,
-                        std_dev,
-                        trials: values.len(),
-                    }
+                        mean: summary.mean,
+                        std_dev: summary.std_dev,
+                        trials: summary.count,
+                    })
                 })
                 .collect();
             (!points.is_empty()).then(|| Curve {

@@ -40,9 +40,9 @@ pub fn landscape_svg(sweep: &str, slice: &StoredSlice) -> Result<String, String>
     Ok(svg)
 }
 
-/// Grid coordinate `i` of `grid` points on [−extent, extent].
+/// Grid coordinate `i` of `grid` points on [−extent, extent], as the worker laid the grid out.
 fn coordinate(i: usize, grid: usize, extent: f64) -> f64 {
-    -extent + 2.0 * extent * i as f64 / (grid - 1) as f64
+    worker::science::measure::landscape::coordinate(i as u32, grid as u32, extent)
 }
 
 type Segment = ((f64, f64), (f64, f64));

@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::science::data::Dataset;
+use crate::science::data::transform::select;
 use crate::science::measure::probe::euclidean_norm;
 use crate::science::model::evaluate::evaluate;
 use crate::science::model::mlp::{Mlp, Workspace};
@@ -114,20 +115,8 @@ pub fn flatness_sigma(noisy: &mut NoisyAccuracy<'_>) -> f64 {
 /// by class.
 fn strided_sample(dataset: &Dataset, examples: usize) -> Dataset {
     let count = examples.min(dataset.len());
-    let mut inputs = Vec::with_capacity(count * dataset.dim);
-    let mut labels = Vec::with_capacity(count);
-    for i in 0..count {
-        let index = i * dataset.len() / count;
-        inputs.extend_from_slice(dataset.inputs_of(index..index + 1));
-        labels.push(dataset.labels[index]);
-    }
-    Dataset {
-        inputs,
-        labels,
-        n: count,
-        dim: dataset.dim,
-        classes: dataset.classes,
-    }
+    let indices: Vec<usize> = (0..count).map(|i| i * dataset.len() / count).collect();
+    select(dataset, &indices)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use rand_distr::StandardNormal;
 
 use crate::science::data::Dataset;
 use crate::science::measure::cloud::cloud_spectrum;
+use crate::science::measure::norms::normalize;
 use crate::science::measurements::{LandscapePoint, LandscapeSlice};
 use crate::science::model::evaluate::evaluate;
 use crate::science::model::mlp::{Mlp, Workspace};
@@ -202,6 +203,7 @@ fn random_directions(mlp: &Mlp, minimum: &[f32], seed: u64) -> [Vec<f64>; 2] {
         direction
     });
     let [first, second] = &mut directions;
+    // A direction of zero length (a network of zero weights) stays zero: a flat slice.
     normalize(first);
     let overlap: f64 = first.iter().zip(second.iter()).map(|(a, b)| a * b).sum();
     for (slot, &along) in second.iter_mut().zip(first.iter()) {
@@ -209,15 +211,6 @@ fn random_directions(mlp: &Mlp, minimum: &[f32], seed: u64) -> [Vec<f64>; 2] {
     }
     normalize(second);
     directions
-}
-
-fn normalize(vector: &mut [f64]) {
-    let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if norm > 0.0 {
-        for value in vector {
-            *value /= norm;
-        }
-    }
 }
 
 #[cfg(test)]

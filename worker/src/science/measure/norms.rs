@@ -75,7 +75,8 @@ pub fn euclidean_norm(values: &[f64]) -> f64 {
     values.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
 
-fn normalize(vector: &mut [f64]) -> bool {
+/// Scales `vector` to unit length; false (and unchanged) when its norm is zero or not finite.
+pub fn normalize(vector: &mut [f64]) -> bool {
     let norm = euclidean_norm(vector);
     if !norm.is_finite() || norm <= 0.0 {
         return false;

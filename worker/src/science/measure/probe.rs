@@ -195,11 +195,11 @@ pub fn run_probe(
         );
     }
     let mut summary = summarize(&trajectories, &radii);
-    summary.statistics.extend(subspace_statistics(
-        &trajectories,
-        &top_squared,
-        hessian.prediction,
-    ));
+    let msd = mean_squared_displacement(&squares(&trajectories));
+    let top = mean_squared_displacement(&top_squared);
+    summary
+        .statistics
+        .extend(subspace_statistics(&msd, &top, hessian.prediction));
     summary
         .statistics
         .extend(snapshot_statistics.into_statistics());
@@ -209,7 +209,7 @@ pub fn run_probe(
                 prediction.stay_probability(measurement.radius, probe.steps);
         }
     }
-    summary.msd_curve = msd_curve(&trajectories, &top_squared, hessian.prediction);
+    summary.msd_curve = msd_curve(&msd, &top, hessian.prediction);
     summary.layer_excursions = excursions.into_layers();
     summary.landscape =
         plane.and_then(|plane| plane.into_slice(mlp, &data.train, probe.landscape_grid, radii[0]));
@@ -241,13 +241,13 @@ fn squares(trajectories: &[Vec<f64>]) -> Vec<Vec<f64>> {
 }
 
 /// The RMS distance at the last step beside the prediction's, and the late diffusion split into
-/// the top Hessian subspace and its complement (`top_squared` empty per replicate without it).
+/// the top Hessian subspace and its complement, from the MSD and its part in that subspace
+/// (`top` empty without it).
 fn subspace_statistics(
-    trajectories: &[Vec<f64>],
-    top_squared: &[Vec<f64>],
+    msd: &[f64],
+    top: &[f64],
     prediction: Option<&LinearizedProbe>,
 ) -> Vec<ProbeStatistic> {
-    let msd = mean_squared_displacement(&squares(trajectories));
     let mut statistics = vec![ProbeStatistic {
         name: "final_rms_distance",
         value: msd.last().map_or(f64::NAN, |last| last.sqrt()),
@@ -258,12 +258,11 @@ fn subspace_statistics(
             value: prediction.mean_squared_distance(msd.len() as u64).sqrt(),
         });
     }
-    let top = mean_squared_displacement(top_squared);
     if !top.is_empty() {
-        let rest: Vec<f64> = msd.iter().zip(&top).map(|(all, top)| all - top).collect();
+        let rest: Vec<f64> = msd.iter().zip(top).map(|(all, top)| all - top).collect();
         statistics.push(ProbeStatistic {
             name: "msd_diffusion_hessian_top",
-            value: late_diffusion(&top),
+            value: late_diffusion(top),
         });
         statistics.push(ProbeStatistic {
             name: "msd_diffusion_hessian_rest",
@@ -275,13 +274,7 @@ fn subspace_statistics(
 
 /// The MSD at steps ⌈k·T/N⌉, k = 1 … N, N = min(T, [`MSD_CURVE_POINTS`]): measured, its part in
 /// the top Hessian subspace, and predicted.
-fn msd_curve(
-    trajectories: &[Vec<f64>],
-    top_squared: &[Vec<f64>],
-    prediction: Option<&LinearizedProbe>,
-) -> Vec<MsdPoint> {
-    let msd = mean_squared_displacement(&squares(trajectories));
-    let top = mean_squared_displacement(top_squared);
+fn msd_curve(msd: &[f64], top: &[f64], prediction: Option<&LinearizedProbe>) -> Vec<MsdPoint> {
     let steps = msd.len() as u64;
     let points = steps.min(MSD_CURVE_POINTS);
     (1..=points)
