@@ -10,10 +10,14 @@
 //! - what the stagnation probe and the Hessian measurements cost relative to training, from
 //!   whole trials.
 //!
-//! `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the grid.
+//! Each figure is measured in `SGD_STEP_ROUNDS` rounds (default 3), ours right after PyTorch's,
+//! and medians over rounds are printed: the machine's speed drifts by tens of percent over
+//! minutes when its host is busy. `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the
+//! grid.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use proto::{
@@ -39,52 +43,93 @@ const MIN_SECONDS: f64 = 1.0;
 fn main() {
     let widths = list_from_env("SGD_STEP_WIDTHS", &[64, 256, 1024, 4096]);
     let thread_counts = list_from_env("SGD_STEP_THREADS", &[1, 2]);
+    let rounds = list_from_env("SGD_STEP_ROUNDS", &[3])[0].max(1);
 
-    println!("matrix multiply ceiling (one 1024×4096 · 4096×4096 product, f32)");
-    let ceilings: Vec<f64> = thread_counts
+    // The machine's speed drifts (it shares its host), so every figure is taken in each of
+    // several rounds, ours right after PyTorch's, and the medians over rounds are printed.
+    let mut torch = PyTorch::start();
+    let cells: Vec<(usize, usize)> = thread_counts
         .iter()
-        .map(|&threads| {
-            let flops = matmul_gflops(threads);
-            println!("  {threads} thread(s): {flops:.1} GFLOP/s");
-            flops
-        })
+        .flat_map(|&threads| widths.iter().map(move |&width| (threads, width)))
         .collect();
+    let mut ceilings = vec![Vec::new(); thread_counts.len()];
+    let mut ours = vec![Vec::new(); cells.len()];
+    let mut theirs = vec![Vec::new(); cells.len()];
+    let mut ratios = vec![Vec::new(); cells.len()];
+    for _ in 0..rounds {
+        for (slot, &threads) in thread_counts.iter().enumerate() {
+            ceilings[slot].push(matmul_gflops(threads));
+        }
+        for (cell, &(threads, width)) in cells.iter().enumerate() {
+            let torch_seconds = torch
+                .as_mut()
+                .ok()
+                .and_then(|torch| torch.step_seconds(threads, width).ok());
+            let seconds = our_step_seconds(width, threads);
+            ours[cell].push(seconds);
+            if let Some(torch_seconds) = torch_seconds {
+                theirs[cell].push(torch_seconds);
+                ratios[cell].push(torch_seconds / seconds);
+            }
+        }
+    }
 
-    let torch = pytorch_steps(&widths, &thread_counts);
-
+    println!(
+        "matrix multiply ceiling (one 1024×4096 · 4096×4096 product, f32, median of {rounds} rounds)"
+    );
+    for (&threads, flops) in thread_counts.iter().zip(&ceilings) {
+        println!("  {threads} thread(s): {:.1} GFLOP/s", median(flops));
+    }
+    match &torch {
+        Ok(torch) => println!("PyTorch {} ({})", torch.version, torch.python),
+        Err(reason) => println!("PyTorch: not measured ({reason})"),
+    }
     println!();
     println!("one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy");
     println!(
-        "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10}",
-        "width", "threads", "ours ms", "GFLOP/s", "% of matmul", "PyTorch ms", "speed-up"
+        "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10} {:>17}",
+        "width",
+        "threads",
+        "ours ms",
+        "GFLOP/s",
+        "% of matmul",
+        "PyTorch ms",
+        "speed-up",
+        "speed-up range"
     );
-    for (&threads, &ceiling) in thread_counts.iter().zip(&ceilings) {
-        for &width in &widths {
-            let seconds = our_step_seconds(width, threads);
-            let gflops = step_flops(width) / seconds / 1e9;
-            let torch_seconds = torch
-                .as_ref()
-                .ok()
-                .and_then(|steps| steps.iter().find(|s| s.0 == width && s.1 == threads))
-                .map(|s| s.2);
-            let (torch_column, ratio_column) = match torch_seconds {
-                Some(torch_seconds) => (
-                    format!("{:.3}", torch_seconds * 1e3),
-                    format!("{:.2}×", torch_seconds / seconds),
-                ),
-                None => ("—".to_string(), "—".to_string()),
-            };
-            println!(
-                "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10}",
-                seconds * 1e3,
-                100.0 * gflops / ceiling,
-            );
-        }
+    for (cell, &(threads, width)) in cells.iter().enumerate() {
+        let seconds = median(&ours[cell]);
+        let gflops = step_flops(width) / seconds / 1e9;
+        let ceiling = median(
+            &ceilings[thread_counts
+                .iter()
+                .position(|&t| t == threads)
+                .unwrap_or(0)],
+        );
+        let (torch_column, ratio_column, range_column) = if theirs[cell].is_empty() {
+            ("—".to_string(), "—".to_string(), "—".to_string())
+        } else {
+            let (low, high) = ratios[cell]
+                .iter()
+                .fold((f64::INFINITY, 0.0f64), |(low, high), &r| {
+                    (low.min(r), high.max(r))
+                });
+            (
+                format!("{:.3}", median(&theirs[cell]) * 1e3),
+                format!("{:.2}×", median(&ratios[cell])),
+                format!("{low:.2}–{high:.2}×"),
+            )
+        };
+        println!(
+            "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10} {range_column:>17}",
+            seconds * 1e3,
+            100.0 * gflops / ceiling,
+        );
     }
-    if let Err(reason) = &torch {
-        println!("PyTorch: not measured ({reason})");
-    }
-    println!("speed-up = PyTorch's time per step / ours (above 1 means we are faster)");
+    println!(
+        "speed-up = PyTorch's time per step / ours, the median over rounds of each round's ratio \
+         (above 1 means we are faster); range: the lowest and highest round"
+    );
 
     println!();
     println!("where a step's time goes (ms)");
@@ -259,60 +304,80 @@ fn our_step_seconds(width: usize, threads: usize) -> f64 {
     })
 }
 
-/// (width, threads, seconds per step) from the PyTorch script, or why there are none.
-fn pytorch_steps(widths: &[usize], threads: &[usize]) -> Result<Vec<(usize, usize, f64)>, String> {
-    let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
-        let venv = "/opt/torch-venv/bin/python";
-        if Path::new(venv).exists() {
-            venv.to_string()
-        } else {
-            "python3".to_string()
-        }
-    });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_sgd_step.py");
-    let join = |values: &[usize]| {
-        values
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let output = Command::new(&python)
-        .arg(&script)
-        .args(["--widths", &join(widths), "--threads", &join(threads)])
-        .args(["--batch", &BATCH.to_string()])
-        .args(["--min-seconds", &MIN_SECONDS.to_string()])
-        .output()
-        .map_err(|error| format!("cannot run {python}: {error}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().last().unwrap_or("no message");
-        return Err(format!("{python} {} failed: {last}", script.display()));
-    }
-    let mut steps = Vec::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let record: serde_json::Value = serde_json::from_str(line)
-            .map_err(|error| format!("unreadable line `{line}`: {error}"))?;
-        let field = |name: &str| {
-            record[name]
-                .as_f64()
-                .ok_or_else(|| format!("line `{line}` has no number `{name}`"))
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The PyTorch script kept running (`--serve`), asked for one figure at a time.
+struct PyTorch {
+    python: String,
+    version: String,
+    _child: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+impl PyTorch {
+    /// Starts the script with `$TORCH_PYTHON`, else `/opt/torch-venv/bin/python`, else `python3`,
+    /// and checks that it answers; or says why it cannot.
+    fn start() -> Result<Self, String> {
+        let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
+            let venv = "/opt/torch-venv/bin/python";
+            if Path::new(venv).exists() {
+                venv.to_string()
+            } else {
+                "python3".to_string()
+            }
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_sgd_step.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--serve", "--batch", &BATCH.to_string()])
+            .args(["--min-seconds", &MIN_SECONDS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot run {python}: {error}"))?;
+        let (Some(requests), Some(answers)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(format!("{python} was started without pipes"));
         };
-        steps.push((
-            field("width")? as usize,
-            field("threads")? as usize,
-            field("step_seconds")?,
-        ));
+        let mut torch = Self {
+            python,
+            version: String::new(),
+            _child: child,
+            requests,
+            answers: BufReader::new(answers),
+        };
+        // A tiny request first: it fails fast, with the reason, where torch is missing.
+        let record = torch
+            .ask(1, 16)
+            .map_err(|reason| format!("{} {}: {reason}", torch.python, script.display()))?;
+        torch.version = record["torch_version"].as_str().unwrap_or("?").to_string();
+        Ok(torch)
     }
-    if let Some(version) = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .next()
-        .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .and_then(|record| record["torch_version"].as_str().map(str::to_string))
-    {
-        println!("PyTorch {version} ({python})");
+
+    fn step_seconds(&mut self, threads: usize, width: usize) -> Result<f64, String> {
+        let record = self.ask(threads, width)?;
+        record["step_seconds"]
+            .as_f64()
+            .ok_or_else(|| format!("no step_seconds in {record}"))
     }
-    Ok(steps)
+
+    fn ask(&mut self, threads: usize, width: usize) -> Result<serde_json::Value, String> {
+        writeln!(self.requests, "{threads} {width}")
+            .and_then(|()| self.requests.flush())
+            .map_err(|error| format!("the script stopped reading: {error}"))?;
+        let mut line = String::new();
+        match self.answers.read_line(&mut line) {
+            Ok(0) => Err("the script exited (is torch installed?)".to_string()),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|error| format!("unreadable line `{}`: {error}", line.trim())),
+            Err(error) => Err(format!("cannot read the script's answer: {error}")),
+        }
+    }
 }
 
 /// A trial of the default sweep's shape on 784-dimensional inputs: every phase runs.

@@ -7,7 +7,9 @@ mean cross-entropy loss, plain SGD (lr=0.01, no momentum). A step is
 zero_grad + forward + loss + backward + optimizer.step().
 
 Prints one JSON object per (threads, width) line to stdout and nothing else;
-diagnostics go to stderr.
+diagnostics go to stderr. With --serve it instead reads "threads width" lines
+from stdin and answers each with one such line, so that the benchmark can
+interleave PyTorch's steps with its own on a machine whose speed drifts.
 """
 import argparse
 import json
@@ -63,6 +65,7 @@ def main():
     p.add_argument("--threads", type=int_list, default=[1, 2])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--min-seconds", type=float, default=1.0)
+    p.add_argument("--serve", action="store_true")
     args = p.parse_args()
 
     try:
@@ -70,15 +73,23 @@ def main():
     except RuntimeError as e:  # only allowed once, before any parallel work
         print(f"set_num_interop_threads(1) skipped: {e}", file=sys.stderr)
 
-    for t in args.threads:
+    def answer(t, w):
         torch.set_num_threads(t)
+        secs, n = bench(w, args.batch, args.min_seconds)
+        print(json.dumps({
+            "framework": "pytorch", "torch_version": torch.__version__,
+            "width": w, "threads": t, "batch": args.batch,
+            "step_seconds": secs, "steps": n,
+        }), flush=True)
+
+    if args.serve:
+        for line in sys.stdin:
+            t, w = int_list(line.replace(" ", ","))
+            answer(t, w)
+        return
+    for t in args.threads:
         for w in args.widths:
-            secs, n = bench(w, args.batch, args.min_seconds)
-            print(json.dumps({
-                "framework": "pytorch", "torch_version": torch.__version__,
-                "width": w, "threads": t, "batch": args.batch,
-                "step_seconds": secs, "steps": n,
-            }), flush=True)
+            answer(t, w)
 
 
 if __name__ == "__main__":

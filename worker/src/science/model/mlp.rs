@@ -9,7 +9,7 @@ use proto::{Activation, DataConfig, Init, ModelConfig};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::science::model::matmul::{MatrixView, multiply};
+use crate::science::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
 
 /// Where one dense layer's parameters sit in the flat parameter vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +150,10 @@ impl Mlp {
 
     /// Runs `inputs` (batch × input_dim, row-major) through the network; the logits are then
     /// in [`Workspace::logits`].
+    ///
+    /// Inside, every layer's output is held unit by unit (fan_out × batch): gemm forms W · Xᵀ,
+    /// and later the weight gradient Δᵀ · X, fastest in that orientation when the batch is much
+    /// smaller than a wide layer.
     pub fn forward(
         &self,
         parameters: &[f32],
@@ -170,44 +174,42 @@ impl Mlp {
         for (index, layer) in self.layers.iter().enumerate() {
             let (earlier, current) = workspace.activations.split_at_mut(index);
             let input = if index == 0 {
-                &inputs[..batch * layer.fan_in]
+                MatrixView::row_major(&inputs[..batch * layer.fan_in], batch, layer.fan_in)
+                    .transposed()
             } else {
-                &earlier[index - 1][..batch * layer.fan_in]
+                MatrixView::row_major(
+                    &earlier[index - 1][..layer.fan_in * batch],
+                    layer.fan_in,
+                    batch,
+                )
             };
-            let output = &mut current[0][..batch * layer.fan_out];
-            let bias = layer.bias_range().map(|range| &parameters[range]);
+            let output = &mut current[0][..layer.fan_out * batch];
             let weights = MatrixView::row_major(
                 &parameters[layer.weight_range()],
                 layer.fan_out,
                 layer.fan_in,
             );
-            let input = MatrixView::row_major(input, batch, layer.fan_in);
-            if layer.fan_in >= TRANSPOSED_PRODUCT_MIN_FAN_IN {
-                // gemm runs W · Xᵀ about twice as fast as X · Wᵀ when the batch is much smaller
-                // than a wide layer, so the product is formed transposed (in the backward pass's
-                // buffer, free until then) and turned around while the bias is added.
-                let transposed = &mut workspace.delta[..batch * layer.fan_out];
-                multiply(transposed, weights, input.transposed(), false, self.threads);
-                transpose_adding_bias(transposed, output, batch, layer.fan_out, bias);
-            } else {
-                // A narrow input makes the product cheap; turning it around would cost more.
-                if let Some(bias) = bias {
-                    for row in output.chunks_exact_mut(layer.fan_out) {
-                        row.copy_from_slice(bias);
+            let combine = match layer.bias_range() {
+                Some(range) => {
+                    for (unit, &bias) in output.chunks_exact_mut(batch).zip(&parameters[range]) {
+                        unit.fill(bias);
                     }
+                    Combine::ACCUMULATE
                 }
-                multiply(
-                    output,
-                    input,
-                    weights.transposed(),
-                    bias.is_some(),
-                    self.threads,
-                );
-            }
+                None => Combine::Replace,
+            };
+            multiply_combining(output, weights, input, combine, self.threads);
             if index < last {
                 activate(output, self.activation);
             }
         }
+        let classes = self.classes();
+        transpose(
+            &workspace.activations[last][..classes * batch],
+            &mut workspace.logits[..batch * classes],
+            classes,
+            batch,
+        );
         workspace.batch = batch;
     }
 
@@ -225,80 +227,167 @@ impl Mlp {
             self.parameter_count,
             "gradient vector has the wrong length"
         );
+        self.backward(
+            GradientSink::Store {
+                parameters,
+                gradient,
+            },
+            inputs,
+            labels,
+            workspace,
+        )
+    }
+
+    /// Mean softmax cross-entropy over the batch, with its gradient g folded into `target` as
+    /// the backward pass forms it: `target ← keep · target + g` (a momentum velocity).
+    pub fn loss_and_folded_gradient(
+        &self,
+        parameters: &[f32],
+        inputs: &[f32],
+        labels: &[u32],
+        workspace: &mut Workspace,
+        target: &mut [f32],
+        keep: f32,
+    ) -> f64 {
+        assert_eq!(
+            target.len(),
+            self.parameter_count,
+            "gradient target has the wrong length"
+        );
+        self.backward(
+            GradientSink::Fold {
+                parameters,
+                target,
+                keep,
+            },
+            inputs,
+            labels,
+            workspace,
+        )
+    }
+
+    /// Mean softmax cross-entropy over the batch before one gradient-descent step
+    /// Θ ← Θ − η g, which is taken layer by layer as the backward pass forms g, so that no
+    /// gradient vector is written and read back.
+    pub fn loss_and_descent(
+        &self,
+        parameters: &mut [f32],
+        inputs: &[f32],
+        labels: &[u32],
+        workspace: &mut Workspace,
+        learning_rate: f32,
+    ) -> f64 {
+        self.backward(
+            GradientSink::Descend {
+                parameters,
+                learning_rate,
+            },
+            inputs,
+            labels,
+            workspace,
+        )
+    }
+
+    fn backward(
+        &self,
+        mut sink: GradientSink<'_>,
+        inputs: &[f32],
+        labels: &[u32],
+        workspace: &mut Workspace,
+    ) -> f64 {
         let batch = labels.len();
-        self.forward(parameters, inputs, batch, workspace);
+        self.forward(sink.parameters(), inputs, batch, workspace);
         let last = self.layers.len() - 1;
         let classes = self.classes();
         let Workspace {
             activations,
+            logits,
             delta,
             delta_previous,
+            sent_back,
+            bias_gradient,
             ..
         } = workspace;
 
+        // The output error is held unit by unit (classes × batch), like the activations.
         let scale = 1.0 / batch as f32;
         let mut loss_sum = 0.0f64;
-        let logits = &activations[last][..batch * classes];
-        for ((row_logits, row_delta), &label) in logits
+        let delta_rows = &mut delta[..classes * batch];
+        for (example, (row_logits, &label)) in logits[..batch * classes]
             .chunks_exact(classes)
-            .zip(delta[..batch * classes].chunks_exact_mut(classes))
             .zip(labels)
+            .enumerate()
         {
             let label = label as usize;
             let max = row_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut exp_sum = 0.0f32;
-            for (slot, &logit) in row_delta.iter_mut().zip(row_logits) {
+            for (class, &logit) in row_logits.iter().enumerate() {
                 let shifted = (logit - max).exp();
-                *slot = shifted;
+                delta_rows[class * batch + example] = shifted;
                 exp_sum += shifted;
             }
             loss_sum += f64::from(exp_sum).ln() + f64::from(max) - f64::from(row_logits[label]);
             let normalizer = scale / exp_sum;
-            for slot in row_delta.iter_mut() {
-                *slot *= normalizer;
+            for class in 0..classes {
+                delta_rows[class * batch + example] *= normalizer;
             }
-            row_delta[label] -= scale;
+            delta_rows[label * batch + example] -= scale;
         }
 
         for index in (0..=last).rev() {
             let layer = self.layers[index];
-            let input = if index == 0 {
-                &inputs[..batch * layer.fan_in]
-            } else {
-                &activations[index - 1][..batch * layer.fan_in]
-            };
+            // Δᵀ: fan_out × batch.
             let delta_view =
-                MatrixView::row_major(&delta[..batch * layer.fan_out], batch, layer.fan_out);
-            multiply(
-                &mut gradient[layer.weight_range()],
-                delta_view.transposed(),
-                MatrixView::row_major(input, batch, layer.fan_in),
-                false,
-                self.threads,
-            );
-            if let Some(range) = layer.bias_range() {
-                let bias_gradient = &mut gradient[range];
-                bias_gradient.fill(0.0);
-                for row in delta[..batch * layer.fan_out].chunks_exact(layer.fan_out) {
-                    for (slot, value) in bias_gradient.iter_mut().zip(row) {
-                        *slot += value;
-                    }
-                }
-            }
+                MatrixView::row_major(&delta[..layer.fan_out * batch], layer.fan_out, batch);
+            // The error is sent back through the weights before the sink may change them.
             if index > 0 {
-                let previous = &mut delta_previous[..batch * layer.fan_in];
+                let sent = &mut sent_back[..batch * layer.fan_in];
                 multiply(
-                    previous,
-                    delta_view,
+                    sent,
+                    delta_view.transposed(),
                     MatrixView::row_major(
-                        &parameters[layer.weight_range()],
+                        &sink.parameters()[layer.weight_range()],
                         layer.fan_out,
                         layer.fan_in,
                     ),
                     false,
                     self.threads,
                 );
-                multiply_by_activation_derivative(previous, input, self.activation);
+                transpose_times_activation_derivative(
+                    sent,
+                    &activations[index - 1][..layer.fan_in * batch],
+                    &mut delta_previous[..layer.fan_in * batch],
+                    batch,
+                    self.activation,
+                );
+            }
+            // X: batch × fan_in.
+            let input = if index == 0 {
+                MatrixView::row_major(&inputs[..batch * layer.fan_in], batch, layer.fan_in)
+            } else {
+                MatrixView::row_major(
+                    &activations[index - 1][..layer.fan_in * batch],
+                    layer.fan_in,
+                    batch,
+                )
+                .transposed()
+            };
+            let (target, combine) = sink.weights(&layer);
+            multiply_combining(target, delta_view, input, combine, self.threads);
+            if let Some(range) = layer.bias_range() {
+                let sums = &mut bias_gradient[..layer.fan_out];
+                for (sum, unit) in sums
+                    .iter_mut()
+                    .zip(delta[..layer.fan_out * batch].chunks_exact(batch))
+                {
+                    *sum = 0.0;
+                    for value in unit {
+                        *sum += value;
+                    }
+                }
+                sink.fold_biases(range, sums);
+            }
+            if index > 0 {
                 std::mem::swap(delta, delta_previous);
             }
         }
@@ -306,25 +395,121 @@ impl Mlp {
     }
 }
 
-/// Fan-in from which a layer's forward product is formed as W · Xᵀ (see [`Mlp::forward`]).
-const TRANSPOSED_PRODUCT_MIN_FAN_IN: usize = 128;
+/// Where a backward pass puts each layer's gradient as soon as it is formed.
+enum GradientSink<'a> {
+    /// `gradient = g`
+    Store {
+        parameters: &'a [f32],
+        gradient: &'a mut [f32],
+    },
+    /// `target = keep · target + g`
+    Fold {
+        parameters: &'a [f32],
+        target: &'a mut [f32],
+        keep: f32,
+    },
+    /// `parameters = parameters − η g`
+    Descend {
+        parameters: &'a mut [f32],
+        learning_rate: f32,
+    },
+}
 
-/// `output` (batch × units, row-major) = `transposed`ᵀ (units × batch) + bias, in tiles of units
-/// so that the strided reads stay in cache.
-fn transpose_adding_bias(
-    transposed: &[f32],
-    output: &mut [f32],
+impl GradientSink<'_> {
+    fn parameters(&self) -> &[f32] {
+        match self {
+            Self::Store { parameters, .. } | Self::Fold { parameters, .. } => parameters,
+            Self::Descend { parameters, .. } => parameters,
+        }
+    }
+
+    /// The slice a layer's weight gradient goes to, and how it is combined there.
+    fn weights(&mut self, layer: &LayerShape) -> (&mut [f32], Combine) {
+        let range = layer.weight_range();
+        match self {
+            Self::Store { gradient, .. } => (&mut gradient[range], Combine::Replace),
+            Self::Fold { target, keep, .. } => (
+                &mut target[range],
+                Combine::Fold {
+                    keep: *keep,
+                    scale: 1.0,
+                },
+            ),
+            Self::Descend {
+                parameters,
+                learning_rate,
+            } => (
+                &mut parameters[range],
+                Combine::Fold {
+                    keep: 1.0,
+                    scale: -*learning_rate,
+                },
+            ),
+        }
+    }
+
+    fn fold_biases(&mut self, range: Range<usize>, gradient: &[f32]) {
+        match self {
+            Self::Store { gradient: all, .. } => all[range].copy_from_slice(gradient),
+            Self::Fold { target, keep, .. } => {
+                for (slot, value) in target[range].iter_mut().zip(gradient) {
+                    *slot = *keep * *slot + value;
+                }
+            }
+            Self::Descend {
+                parameters,
+                learning_rate,
+            } => {
+                for (slot, value) in parameters[range].iter_mut().zip(gradient) {
+                    *slot -= *learning_rate * value;
+                }
+            }
+        }
+    }
+}
+
+/// Rows × columns handled at a time by the transposes, so that strided reads stay in cache.
+const TRANSPOSE_TILE: usize = 32;
+
+/// `output` (cols × rows, row-major) = `input` (rows × cols, row-major) transposed.
+fn transpose(input: &[f32], output: &mut [f32], rows: usize, cols: usize) {
+    for row_start in (0..rows).step_by(TRANSPOSE_TILE) {
+        let row_end = (row_start + TRANSPOSE_TILE).min(rows);
+        for col in 0..cols {
+            for row in row_start..row_end {
+                output[col * rows + row] = input[row * cols + col];
+            }
+        }
+    }
+}
+
+/// `delta` (units × batch) = `sent_back` (batch × units) transposed, times σ'(z) expressed
+/// through the activations a = σ(z) (units × batch).
+fn transpose_times_activation_derivative(
+    sent_back: &[f32],
+    activated: &[f32],
+    delta: &mut [f32],
     batch: usize,
-    units: usize,
-    bias: Option<&[f32]>,
+    activation: Activation,
 ) {
-    const TILE: usize = 32;
-    for tile_start in (0..units).step_by(TILE) {
-        let tile = tile_start..(tile_start + TILE).min(units);
-        for (example, row) in output.chunks_exact_mut(units).enumerate() {
-            for unit in tile.clone() {
-                let shift = bias.map_or(0.0, |bias| bias[unit]);
-                row[unit] = transposed[unit * batch + example] + shift;
+    let units = delta.len() / batch.max(1);
+    for unit_start in (0..units).step_by(TRANSPOSE_TILE) {
+        let unit_end = (unit_start + TRANSPOSE_TILE).min(units);
+        for example in 0..batch {
+            for unit in unit_start..unit_end {
+                let at = unit * batch + example;
+                let value = sent_back[example * units + unit];
+                let a = activated[at];
+                delta[at] = match activation {
+                    Activation::Relu => {
+                        if a <= 0.0 {
+                            0.0
+                        } else {
+                            value
+                        }
+                    }
+                    Activation::Tanh => value * (1.0 - a * a),
+                };
             }
         }
     }
@@ -334,10 +519,9 @@ fn transpose_adding_bias(
 fn activate(values: &mut [f32], activation: Activation) {
     match activation {
         Activation::Relu => {
+            // A select rather than a conditional store, so that the loop vectorises.
             for value in values {
-                if *value < 0.0 {
-                    *value = 0.0;
-                }
+                *value = if *value < 0.0 { 0.0 } else { *value };
             }
         }
         Activation::Tanh => {
@@ -348,32 +532,22 @@ fn activate(values: &mut [f32], activation: Activation) {
     }
 }
 
-/// Multiplies back-propagated values by σ'(z), expressed through the activation a = σ(z).
-fn multiply_by_activation_derivative(delta: &mut [f32], activated: &[f32], activation: Activation) {
-    match activation {
-        Activation::Relu => {
-            for (slot, &value) in delta.iter_mut().zip(activated) {
-                if value <= 0.0 {
-                    *slot = 0.0;
-                }
-            }
-        }
-        Activation::Tanh => {
-            for (slot, &value) in delta.iter_mut().zip(activated) {
-                *slot *= 1.0 - value * value;
-            }
-        }
-    }
-}
-
 /// Buffers for the forward and backward passes of batches of up to `capacity` examples,
 /// allocated once so that a training step allocates nothing.
 #[derive(Debug, Clone)]
 pub struct Workspace {
-    /// Output of every layer (after the activation for hidden layers; logits for the last).
+    /// Output of every layer, unit by unit (fan_out × batch): after the activation for hidden
+    /// layers, logits for the last.
     activations: Vec<Vec<f32>>,
+    /// The logits example by example (batch × classes).
+    logits: Vec<f32>,
+    /// Back-propagated errors, unit by unit.
     delta: Vec<f32>,
     delta_previous: Vec<f32>,
+    /// Errors sent back through a layer's weights, example by example (batch × fan_in).
+    sent_back: Vec<f32>,
+    /// One layer's bias gradient, summed over the batch.
+    bias_gradient: Vec<f32>,
     capacity: usize,
     batch: usize,
 }
@@ -387,8 +561,11 @@ impl Workspace {
                 .iter()
                 .map(|layer| vec![0.0; capacity * layer.fan_out])
                 .collect(),
+            logits: vec![0.0; capacity * mlp.classes()],
             delta: vec![0.0; capacity * widest],
             delta_previous: vec![0.0; capacity * widest],
+            sent_back: vec![0.0; capacity * widest],
+            bias_gradient: vec![0.0; widest],
             capacity,
             batch: 0,
         }
@@ -400,9 +577,8 @@ impl Workspace {
 
     /// The logits (batch × classes, row-major) of the last forward pass.
     pub fn logits(&self) -> &[f32] {
-        let last = &self.activations[self.activations.len() - 1];
-        let classes = last.len() / self.capacity.max(1);
-        &last[..self.batch * classes]
+        let classes = self.logits.len() / self.capacity.max(1);
+        &self.logits[..self.batch * classes]
     }
 }
 
@@ -526,28 +702,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn wide_layers_formed_transposed_give_the_reference_logits() {
-        // Fan-ins of 150 and 140 take the W · Xᵀ path; 37 examples and 140 units are not
-        // multiples of the transpose's tile.
+    /// A network whose products are cut into several bands along rows and along columns (see
+    /// `matmul`), with 37 examples and 140 units, not multiples of the transposes' tile.
+    fn banded_network(bias: bool) -> (Mlp, Vec<f32>, Vec<f32>, Vec<u32>) {
         let (input_dim, width, classes, batch) = (150, 140, 3, 37);
-        for bias in [false, true] {
-            let mlp = Mlp::new(input_dim, width, classes, 3, Activation::Tanh, bias);
-            let mut rng = stream(5, Stream::Init);
-            let mut parameters = mlp.initialize(Init::Lecun, &mut rng);
-            for layer in mlp.layers() {
-                if let Some(range) = layer.bias_range() {
-                    for value in &mut parameters[range] {
-                        *value = rng.random_range(-0.5..0.5);
-                    }
+        let mlp = Mlp::new(input_dim, width, classes, 3, Activation::Tanh, bias);
+        let mut rng = stream(5, Stream::Init);
+        let mut parameters = mlp.initialize(Init::Lecun, &mut rng);
+        for layer in mlp.layers() {
+            if let Some(range) = layer.bias_range() {
+                for value in &mut parameters[range] {
+                    *value = rng.random_range(-0.5..0.5);
                 }
             }
-            let inputs: Vec<f32> = (0..batch * input_dim)
-                .map(|_| rng.sample(StandardNormal))
-                .collect();
-            let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
+        }
+        let inputs: Vec<f32> = (0..batch * input_dim)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let labels: Vec<u32> = (0..batch).map(|i| (i % classes) as u32).collect();
+        (mlp, parameters, inputs, labels)
+    }
+
+    #[test]
+    fn products_cut_into_bands_give_the_reference_logits_and_gradient() {
+        for bias in [false, true] {
+            let (mlp, parameters, inputs, labels) = banded_network(bias);
+            let batch = labels.len();
             let mut workspace = Workspace::new(&mlp, batch);
-            mlp.forward(&parameters, &inputs, batch, &mut workspace);
+            let mut gradient = vec![0.0f32; mlp.parameter_count()];
+            mlp.loss_and_gradient(&parameters, &inputs, &labels, &mut workspace, &mut gradient);
             let parameters64: Vec<f64> = parameters.iter().map(|&v| f64::from(v)).collect();
             let inputs64: Vec<f64> = inputs.iter().map(|&v| f64::from(v)).collect();
             let (_, expected_logits) =
@@ -562,6 +745,70 @@ mod tests {
                     "logit {got} vs {want}"
                 );
             }
+            // Every 397th parameter: all layers, weights and biases, and every band.
+            let step = 1e-6;
+            for index in (0..mlp.parameter_count()).step_by(397) {
+                let mut shifted = parameters64.clone();
+                shifted[index] += step;
+                let (above, _) =
+                    reference_loss(&mlp, &shifted, &inputs64, &labels, Activation::Tanh);
+                shifted[index] -= 2.0 * step;
+                let (below, _) =
+                    reference_loss(&mlp, &shifted, &inputs64, &labels, Activation::Tanh);
+                let numerical = (above - below) / (2.0 * step);
+                let analytic = f64::from(gradient[index]);
+                assert!(
+                    (analytic - numerical).abs() <= 1e-4 + 1e-3 * numerical.abs(),
+                    "bias {bias}: parameter {index}: analytic {analytic} vs numerical {numerical}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn descent_and_folding_apply_the_gradient_the_backward_pass_forms() {
+        let (mlp, parameters, inputs, labels) = banded_network(true);
+        let mut workspace = Workspace::new(&mlp, labels.len());
+        let mut gradient = vec![0.0f32; mlp.parameter_count()];
+        let loss =
+            mlp.loss_and_gradient(&parameters, &inputs, &labels, &mut workspace, &mut gradient);
+
+        let learning_rate = 0.3;
+        let mut descended = parameters.clone();
+        let descent_loss = mlp.loss_and_descent(
+            &mut descended,
+            &inputs,
+            &labels,
+            &mut workspace,
+            learning_rate,
+        );
+        assert_eq!(descent_loss, loss, "the loss is taken before the step");
+        let momentum = 0.9;
+        let velocity: Vec<f32> = (0..mlp.parameter_count())
+            .map(|i| (i as f32 * 0.013).sin())
+            .collect();
+        let mut folded = velocity.clone();
+        mlp.loss_and_folded_gradient(
+            &parameters,
+            &inputs,
+            &labels,
+            &mut workspace,
+            &mut folded,
+            momentum,
+        );
+        for index in 0..mlp.parameter_count() {
+            let want = f64::from(parameters[index]) - 0.3 * f64::from(gradient[index]);
+            let got = f64::from(descended[index]);
+            assert!(
+                (got - want).abs() < 1e-6,
+                "parameter {index}: {got} vs {want}"
+            );
+            let want = 0.9 * f64::from(velocity[index]) + f64::from(gradient[index]);
+            let got = f64::from(folded[index]);
+            assert!(
+                (got - want).abs() < 1e-6,
+                "velocity {index}: {got} vs {want}"
+            );
         }
     }
 

@@ -83,13 +83,19 @@ impl NoiseScales {
     /// Adds one draw of ξ to `gradient`, coordinates in order (the same draws as before the forms
     /// existed, for the per-coordinate form, so earlier results reproduce).
     pub fn add_to(&self, gradient: &mut [f32], rng: &mut impl Rng) {
+        self.add_scaled_to(gradient, 1.0, rng);
+    }
+
+    /// Adds `factor` · ξ for one draw of ξ, coordinates in order as [`Self::add_to`] draws them.
+    pub fn add_scaled_to(&self, values: &mut [f32], factor: f32, rng: &mut impl Rng) {
         for (range, sigma) in &self.blocks {
-            let Some(block) = gradient.get_mut(range.clone()) else {
+            let Some(block) = values.get_mut(range.clone()) else {
                 continue;
             };
+            let scale = factor * sigma;
             for value in block {
                 let draw: f32 = rng.sample(StandardNormal);
-                *value += sigma * draw;
+                *value += scale * draw;
             }
         }
     }

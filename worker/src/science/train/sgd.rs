@@ -74,7 +74,6 @@ pub struct NoisySgd<'d> {
     workspace: Workspace,
     batch_inputs: Vec<f32>,
     batch_labels: Vec<u32>,
-    gradient: Vec<f32>,
     velocity: Vec<f32>,
 }
 
@@ -107,7 +106,6 @@ impl<'d> NoisySgd<'d> {
             workspace: Workspace::new(mlp, capacity),
             batch_inputs: vec![0.0; settings.batch_size * dataset.dim],
             batch_labels: vec![0; settings.batch_size],
-            gradient: vec![0.0; mlp.parameter_count()],
             velocity,
         }
     }
@@ -126,38 +124,42 @@ impl<'d> NoisySgd<'d> {
                 .copy_from_slice(self.dataset.input(example));
             self.batch_labels[slot] = self.dataset.labels[example];
         }
-        let batch_loss = mlp.loss_and_gradient(
-            parameters,
-            &self.batch_inputs,
-            &self.batch_labels,
-            &mut self.workspace,
-            &mut self.gradient,
-        );
-
         let SgdSettings {
             learning_rate,
             momentum,
             ..
         } = self.settings;
-        self.noise_scales
-            .add_to(&mut self.gradient, &mut self.noise);
-        let mut parameters_finite = true;
-        if momentum > 0.0 {
-            for ((parameter, velocity), &gradient) in parameters
-                .iter_mut()
-                .zip(&mut self.velocity)
-                .zip(&self.gradient)
-            {
-                *velocity = momentum * *velocity + gradient;
-                *parameter -= learning_rate * *velocity;
-                parameters_finite &= parameter.is_finite();
+        // The gradient is folded into the velocity or the parameters as the backward pass forms
+        // it; the noise follows: v ← μ v + g + ξ, or Θ ← Θ − η g − η ξ.
+        let (batch_loss, parameters_finite) = if momentum > 0.0 {
+            let batch_loss = mlp.loss_and_folded_gradient(
+                parameters,
+                &self.batch_inputs,
+                &self.batch_labels,
+                &mut self.workspace,
+                &mut self.velocity,
+                momentum,
+            );
+            self.noise_scales
+                .add_scaled_to(&mut self.velocity, 1.0, &mut self.noise);
+            let mut finite = true;
+            for (parameter, &velocity) in parameters.iter_mut().zip(&self.velocity) {
+                *parameter -= learning_rate * velocity;
+                finite &= parameter.is_finite();
             }
+            (batch_loss, finite)
         } else {
-            for (parameter, &gradient) in parameters.iter_mut().zip(&self.gradient) {
-                *parameter -= learning_rate * gradient;
-                parameters_finite &= parameter.is_finite();
-            }
-        }
+            let batch_loss = mlp.loss_and_descent(
+                parameters,
+                &self.batch_inputs,
+                &self.batch_labels,
+                &mut self.workspace,
+                learning_rate,
+            );
+            self.noise_scales
+                .add_scaled_to(parameters, -learning_rate, &mut self.noise);
+            (batch_loss, all_finite(parameters))
+        };
         StepReport {
             batch_loss,
             parameters_finite,
@@ -165,10 +167,43 @@ impl<'d> NoisySgd<'d> {
     }
 }
 
+/// Whether every value is finite, in one vectorisable pass: x · 0 is 0 for a finite x and NaN
+/// for an infinite or NaN one, and a NaN survives any sum.
+fn all_finite(values: &[f32]) -> bool {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let remainder = chunks.remainder();
+    for chunk in chunks {
+        for (sum, &value) in sums.iter_mut().zip(chunk) {
+            *sum += value * 0.0;
+        }
+    }
+    for (sum, &value) in sums.iter_mut().zip(remainder) {
+        *sum += value * 0.0;
+    }
+    sums.iter().all(|&sum| sum == 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::science::rng::{Stream, stream};
+
+    #[test]
+    fn a_single_infinite_or_nan_value_is_found_in_any_lane() {
+        for len in [0, 5, 16, 37] {
+            let finite: Vec<f32> = (0..len).map(|i| i as f32 * 1e30 - 1e31).collect();
+            assert!(all_finite(&finite), "{len} finite values");
+            for at in 0..len {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut values = finite.clone();
+                    values[at] = bad;
+                    assert!(!all_finite(&values), "{bad} at {at} of {len}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_epoch_visits_each_example_once() {
