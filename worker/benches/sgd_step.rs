@@ -11,8 +11,8 @@
 //!   whole trials.
 //!
 //! Each figure is measured in `SGD_STEP_ROUNDS` rounds (default 3), ours right after PyTorch's,
-//! and medians over rounds are printed: the machine's speed drifts by tens of percent over
-//! minutes when its host is busy. `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the
+//! because the machine's speed drifts by tens of percent over minutes when its host is busy. Two
+//! tables follow: medians over rounds, and the best step of all (the undisturbed speed). `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the
 //! grid.
 
 use std::io::{BufRead, BufReader, Write};
@@ -37,7 +37,7 @@ use worker::science::{SilentObserver, run_trial_with_threads};
 const INPUT: usize = 784;
 const CLASSES: usize = 10;
 const BATCH: usize = 128;
-/// Each figure is the median of at least this much timing.
+/// Each timing repeats its work for at least this long.
 const MIN_SECONDS: f64 = 1.0;
 
 fn main() {
@@ -46,7 +46,7 @@ fn main() {
     let rounds = list_from_env("SGD_STEP_ROUNDS", &[3])[0].max(1);
 
     // The machine's speed drifts (it shares its host), so every figure is taken in each of
-    // several rounds, ours right after PyTorch's, and the medians over rounds are printed.
+    // several rounds, ours right after PyTorch's.
     let mut torch = PyTorch::start();
     let cells: Vec<(usize, usize)> = thread_counts
         .iter()
@@ -55,80 +55,99 @@ fn main() {
     let mut ceilings = vec![Vec::new(); thread_counts.len()];
     let mut ours = vec![Vec::new(); cells.len()];
     let mut theirs = vec![Vec::new(); cells.len()];
-    let mut ratios = vec![Vec::new(); cells.len()];
     for _ in 0..rounds {
         for (slot, &threads) in thread_counts.iter().enumerate() {
-            ceilings[slot].push(matmul_gflops(threads));
+            ceilings[slot].push(matmul_timing(threads));
         }
         for (cell, &(threads, width)) in cells.iter().enumerate() {
-            let torch_seconds = torch
-                .as_mut()
-                .ok()
-                .and_then(|torch| torch.step_seconds(threads, width).ok());
-            let seconds = our_step_seconds(width, threads);
-            ours[cell].push(seconds);
-            if let Some(torch_seconds) = torch_seconds {
-                theirs[cell].push(torch_seconds);
-                ratios[cell].push(torch_seconds / seconds);
+            if let Ok(torch) = torch.as_mut()
+                && let Ok(step) = torch.step(threads, width)
+            {
+                theirs[cell].push(step);
             }
+            ours[cell].push(our_step(width, threads));
         }
     }
 
-    println!(
-        "matrix multiply ceiling (one 1024×4096 · 4096×4096 product, f32, median of {rounds} rounds)"
-    );
-    for (&threads, flops) in thread_counts.iter().zip(&ceilings) {
-        println!("  {threads} thread(s): {:.1} GFLOP/s", median(flops));
-    }
     match &torch {
         Ok(torch) => println!("PyTorch {} ({})", torch.version, torch.python),
         Err(reason) => println!("PyTorch: not measured ({reason})"),
     }
-    println!();
-    println!("one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy");
     println!(
-        "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10} {:>17}",
-        "width",
-        "threads",
-        "ours ms",
-        "GFLOP/s",
-        "% of matmul",
-        "PyTorch ms",
-        "speed-up",
-        "speed-up range"
+        "one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy, {rounds} rounds"
     );
-    for (cell, &(threads, width)) in cells.iter().enumerate() {
-        let seconds = median(&ours[cell]);
-        let gflops = step_flops(width) / seconds / 1e9;
-        let ceiling = median(
-            &ceilings[thread_counts
+    for (statistic, pick) in [
+        ("median", (|t: &Timing| t.median) as fn(&Timing) -> f64),
+        ("best", |t: &Timing| t.best),
+    ] {
+        println!();
+        let summary = |timings: &[Timing]| -> f64 {
+            let values: Vec<f64> = timings.iter().map(pick).collect();
+            if statistic == "best" {
+                values.iter().copied().fold(f64::INFINITY, f64::min)
+            } else {
+                median(&values)
+            }
+        };
+        let ceiling_column: Vec<String> = thread_counts
+            .iter()
+            .zip(&ceilings)
+            .map(|(threads, timings)| {
+                format!("{:.1} on {threads}", MATMUL_FLOPS / summary(timings) / 1e9)
+            })
+            .collect();
+        println!(
+            "{statistic} step time; matrix-multiply ceiling (one 1024×4096 · 4096×4096 product), \
+             GFLOP/s: {}",
+            ceiling_column.join(", ")
+        );
+        println!(
+            "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10} {:>16}",
+            "width",
+            "threads",
+            "ours ms",
+            "GFLOP/s",
+            "% of matmul",
+            "PyTorch ms",
+            "speed-up",
+            "rounds' range"
+        );
+        for (cell, &(threads, width)) in cells.iter().enumerate() {
+            let seconds = summary(&ours[cell]);
+            let gflops = step_flops(width) / seconds / 1e9;
+            let slot = thread_counts
                 .iter()
                 .position(|&t| t == threads)
-                .unwrap_or(0)],
-        );
-        let (torch_column, ratio_column, range_column) = if theirs[cell].is_empty() {
-            ("—".to_string(), "—".to_string(), "—".to_string())
-        } else {
-            let (low, high) = ratios[cell]
-                .iter()
-                .fold((f64::INFINITY, 0.0f64), |(low, high), &r| {
-                    (low.min(r), high.max(r))
-                });
-            (
-                format!("{:.3}", median(&theirs[cell]) * 1e3),
-                format!("{:.2}×", median(&ratios[cell])),
-                format!("{low:.2}–{high:.2}×"),
-            )
-        };
-        println!(
-            "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10} {range_column:>17}",
-            seconds * 1e3,
-            100.0 * gflops / ceiling,
-        );
+                .unwrap_or(0);
+            let ceiling = MATMUL_FLOPS / summary(&ceilings[slot]) / 1e9;
+            let (torch_column, ratio_column, range_column) = if theirs[cell].is_empty() {
+                ("—".to_string(), "—".to_string(), "—".to_string())
+            } else {
+                let torch_seconds = summary(&theirs[cell]);
+                let ratios: Vec<f64> = theirs[cell]
+                    .iter()
+                    .zip(&ours[cell])
+                    .map(|(theirs, ours)| pick(theirs) / pick(ours))
+                    .collect();
+                let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                let high = ratios.iter().copied().fold(0.0, f64::max);
+                (
+                    format!("{:.3}", torch_seconds * 1e3),
+                    format!("{:.2}×", torch_seconds / seconds),
+                    format!("{low:.2}–{high:.2}×"),
+                )
+            };
+            println!(
+                "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10} {range_column:>16}",
+                seconds * 1e3,
+                100.0 * gflops / ceiling,
+            );
+        }
     }
     println!(
-        "speed-up = PyTorch's time per step / ours, the median over rounds of each round's ratio \
-         (above 1 means we are faster); range: the lowest and highest round"
+        "median: of each side's per-round medians; best: the fastest step of all rounds, the work \
+         undisturbed by whatever else the host runs. speed-up = PyTorch's time / ours (above 1 \
+         means we are faster); rounds' range: the lowest and highest ratio of one round's figures"
     );
 
     println!();
@@ -207,8 +226,15 @@ fn step_flops(width: usize) -> f64 {
         .sum()
 }
 
-/// Median of repeated timings of `run`, after two untimed warm-up calls.
-fn median_seconds(mut run: impl FnMut()) -> f64 {
+/// Repeated timings of one piece of work: their median, and the best (the work undisturbed).
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    median: f64,
+    best: f64,
+}
+
+/// Times `run` repeatedly for at least [`MIN_SECONDS`], after two untimed warm-up calls.
+fn timing(mut run: impl FnMut()) -> Timing {
     run();
     run();
     let mut times = Vec::new();
@@ -218,16 +244,23 @@ fn median_seconds(mut run: impl FnMut()) -> f64 {
         run();
         times.push(one.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Timing {
+        median: median(&times),
+        best: times.iter().copied().fold(f64::INFINITY, f64::min),
+    }
 }
 
-fn matmul_gflops(threads: usize) -> f64 {
+fn median_seconds(run: impl FnMut()) -> f64 {
+    timing(run).median
+}
+
+/// Seconds of one 1024×4096 · 4096×4096 product on `threads` threads.
+fn matmul_timing(threads: usize) -> Timing {
     let (rows, inner, cols) = (1024, 4096, 4096);
     let lhs = random_vector(rows * inner, 1);
     let rhs = random_vector(inner * cols, 2);
     let mut output = vec![0.0f32; rows * cols];
-    let seconds = median_seconds(|| {
+    timing(|| {
         multiply(
             &mut output,
             MatrixView::row_major(&lhs, rows, inner),
@@ -235,9 +268,10 @@ fn matmul_gflops(threads: usize) -> f64 {
             false,
             threads,
         )
-    });
-    2.0 * (rows * inner * cols) as f64 / seconds / 1e9
+    })
 }
+
+const MATMUL_FLOPS: f64 = 2.0 * 1024.0 * 4096.0 * 4096.0;
 
 fn random_vector(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = stream(seed, Stream::TrainInputs);
@@ -280,11 +314,11 @@ fn step_phases(width: usize, threads: usize) -> StepPhases {
     StepPhases {
         forward,
         forward_backward,
-        step: our_step_seconds(width, threads),
+        step: our_step(width, threads).median,
     }
 }
 
-fn our_step_seconds(width: usize, threads: usize) -> f64 {
+fn our_step(width: usize, threads: usize) -> Timing {
     let (mlp, dataset, mut parameters) = step_network(width, threads);
     let settings = SgdSettings {
         learning_rate: 0.01,
@@ -299,7 +333,7 @@ fn our_step_seconds(width: usize, threads: usize) -> f64 {
         stream(3, Stream::BatchOrder),
         stream(3, Stream::TrainingNoise),
     );
-    median_seconds(|| {
+    timing(|| {
         sgd.step(&mlp, &mut parameters);
     })
 }
@@ -359,11 +393,17 @@ impl PyTorch {
         Ok(torch)
     }
 
-    fn step_seconds(&mut self, threads: usize, width: usize) -> Result<f64, String> {
+    fn step(&mut self, threads: usize, width: usize) -> Result<Timing, String> {
         let record = self.ask(threads, width)?;
-        record["step_seconds"]
-            .as_f64()
-            .ok_or_else(|| format!("no step_seconds in {record}"))
+        let field = |name: &str| {
+            record[name]
+                .as_f64()
+                .ok_or_else(|| format!("no {name} in {record}"))
+        };
+        Ok(Timing {
+            median: field("step_seconds")?,
+            best: field("best_step_seconds")?,
+        })
     }
 
     fn ask(&mut self, threads: usize, width: usize) -> Result<serde_json::Value, String> {
