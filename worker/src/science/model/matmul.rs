@@ -327,8 +327,9 @@ mod tests {
 
     #[test]
     fn a_fold_scales_the_output_and_the_product() {
-        // 130 × 150 outputs are cut into bands of columns; 150 × 130 into bands of rows.
-        for (rows, inner, cols) in [(130, 70, 150), (150, 70, 130)] {
+        // 260 × 300 outputs are cut into bands of columns, 300 × 260 into bands of rows; both
+        // are large enough to be shared between threads.
+        for (rows, inner, cols) in [(260, 130, 300), (300, 130, 260)] {
             let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
             let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
             let start: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.11).cos()).collect();
@@ -372,7 +373,8 @@ mod tests {
 
     #[test]
     fn products_are_bit_identical_whatever_the_number_of_threads() {
-        let (rows, inner, cols) = (150, 700, 300);
+        // Eight bands of columns, shared between threads.
+        let (rows, inner, cols) = (150, 700, 600);
         let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
         let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
         let product = |threads| {
