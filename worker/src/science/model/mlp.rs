@@ -630,12 +630,8 @@ mod tests {
         (total / labels.len() as f64, all_logits)
     }
 
-    fn check_gradient(depth: usize, activation: Activation, bias: bool) {
-        let (input_dim, width, classes, batch) = (4, 5, 3, 6);
-        let mlp = Mlp::new(input_dim, width, classes, depth, activation, bias);
-        let mut rng = stream(11 + depth as u64, Stream::Init);
-        let mut parameters = mlp.initialize(Init::He, &mut rng);
-        // Non-zero biases, so that their gradient path is exercised away from zero.
+    /// Non-zero biases, so that their gradient path is exercised away from zero.
+    fn randomize_biases(mlp: &Mlp, parameters: &mut [f32], rng: &mut impl Rng) {
         for layer in mlp.layers() {
             if let Some(range) = layer.bias_range() {
                 for value in &mut parameters[range] {
@@ -643,6 +639,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn check_gradient(depth: usize, activation: Activation, bias: bool) {
+        let (input_dim, width, classes, batch) = (4, 5, 3, 6);
+        let mlp = Mlp::new(input_dim, width, classes, depth, activation, bias);
+        let mut rng = stream(11 + depth as u64, Stream::Init);
+        let mut parameters = mlp.initialize(Init::He, &mut rng);
+        randomize_biases(&mlp, &mut parameters, &mut rng);
         let inputs: Vec<f32> = (0..batch * input_dim)
             .map(|_| rng.sample(StandardNormal))
             .collect();
@@ -675,18 +679,43 @@ mod tests {
             );
         }
 
+        assert_gradient_matches_central_differences(
+            &mlp,
+            &parameters64,
+            &inputs64,
+            &labels,
+            activation,
+            &gradient,
+            1,
+            &format!("depth {depth} {activation:?} bias {bias}"),
+        );
+    }
+
+    /// Every `stride`-th parameter's gradient against a central difference of the f64
+    /// reference loss.
+    #[allow(clippy::too_many_arguments)]
+    fn assert_gradient_matches_central_differences(
+        mlp: &Mlp,
+        parameters: &[f64],
+        inputs: &[f64],
+        labels: &[u32],
+        activation: Activation,
+        gradient: &[f32],
+        stride: usize,
+        context: &str,
+    ) {
         let step = 1e-6;
-        for index in 0..mlp.parameter_count() {
-            let mut shifted = parameters64.clone();
+        for index in (0..mlp.parameter_count()).step_by(stride) {
+            let mut shifted = parameters.to_vec();
             shifted[index] += step;
-            let (above, _) = reference_loss(&mlp, &shifted, &inputs64, &labels, activation);
+            let (above, _) = reference_loss(mlp, &shifted, inputs, labels, activation);
             shifted[index] -= 2.0 * step;
-            let (below, _) = reference_loss(&mlp, &shifted, &inputs64, &labels, activation);
+            let (below, _) = reference_loss(mlp, &shifted, inputs, labels, activation);
             let numerical = (above - below) / (2.0 * step);
             let analytic = f64::from(gradient[index]);
             assert!(
                 (analytic - numerical).abs() <= 1e-4 + 1e-3 * numerical.abs(),
-                "depth {depth} {activation:?} bias {bias}: parameter {index}: analytic {analytic} vs numerical {numerical}"
+                "{context}: parameter {index}: analytic {analytic} vs numerical {numerical}"
             );
         }
     }
@@ -709,13 +738,7 @@ mod tests {
         let mlp = Mlp::new(input_dim, width, classes, 3, Activation::Tanh, bias);
         let mut rng = stream(5, Stream::Init);
         let mut parameters = mlp.initialize(Init::Lecun, &mut rng);
-        for layer in mlp.layers() {
-            if let Some(range) = layer.bias_range() {
-                for value in &mut parameters[range] {
-                    *value = rng.random_range(-0.5..0.5);
-                }
-            }
-        }
+        randomize_biases(&mlp, &mut parameters, &mut rng);
         let inputs: Vec<f32> = (0..batch * input_dim)
             .map(|_| rng.sample(StandardNormal))
             .collect();
@@ -746,22 +769,16 @@ mod tests {
                 );
             }
             // Every 397th parameter: all layers, weights and biases, and every band.
-            let step = 1e-6;
-            for index in (0..mlp.parameter_count()).step_by(397) {
-                let mut shifted = parameters64.clone();
-                shifted[index] += step;
-                let (above, _) =
-                    reference_loss(&mlp, &shifted, &inputs64, &labels, Activation::Tanh);
-                shifted[index] -= 2.0 * step;
-                let (below, _) =
-                    reference_loss(&mlp, &shifted, &inputs64, &labels, Activation::Tanh);
-                let numerical = (above - below) / (2.0 * step);
-                let analytic = f64::from(gradient[index]);
-                assert!(
-                    (analytic - numerical).abs() <= 1e-4 + 1e-3 * numerical.abs(),
-                    "bias {bias}: parameter {index}: analytic {analytic} vs numerical {numerical}"
-                );
-            }
+            assert_gradient_matches_central_differences(
+                &mlp,
+                &parameters64,
+                &inputs64,
+                &labels,
+                Activation::Tanh,
+                &gradient,
+                397,
+                &format!("banded network, bias {bias}"),
+            );
         }
     }
 
