@@ -1,6 +1,7 @@
 //! The headline figure: every bound's generalization-gap estimate and the measured gaps against
 //! width, on log-log axes, each a line through the means over seeds with ±1 sd error bars.
 
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::SweepReport;
@@ -258,9 +259,18 @@ fn draw_stay_vs_noise<Backend: DrawingBackend>(
             }))
             .map_err(|error| error.to_string())?;
     }
+    finish_with_legend(&mut chart, &root, SeriesLabelPosition::UpperRight)
+}
+
+/// Draws the chart's legend at `position` on a translucent white box, then finishes the figure.
+pub(super) fn finish_with_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, Shift>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

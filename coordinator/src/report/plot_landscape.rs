@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::plot::WIDTH_COLORS;
+use super::plot::{WIDTH_COLORS, finish_with_legend};
 use crate::store::StoredSlice;
 
 /// Contour levels drawn, evenly spaced in log loss between the grid's extremes.
@@ -223,14 +223,7 @@ fn draw_landscape<Backend: DrawingBackend>(
         .map_err(|error| error.to_string())?
         .label("Θ̂, the trained point")
         .legend(|(x, y)| Cross::new((x + 10, y), 5, RED.stroke_width(3)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|error| error.to_string())?;
-    root.present().map_err(|error| error.to_string())
+    finish_with_legend(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::SweepReport;
-use super::plot::WIDTH_COLORS;
+use super::plot::{WIDTH_COLORS, finish_with_legend};
 
 /// None when no trial stored an MSD curve.
 pub fn msd_svg(report: &SweepReport) -> Option<Result<String, String>> {
@@ -116,14 +116,7 @@ fn draw_msd<Backend: DrawingBackend>(
                 DashedPathElement::new(vec![(x, y), (x + 20, y)], 4, 3, BLACK.stroke_width(1))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|error| error.to_string())?;
-    root.present().map_err(|error| error.to_string())
+    finish_with_legend(&mut chart, &root, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::SweepReport;
-use super::plot::WIDTH_COLORS;
+use super::plot::{WIDTH_COLORS, finish_with_legend};
 
 /// None when no trial reported per-replicate exit steps.
 pub fn survival_svg(report: &SweepReport) -> Option<Result<String, String>> {
@@ -70,14 +70,7 @@ fn draw_survival<Backend: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|error| error.to_string())?;
-    root.present().map_err(|error| error.to_string())
+    finish_with_legend(&mut chart, &root, SeriesLabelPosition::LowerLeft)
 }
 
 #[cfg(test)]
