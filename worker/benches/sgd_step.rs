@@ -76,18 +76,14 @@ fn main() {
     println!(
         "one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy, {rounds} rounds"
     );
-    for (statistic, pick) in [
-        ("median", (|t: &Timing| t.median) as fn(&Timing) -> f64),
-        ("best", |t: &Timing| t.best),
-    ] {
+    let statistics: [Statistic; 2] = [
+        ("median", |timing| timing.median, median),
+        ("best", |timing| timing.best, smallest),
+    ];
+    for (statistic, pick, over_rounds) in statistics {
         println!();
         let summary = |timings: &[Timing]| -> f64 {
-            let values: Vec<f64> = timings.iter().map(pick).collect();
-            if statistic == "best" {
-                values.iter().copied().fold(f64::INFINITY, f64::min)
-            } else {
-                median(&values)
-            }
+            over_rounds(&timings.iter().map(pick).collect::<Vec<_>>())
         };
         let ceiling_column: Vec<String> = thread_counts
             .iter()
@@ -129,7 +125,7 @@ fn main() {
                     .zip(&ours[cell])
                     .map(|(theirs, ours)| pick(theirs) / pick(ours))
                     .collect();
-                let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                let low = smallest(&ratios);
                 let high = ratios.iter().copied().fold(0.0, f64::max);
                 (
                     format!("{:.3}", torch_seconds * 1e3),
@@ -226,6 +222,10 @@ fn step_flops(width: usize) -> f64 {
         .sum()
 }
 
+/// A table's name, the figure it takes from each timing, and how it summarises those figures over
+/// the rounds.
+type Statistic = (&'static str, fn(&Timing) -> f64, fn(&[f64]) -> f64);
+
 /// Repeated timings of one piece of work: their median, and the best (the work undisturbed).
 #[derive(Debug, Clone, Copy)]
 struct Timing {
@@ -246,7 +246,7 @@ fn timing(mut run: impl FnMut()) -> Timing {
     }
     Timing {
         median: median(&times),
-        best: times.iter().copied().fold(f64::INFINITY, f64::min),
+        best: smallest(&times),
     }
 }
 
@@ -373,6 +373,10 @@ fn our_step(width: usize, threads: usize) -> Timing {
     timing(|| {
         sgd.step(&mlp, &mut parameters);
     })
+}
+
+fn smallest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 fn median(values: &[f64]) -> f64 {
