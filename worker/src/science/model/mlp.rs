@@ -10,6 +10,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::science::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
+use crate::science::model::simd::on_widest_simd;
 
 /// Where one dense layer's parameters sit in the flat parameter vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,14 +474,19 @@ const TRANSPOSE_TILE: usize = 32;
 
 /// `output` (cols × rows, row-major) = `input` (rows × cols, row-major) transposed.
 fn transpose(input: &[f32], output: &mut [f32], rows: usize, cols: usize) {
-    for row_start in (0..rows).step_by(TRANSPOSE_TILE) {
-        let row_end = (row_start + TRANSPOSE_TILE).min(rows);
-        for col in 0..cols {
-            for row in row_start..row_end {
-                output[col * rows + row] = input[row * cols + col];
+    on_widest_simd(
+        #[inline(always)]
+        || {
+            for row_start in (0..rows).step_by(TRANSPOSE_TILE) {
+                let row_end = (row_start + TRANSPOSE_TILE).min(rows);
+                for col in 0..cols {
+                    for row in row_start..row_end {
+                        output[col * rows + row] = input[row * cols + col];
+                    }
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// `delta` (units × batch) = `sent_back` (batch × units) transposed, times σ'(z) expressed
@@ -493,26 +499,31 @@ fn transpose_times_activation_derivative(
     activation: Activation,
 ) {
     let units = delta.len() / batch.max(1);
-    for unit_start in (0..units).step_by(TRANSPOSE_TILE) {
-        let unit_end = (unit_start + TRANSPOSE_TILE).min(units);
-        for example in 0..batch {
-            for unit in unit_start..unit_end {
-                let at = unit * batch + example;
-                let value = sent_back[example * units + unit];
-                let a = activated[at];
-                delta[at] = match activation {
-                    Activation::Relu => {
-                        if a <= 0.0 {
-                            0.0
-                        } else {
-                            value
-                        }
+    on_widest_simd(
+        #[inline(always)]
+        || {
+            for unit_start in (0..units).step_by(TRANSPOSE_TILE) {
+                let unit_end = (unit_start + TRANSPOSE_TILE).min(units);
+                for example in 0..batch {
+                    for unit in unit_start..unit_end {
+                        let at = unit * batch + example;
+                        let value = sent_back[example * units + unit];
+                        let a = activated[at];
+                        delta[at] = match activation {
+                            Activation::Relu => {
+                                if a <= 0.0 {
+                                    0.0
+                                } else {
+                                    value
+                                }
+                            }
+                            Activation::Tanh => value * (1.0 - a * a),
+                        };
                     }
-                    Activation::Tanh => value * (1.0 - a * a),
-                };
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// In place; a NaN stays NaN so that divergence is seen.
@@ -520,9 +531,14 @@ fn activate(values: &mut [f32], activation: Activation) {
     match activation {
         Activation::Relu => {
             // A select rather than a conditional store, so that the loop vectorises.
-            for value in values {
-                *value = if *value < 0.0 { 0.0 } else { *value };
-            }
+            on_widest_simd(
+                #[inline(always)]
+                || {
+                    for value in values {
+                        *value = if *value < 0.0 { 0.0 } else { *value };
+                    }
+                },
+            )
         }
         Activation::Tanh => {
             for value in values {

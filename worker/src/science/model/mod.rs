@@ -4,3 +4,4 @@ pub mod evaluate;
 pub mod hvp;
 pub mod matmul;
 pub mod mlp;
+pub mod simd;

@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::science::data::Dataset;
 use crate::science::model::mlp::{Mlp, Workspace};
+use crate::science::model::simd::on_widest_simd;
 use crate::science::train::noise::{NoiseScales, NoiseSettings};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
@@ -170,19 +171,24 @@ impl<'d> NoisySgd<'d> {
 /// Whether every value is finite, in one vectorisable pass: x · 0 is 0 for a finite x and NaN
 /// for an infinite or NaN one, and a NaN survives any sum.
 fn all_finite(values: &[f32]) -> bool {
-    const LANES: usize = 16;
-    let mut sums = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let remainder = chunks.remainder();
-    for chunk in chunks {
-        for (sum, &value) in sums.iter_mut().zip(chunk) {
-            *sum += value * 0.0;
-        }
-    }
-    for (sum, &value) in sums.iter_mut().zip(remainder) {
-        *sum += value * 0.0;
-    }
-    sums.iter().all(|&sum| sum == 0.0)
+    on_widest_simd(
+        #[inline(always)]
+        || {
+            const LANES: usize = 16;
+            let mut sums = [0.0f32; LANES];
+            let chunks = values.chunks_exact(LANES);
+            let remainder = chunks.remainder();
+            for chunk in chunks {
+                for (sum, &value) in sums.iter_mut().zip(chunk) {
+                    *sum += value * 0.0;
+                }
+            }
+            for (sum, &value) in sums.iter_mut().zip(remainder) {
+                *sum += value * 0.0;
+            }
+            sums.iter().all(|&sum| sum == 0.0)
+        },
+    )
 }
 
 #[cfg(test)]
