@@ -27,7 +27,7 @@ use proto::{
 use rand::Rng;
 use rand_distr::StandardNormal;
 use worker::science::data::Dataset;
-use worker::science::model::matmul::{MatrixView, multiply};
+use worker::science::model::matmul::{MatrixView, multiply, on_threads};
 use worker::science::model::mlp::{Mlp, Workspace};
 use worker::science::rng::{Stream, stream};
 use worker::science::train::noise::NoiseSettings;
@@ -262,15 +262,18 @@ fn matmul_timing(threads: usize) -> Timing {
     let lhs = random_vector(rows * inner, 1);
     let rhs = random_vector(inner * cols, 2);
     let mut output = vec![0.0f32; rows * cols];
-    let banded = timing(|| {
-        multiply(
-            &mut output,
-            MatrixView::row_major(&lhs, rows, inner),
-            MatrixView::row_major(&rhs, inner, cols),
-            false,
-            threads,
-        )
-    });
+    let banded = on_threads(threads, || {
+        timing(|| {
+            multiply(
+                &mut output,
+                MatrixView::row_major(&lhs, rows, inner),
+                MatrixView::row_major(&rhs, inner, cols),
+                false,
+                threads,
+            )
+        })
+    })
+    .expect("a thread pool starts");
     let single_call = timing(|| {
         // SAFETY: all three buffers hold exactly the row-major matrices the sizes and strides
         // describe.
@@ -339,6 +342,10 @@ struct StepPhases {
 }
 
 fn step_phases(width: usize, threads: usize) -> StepPhases {
+    on_threads(threads, || step_phases_on_threads(width, threads)).expect("a thread pool starts")
+}
+
+fn step_phases_on_threads(width: usize, threads: usize) -> StepPhases {
     let (mlp, dataset, parameters) = step_network(width, threads);
     let mut workspace = Workspace::new(&mlp, BATCH);
     let mut gradient = vec![0.0; mlp.parameter_count()];
@@ -351,11 +358,16 @@ fn step_phases(width: usize, threads: usize) -> StepPhases {
     StepPhases {
         forward,
         forward_backward,
-        step: our_step(width, threads).median,
+        step: our_step_on_threads(width, threads).median,
     }
 }
 
+/// A step's timing on `threads` threads, inside a pool of that many as in a trial.
 fn our_step(width: usize, threads: usize) -> Timing {
+    on_threads(threads, || our_step_on_threads(width, threads)).expect("a thread pool starts")
+}
+
+fn our_step_on_threads(width: usize, threads: usize) -> Timing {
     let (mlp, dataset, mut parameters) = step_network(width, threads);
     let settings = SgdSettings {
         learning_rate: 0.01,

@@ -24,6 +24,7 @@ use crate::science::measure::probe::{
 };
 use crate::science::measurements::{Outcome, Phase, TrialMeasurements};
 use crate::science::model::evaluate::{FullGradient, evaluate};
+use crate::science::model::matmul::on_threads;
 use crate::science::model::mlp::{Mlp, Workspace};
 use crate::science::observer::{Cancelled, TrialObserver, checkpoint};
 use crate::science::rng::{Stream, stream};
@@ -48,6 +49,11 @@ pub enum TrialError {
     InvalidConfig(#[from] proto::ConfigError),
     #[error("data set unusable: {0}")]
     Data(#[from] DataError),
+    #[error("cannot start {threads} threads for the trial's matrix products: {source}")]
+    Threads {
+        threads: usize,
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 impl From<Cancelled> for TrialError {
@@ -105,6 +111,17 @@ impl Default for TrialOptions {
 
 /// [`run_trial`] with a worker's options.
 pub fn run_trial_with_options(
+    config: &TrialConfig,
+    observer: &dyn TrialObserver,
+    options: &TrialOptions,
+) -> Result<TrialMeasurements, TrialError> {
+    let threads = options.threads;
+    on_threads(threads, || run_trial_on_threads(config, observer, options))
+        .map_err(|source| TrialError::Threads { threads, source })?
+}
+
+/// [`run_trial_with_options`] inside the pool of the trial's threads.
+fn run_trial_on_threads(
     config: &TrialConfig,
     observer: &dyn TrialObserver,
     options: &TrialOptions,

@@ -1,10 +1,18 @@
 //! A safe wrapper around `gemm` for f32 matrices given by strided views.
 //!
-//! A product is cut into bands of its output whose sizes depend on its shape alone, and each band
-//! is one single-threaded `gemm` call; threads share out the bands. The numbers therefore do not
-//! depend on the thread count. (Cutting by thread count did change them: `gemm` chooses its
-//! kernels and blocking from a call's shape.) Bands scale better than `gemm`'s own threading,
-//! which splits little when one side of the product is a batch of 128.
+//! A large product is cut into one band of its output per thread, and each band is one
+//! single-threaded `gemm` call. Bands scale better than `gemm`'s own threading, which splits
+//! little when one side of the product is a batch of 128.
+//!
+//! The numbers do not depend on the cut, so neither do they on the thread count: `gemm` (0.19)
+//! sums over the inner dimension in blocks whose size depends on that dimension alone, except in
+//! its special paths for small outputs (both sides at most 64, or a side of 1), which may block
+//! differently. A product is therefore cut only when both sides of its output exceed 64, and the
+//! tests compare products and whole trials on 1, 2, 3 and 8 threads bit by bit.
+//!
+//! Threads are those of the rayon pool the caller runs in: [`on_threads`] starts one for a
+//! whole trial, so that its products share their bands out without waking a thread from outside
+//! the pool each time.
 
 use gemm::{Parallelism, gemm};
 
@@ -119,7 +127,7 @@ pub fn multiply_combining(
         }
         return;
     }
-    let bands = Bands::of(rows, cols);
+    let bands = Bands::of(rows, cols, inner, threads);
     let product = BandedProduct {
         output: OutputPointer(output.as_mut_ptr()),
         cols,
@@ -131,32 +139,47 @@ pub fn multiply_combining(
         keep,
         scale,
     };
-    let flops = rows * cols * inner;
-    let threads = threads.clamp(1, bands.count);
-    if threads == 1 || flops < PARALLEL_MIN_MULTIPLY_ADDS {
-        product.run(0..bands.count);
+    if bands.count == 1 {
+        product.run(0);
         return;
     }
-    let share =
-        |thread: usize| thread * bands.count / threads..(thread + 1) * bands.count / threads;
     rayon::scope(|scope| {
         let product = &product;
-        for thread in 1..threads {
-            scope.spawn(move |_| product.run(share(thread)));
+        for band in 1..bands.count {
+            scope.spawn(move |_| product.run(band));
         }
-        product.run(share(0));
+        product.run(0);
     });
+}
+
+/// Runs `work` on a rayon pool of `threads` threads, or on the calling thread when `threads` is
+/// at most 1. Products inside it that take `threads` threads then hand their bands to threads
+/// that are already awake or spinning, where a call from outside any pool first wakes one to
+/// run it and is woken again when it is done.
+pub fn on_threads<R: Send>(
+    threads: usize,
+    work: impl FnOnce() -> R + Send,
+) -> Result<R, rayon::ThreadPoolBuildError> {
+    if threads <= 1 {
+        return Ok(work());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|index| format!("products-{index}"))
+        .build()?;
+    Ok(pool.install(work))
 }
 
 /// Below this many multiply-adds a product runs on the calling thread: waking others costs more.
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 23;
-/// Bands are cut from the longer side of the output, at most this many ...
-const MAX_BANDS: usize = 8;
-/// ... and no narrower than this (a multiple of every kernel's register block).
+/// Neither side of an output that is cut may be this short or shorter: `gemm` may sum in other
+/// blocks for a band with both sides at most 64 (see the module's documentation).
+const UNCUT_SIDE: usize = 64;
+/// No band is narrower than this (a multiple of every kernel's register block).
 const MIN_BAND: usize = 64;
 
-/// How a product's output is cut: along its rows or its columns, into `count` bands of `size`
-/// (the last one shorter).
+/// How a product's output is cut: along its longer side, into `count` bands of `size` (the last
+/// one shorter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Bands {
     along_rows: bool,
@@ -166,10 +189,17 @@ struct Bands {
 }
 
 impl Bands {
-    fn of(rows: usize, cols: usize) -> Self {
+    /// One band per thread for a product large enough to share, else one band.
+    fn of(rows: usize, cols: usize, inner: usize, threads: usize) -> Self {
         let along_rows = rows >= cols;
         let length = rows.max(cols);
-        let wanted = (length / MIN_BAND).clamp(1, MAX_BANDS);
+        let shared =
+            rows * cols * inner >= PARALLEL_MIN_MULTIPLY_ADDS && rows.min(cols) > UNCUT_SIDE;
+        let wanted = if shared {
+            threads.clamp(1, (length / MIN_BAND).max(1))
+        } else {
+            1
+        };
         let size = length.div_ceil(wanted).div_ceil(16) * 16;
         Self {
             along_rows,
@@ -205,55 +235,53 @@ struct BandedProduct<'a> {
 }
 
 impl BandedProduct<'_> {
-    /// Computes the given bands, one after another, on the calling thread.
-    fn run(&self, bands: std::ops::Range<usize>) {
-        for band in bands {
-            let range = self.bands.range(band);
-            // A band of rows takes those rows of lhs; a band of columns those columns of rhs.
-            let (rows, cols, output_offset, lhs_offset, rhs_offset) = if self.bands.along_rows {
-                (
-                    range.len(),
-                    self.cols,
-                    range.start * self.cols,
-                    range.start * self.lhs.row_stride,
-                    0,
-                )
-            } else {
-                (
-                    self.lhs.rows,
-                    range.len(),
-                    range.start,
-                    0,
-                    range.start * self.rhs.col_stride,
-                )
-            };
-            // SAFETY: `multiply_combining` checked that the output holds rows × cols values and
-            // the views were checked when built, so each band's first element and every element
-            // gemm reaches from it with these strides lie inside their slices. Bands are
-            // disjoint, so no two threads write the same value.
-            unsafe {
-                gemm(
-                    rows,
-                    cols,
-                    self.inner,
-                    self.output.0.add(output_offset),
-                    1,
-                    self.cols as isize,
-                    self.read_output,
-                    self.lhs.data.as_ptr().add(lhs_offset),
-                    self.lhs.col_stride as isize,
-                    self.lhs.row_stride as isize,
-                    self.rhs.data.as_ptr().add(rhs_offset),
-                    self.rhs.col_stride as isize,
-                    self.rhs.row_stride as isize,
-                    self.keep,
-                    self.scale,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
+    /// Computes one band on the calling thread.
+    fn run(&self, band: usize) {
+        let range = self.bands.range(band);
+        // A band of rows takes those rows of lhs; a band of columns those columns of rhs.
+        let (rows, cols, output_offset, lhs_offset, rhs_offset) = if self.bands.along_rows {
+            (
+                range.len(),
+                self.cols,
+                range.start * self.cols,
+                range.start * self.lhs.row_stride,
+                0,
+            )
+        } else {
+            (
+                self.lhs.rows,
+                range.len(),
+                range.start,
+                0,
+                range.start * self.rhs.col_stride,
+            )
+        };
+        // SAFETY: `multiply_combining` checked that the output holds rows × cols values and
+        // the views were checked when built, so each band's first element and every element
+        // gemm reaches from it with these strides lie inside their slices. Bands are
+        // disjoint, so no two threads write the same value.
+        unsafe {
+            gemm(
+                rows,
+                cols,
+                self.inner,
+                self.output.0.add(output_offset),
+                1,
+                self.cols as isize,
+                self.read_output,
+                self.lhs.data.as_ptr().add(lhs_offset),
+                self.lhs.col_stride as isize,
+                self.lhs.row_stride as isize,
+                self.rhs.data.as_ptr().add(rhs_offset),
+                self.rhs.col_stride as isize,
+                self.rhs.row_stride as isize,
+                self.keep,
+                self.scale,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
         }
     }
 }
@@ -361,39 +389,84 @@ mod tests {
     }
 
     #[test]
-    fn bands_cover_the_output_once_and_depend_on_its_shape_alone() {
-        for (rows, cols) in [(128, 784), (4096, 128), (10, 128), (37, 1), (1000, 999)] {
-            let bands = Bands::of(rows, cols);
-            let covered: usize = (0..bands.count).map(|band| bands.range(band).len()).sum();
-            assert_eq!(covered, rows.max(cols), "{rows}×{cols}: {bands:?}");
-            assert!(bands.count <= MAX_BANDS);
-            assert!((0..bands.count).all(|band| !bands.range(band).is_empty()));
+    fn bands_cover_the_output_once_and_only_large_products_are_cut() {
+        let shapes = [
+            (128, 784, 4096),
+            (4096, 128, 4096),
+            (10, 128, 4096),
+            (37, 1, 100),
+            (1000, 999, 128),
+            (65, 1000, 128),
+        ];
+        for (rows, cols, inner) in shapes {
+            for threads in 1..=8 {
+                let bands = Bands::of(rows, cols, inner, threads);
+                let covered: usize = (0..bands.count).map(|band| bands.range(band).len()).sum();
+                assert_eq!(covered, rows.max(cols), "{rows}×{cols}: {bands:?}");
+                assert!((0..bands.count).all(|band| !bands.range(band).is_empty()));
+                assert!(
+                    bands.count <= threads,
+                    "{rows}×{cols} on {threads}: {bands:?}"
+                );
+                let large = rows * cols * inner >= PARALLEL_MIN_MULTIPLY_ADDS
+                    && rows.min(cols) > UNCUT_SIDE;
+                assert_eq!(
+                    bands.count > 1,
+                    large && threads > 1,
+                    "{rows}×{cols}×{inner}"
+                );
+            }
         }
+    }
+
+    /// The bits of `lhs · rhs` folded into a fixed start, computed on `threads` threads inside a
+    /// pool of that many, as a trial computes it.
+    fn product_bits(lhs: MatrixView<'_>, rhs: MatrixView<'_>, threads: usize) -> Vec<u32> {
+        let cells = lhs.rows() * rhs.cols();
+        let mut output: Vec<f32> = (0..cells).map(|i| (i as f32 * 0.11).cos()).collect();
+        let combine = Combine::Fold {
+            keep: 0.5,
+            scale: -0.25,
+        };
+        on_threads(threads, || {
+            multiply_combining(&mut output, lhs, rhs, combine, threads)
+        })
+        .expect("a thread pool starts");
+        output.iter().map(|value| value.to_bits()).collect()
     }
 
     #[test]
     fn products_are_bit_identical_whatever_the_number_of_threads() {
-        // Eight bands of columns, shared between threads.
-        let (rows, inner, cols) = (150, 700, 600);
-        let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
-        let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
-        let product = |threads| {
-            let mut output = vec![0.0f32; rows * cols];
-            multiply(
-                &mut output,
-                MatrixView::row_major(&lhs, rows, inner),
-                MatrixView::row_major(&rhs, inner, cols),
-                false,
-                threads,
-            );
-            output
-                .iter()
-                .map(|value| value.to_bits())
-                .collect::<Vec<_>>()
-        };
-        let single = product(1);
-        assert_eq!(single, product(2));
-        assert_eq!(single, product(3));
-        assert_eq!(single, product(8));
+        // Inner dimensions below, at and above gemm's blocks of 512; outputs cut into bands of
+        // rows and of columns; operands row-major and transposed, as the network's products are.
+        for (rows, inner, cols) in [(150, 700, 600), (600, 128, 130), (130, 1100, 200)] {
+            let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
+            let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
+            let lhs_transposed = transpose(&lhs, rows, inner);
+            let views = [
+                (
+                    MatrixView::row_major(&lhs, rows, inner),
+                    MatrixView::row_major(&rhs, inner, cols),
+                ),
+                (
+                    MatrixView::row_major(&lhs_transposed, inner, rows).transposed(),
+                    MatrixView::row_major(&rhs, inner, cols),
+                ),
+            ];
+            for (lhs_view, rhs_view) in views {
+                assert!(
+                    Bands::of(rows, cols, inner, 2).count == 2,
+                    "{rows}×{inner}×{cols}"
+                );
+                let single = product_bits(lhs_view, rhs_view, 1);
+                for threads in [2, 3, 8] {
+                    assert_eq!(
+                        single,
+                        product_bits(lhs_view, rhs_view, threads),
+                        "{rows}×{inner}×{cols} on {threads} threads"
+                    );
+                }
+            }
+        }
     }
 }
