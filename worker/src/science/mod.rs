@@ -2,8 +2,8 @@
 //! and the norms, margins and capacity bounds measured at the trained point.
 //!
 //! Everything here is synchronous: one trial runs on its calling thread, whose matrix products may
-//! borrow more threads from rayon's pool, and a trial is bit-identical given its configuration on
-//! the same machine, whatever the number of threads. The entry point is
+//! share their bands with helper threads started for the trial (`model/team.rs`), and a trial is
+//! bit-identical given its configuration on the same machine, whatever the number of threads. The entry point is
 //! [`run_trial`].
 
 pub mod data;

@@ -52,7 +52,7 @@ pub enum TrialError {
     #[error("cannot start {threads} threads for the trial's matrix products: {source}")]
     Threads {
         threads: usize,
-        source: rayon::ThreadPoolBuildError,
+        source: std::io::Error,
     },
 }
 

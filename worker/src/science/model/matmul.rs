@@ -10,11 +10,12 @@
 //! differently. A product is therefore cut only when both sides of its output exceed 64, and the
 //! tests compare products and whole trials on 1, 2, 3 and 8 threads bit by bit.
 //!
-//! Threads are those of the rayon pool the caller runs in: [`on_threads`] starts one for a
-//! whole trial, so that its products share their bands out without waking a thread from outside
-//! the pool each time.
+//! The threads are the team [`on_threads`] starts for a whole trial (see `team.rs`).
 
 use gemm::{Parallelism, gemm};
+
+pub use crate::science::model::team::on_threads;
+use crate::science::model::team::share_out;
 
 /// A read-only view of a dense f32 matrix; a transpose is a view with swapped strides.
 #[derive(Debug, Clone, Copy)]
@@ -139,35 +140,7 @@ pub fn multiply_combining(
         keep,
         scale,
     };
-    if bands.count == 1 {
-        product.run(0);
-        return;
-    }
-    rayon::scope(|scope| {
-        let product = &product;
-        for band in 1..bands.count {
-            scope.spawn(move |_| product.run(band));
-        }
-        product.run(0);
-    });
-}
-
-/// Runs `work` on a rayon pool of `threads` threads, or on the calling thread when `threads` is
-/// at most 1. Products inside it that take `threads` threads then hand their bands to threads
-/// that are already awake or spinning, where a call from outside any pool first wakes one to
-/// run it and is woken again when it is done.
-pub fn on_threads<R: Send>(
-    threads: usize,
-    work: impl FnOnce() -> R + Send,
-) -> Result<R, rayon::ThreadPoolBuildError> {
-    if threads <= 1 {
-        return Ok(work());
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|index| format!("products-{index}"))
-        .build()?;
-    Ok(pool.install(work))
+    share_out(bands.count, &|band| product.run(band));
 }
 
 /// Below this many multiply-adds a product runs on the calling thread: waking others costs more.

@@ -5,3 +5,4 @@ pub mod hvp;
 pub mod matmul;
 pub mod mlp;
 pub mod simd;
+pub mod team;
