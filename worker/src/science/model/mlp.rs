@@ -469,19 +469,37 @@ impl GradientSink<'_> {
     }
 }
 
-/// Rows × columns handled at a time by the transposes, so that strided reads stay in cache.
-const TRANSPOSE_TILE: usize = 32;
+/// The transpose works on square blocks of this side: a block's rows are read whole into a local
+/// array, and its columns are written out whole, so that both passes over memory are contiguous.
+const TRANSPOSE_BLOCK: usize = 16;
 
 /// `output` (cols × rows, row-major) = `input` (rows × cols, row-major) transposed.
 fn transpose(input: &[f32], output: &mut [f32], rows: usize, cols: usize) {
+    assert!(input.len() >= rows * cols && output.len() >= rows * cols);
     on_widest_simd(
         #[inline(always)]
         || {
-            for row_start in (0..rows).step_by(TRANSPOSE_TILE) {
-                let row_end = (row_start + TRANSPOSE_TILE).min(rows);
-                for col in 0..cols {
-                    for row in row_start..row_end {
-                        output[col * rows + row] = input[row * cols + col];
+            for row_start in (0..rows).step_by(TRANSPOSE_BLOCK) {
+                for col_start in (0..cols).step_by(TRANSPOSE_BLOCK) {
+                    if row_start + TRANSPOSE_BLOCK <= rows && col_start + TRANSPOSE_BLOCK <= cols {
+                        let mut block = [[0.0f32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK];
+                        for (row, block_row) in block.iter_mut().enumerate() {
+                            let start = (row_start + row) * cols + col_start;
+                            block_row.copy_from_slice(&input[start..start + TRANSPOSE_BLOCK]);
+                        }
+                        for col in 0..TRANSPOSE_BLOCK {
+                            let start = (col_start + col) * rows + row_start;
+                            let column = &mut output[start..start + TRANSPOSE_BLOCK];
+                            for (value, block_row) in column.iter_mut().zip(&block) {
+                                *value = block_row[col];
+                            }
+                        }
+                    } else {
+                        for row in row_start..(row_start + TRANSPOSE_BLOCK).min(rows) {
+                            for col in col_start..(col_start + TRANSPOSE_BLOCK).min(cols) {
+                                output[col * rows + row] = input[row * cols + col];
+                            }
+                        }
                     }
                 }
             }
@@ -499,31 +517,25 @@ fn transpose_times_activation_derivative(
     activation: Activation,
 ) {
     let units = delta.len() / batch.max(1);
-    on_widest_simd(
-        #[inline(always)]
-        || {
-            for unit_start in (0..units).step_by(TRANSPOSE_TILE) {
-                let unit_end = (unit_start + TRANSPOSE_TILE).min(units);
-                for example in 0..batch {
-                    for unit in unit_start..unit_end {
-                        let at = unit * batch + example;
-                        let value = sent_back[example * units + unit];
-                        let a = activated[at];
-                        delta[at] = match activation {
-                            Activation::Relu => {
-                                if a <= 0.0 {
-                                    0.0
-                                } else {
-                                    value
-                                }
-                            }
-                            Activation::Tanh => value * (1.0 - a * a),
-                        };
-                    }
+    transpose(sent_back, delta, batch, units);
+    match activation {
+        Activation::Relu => on_widest_simd(
+            #[inline(always)]
+            || {
+                for (value, &a) in delta.iter_mut().zip(activated) {
+                    *value = if a <= 0.0 { 0.0 } else { *value };
                 }
-            }
-        },
-    )
+            },
+        ),
+        Activation::Tanh => on_widest_simd(
+            #[inline(always)]
+            || {
+                for (value, &a) in delta.iter_mut().zip(activated) {
+                    *value *= 1.0 - a * a;
+                }
+            },
+        ),
+    }
 }
 
 /// In place; a NaN stays NaN so that divergence is seen.
@@ -602,6 +614,24 @@ impl Workspace {
 mod tests {
     use super::*;
     use crate::science::rng::{Stream, stream};
+
+    #[test]
+    fn transposes_of_whole_and_partial_blocks_move_every_value() {
+        for (rows, cols) in [(16, 16), (37, 50), (128, 33), (1, 7), (64, 1024)] {
+            let input: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+            let mut output = vec![f32::NAN; rows * cols];
+            transpose(&input, &mut output, rows, cols);
+            for row in 0..rows {
+                for col in 0..cols {
+                    assert_eq!(
+                        output[col * rows + row],
+                        input[row * cols + col],
+                        "{rows}×{cols}"
+                    );
+                }
+            }
+        }
+    }
 
     /// An independent f64 implementation of the forward pass and the mean cross-entropy.
     fn reference_loss(
