@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 
 /// How long a helper keeps polling for the next product before it parks.
 const SPIN: Duration = Duration::from_micros(200);
+/// Polls between two readings of the clock while spinning.
+const POLLS_PER_CLOCK_READING: u32 = 256;
+
+/// Whether a thread that has polled `polls` times since `since` should stop spinning.
+fn spun_long_enough(polls: u32, since: Instant) -> bool {
+    polls.is_multiple_of(POLLS_PER_CLOCK_READING) && since.elapsed() >= SPIN
+}
 
 thread_local! {
     /// The team of the trial running on this thread, while [`on_threads`] runs it.
@@ -139,11 +146,13 @@ impl Team {
         // A helper still on a band may have lost its core (a busy host, or more threads than
         // cores): after a while, yield it.
         let waiting_since = Instant::now();
+        let mut polls = 0u32;
         while task.finished.load(Ordering::Acquire) < count {
-            if waiting_since.elapsed() < SPIN {
-                std::hint::spin_loop();
-            } else {
+            polls = polls.wrapping_add(1);
+            if spun_long_enough(polls, waiting_since) {
                 thread::yield_now();
+            } else {
+                std::hint::spin_loop();
             }
         }
         // No helper may still hold `task` once this returns.
@@ -176,6 +185,7 @@ impl Shared {
         let mut seen = self.generation.load(Ordering::SeqCst);
         loop {
             let idle_since = Instant::now();
+            let mut polls = 0u32;
             loop {
                 if self.stop.load(Ordering::SeqCst) {
                     return;
@@ -185,10 +195,11 @@ impl Shared {
                     seen = generation;
                     break;
                 }
-                if idle_since.elapsed() < SPIN {
-                    std::hint::spin_loop();
-                } else {
+                polls = polls.wrapping_add(1);
+                if spun_long_enough(polls, idle_since) {
                     thread::park();
+                } else {
+                    std::hint::spin_loop();
                 }
             }
             self.inside.fetch_add(1, Ordering::SeqCst);

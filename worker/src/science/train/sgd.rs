@@ -1,12 +1,15 @@
 //! One step of mini-batch SGD with heavy-ball momentum and Gaussian gradient noise:
 //! v ← μ v + (g + ξ), Θ ← Θ − η v, with ξ ~ N(0, σ² I). With μ = 0 this is Θ ← Θ − η (g + ξ).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::science::data::Dataset;
 use crate::science::model::mlp::{Mlp, Workspace};
 use crate::science::model::simd::on_widest_simd;
+use crate::science::model::team::share_out;
 use crate::science::train::noise::{NoiseScales, NoiseSettings};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
@@ -159,13 +162,31 @@ impl<'d> NoisySgd<'d> {
             );
             self.noise_scales
                 .add_scaled_to(parameters, -learning_rate, &mut self.noise);
-            (batch_loss, all_finite(parameters))
+            (batch_loss, all_finite_shared(parameters, mlp.threads()))
         };
         StepReport {
             batch_loss,
             parameters_finite,
         }
     }
+}
+
+/// Whether every value is finite, the values cut into parts that the trial's threads share out
+/// (a step at width 4096 checks 80 MB).
+fn all_finite_shared(values: &[f32], threads: usize) -> bool {
+    /// Parts no smaller than this (1 MB), below which a thread costs more than it saves.
+    const MIN_PART: usize = 1 << 18;
+    let parts = threads.clamp(1, (values.len() / MIN_PART).max(1));
+    let part_len = values.len().div_ceil(parts);
+    let finite = AtomicBool::new(true);
+    share_out(parts, &|part| {
+        let start = (part * part_len).min(values.len());
+        let end = (start + part_len).min(values.len());
+        if !all_finite(&values[start..end]) {
+            finite.store(false, Ordering::Relaxed);
+        }
+    });
+    finite.into_inner()
 }
 
 /// Whether every value is finite, in one vectorisable pass: x · 0 is 0 for a finite x and NaN
@@ -194,6 +215,7 @@ fn all_finite(values: &[f32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::science::model::matmul::on_threads;
     use crate::science::rng::{Stream, stream};
 
     #[test]
@@ -208,6 +230,27 @@ mod tests {
                     assert!(!all_finite(&values), "{bad} at {at} of {len}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_shared_check_finds_a_nan_in_any_part() {
+        // Three parts of about 1 MB on three threads, and the last part shorter.
+        let len = 3 * (1 << 18) + 5;
+        let mut values = vec![1.0f32; len];
+        for threads in [1, 2, 3] {
+            on_threads(threads, || {
+                assert!(all_finite_shared(&values, threads));
+                for at in [0, len / 3, len / 2, len - 1] {
+                    values[at] = f32::NAN;
+                    assert!(
+                        !all_finite_shared(&values, threads),
+                        "NaN at {at}, {threads} threads"
+                    );
+                    values[at] = 1.0;
+                }
+            })
+            .expect("the helpers start");
         }
     }
 
