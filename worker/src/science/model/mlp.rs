@@ -377,15 +377,7 @@ impl Mlp {
             multiply_combining(target, delta_view, input, combine, self.threads);
             if let Some(range) = layer.bias_range() {
                 let sums = &mut bias_gradient[..layer.fan_out];
-                for (sum, unit) in sums
-                    .iter_mut()
-                    .zip(delta[..layer.fan_out * batch].chunks_exact(batch))
-                {
-                    *sum = 0.0;
-                    for value in unit {
-                        *sum += value;
-                    }
-                }
+                row_sums(&delta[..layer.fan_out * batch], batch, sums);
                 sink.fold_biases(range, sums);
             }
             if index > 0 {
@@ -538,6 +530,32 @@ fn transpose_times_activation_derivative(
     }
 }
 
+/// `sums[row]` = the sum of row `row` of `matrix` (rows of `cols` values), each in 16 interleaved
+/// partial sums so that the loop vectorises; a single running sum is one long chain of
+/// dependent additions.
+fn row_sums(matrix: &[f32], cols: usize, sums: &mut [f32]) {
+    const LANES: usize = 16;
+    on_widest_simd(
+        #[inline(always)]
+        || {
+            for (sum, row) in sums.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
+                let mut lanes = [0.0f32; LANES];
+                let chunks = row.chunks_exact(LANES);
+                let remainder = chunks.remainder();
+                for chunk in chunks {
+                    for (lane, &value) in lanes.iter_mut().zip(chunk) {
+                        *lane += value;
+                    }
+                }
+                for (lane, &value) in lanes.iter_mut().zip(remainder) {
+                    *lane += value;
+                }
+                *sum = lanes.iter().sum();
+            }
+        },
+    )
+}
+
 /// In place; a NaN stays NaN so that divergence is seen.
 fn activate(values: &mut [f32], activation: Activation) {
     match activation {
@@ -614,6 +632,22 @@ impl Workspace {
 mod tests {
     use super::*;
     use crate::science::rng::{Stream, stream};
+
+    #[test]
+    fn row_sums_match_sums_in_f64() {
+        for (rows, cols) in [(3, 128), (5, 37), (2, 16), (4, 1)] {
+            let matrix: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut sums = vec![f32::NAN; rows];
+            row_sums(&matrix, cols, &mut sums);
+            for (row, sum) in sums.iter().enumerate() {
+                let exact: f64 = matrix[row * cols..(row + 1) * cols]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .sum();
+                assert!((f64::from(*sum) - exact).abs() < 1e-5, "{rows}×{cols}");
+            }
+        }
+    }
 
     #[test]
     fn transposes_of_whole_and_partial_blocks_move_every_value() {
