@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::science::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
-use crate::science::model::simd::on_widest_simd;
+use crate::science::model::simd::{on_widest_simd, sum_in_lanes};
 
 /// Where one dense layer's parameters sit in the flat parameter vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,27 +530,13 @@ fn transpose_times_activation_derivative(
     }
 }
 
-/// `sums[row]` = the sum of row `row` of `matrix` (rows of `cols` values), each in 16 interleaved
-/// partial sums so that the loop vectorises; a single running sum is one long chain of
-/// dependent additions.
+/// `sums[row]` = the sum of row `row` of `matrix` (rows of `cols` values).
 fn row_sums(matrix: &[f32], cols: usize, sums: &mut [f32]) {
-    const LANES: usize = 16;
     on_widest_simd(
         #[inline(always)]
         || {
             for (sum, row) in sums.iter_mut().zip(matrix.chunks_exact(cols.max(1))) {
-                let mut lanes = [0.0f32; LANES];
-                let chunks = row.chunks_exact(LANES);
-                let remainder = chunks.remainder();
-                for chunk in chunks {
-                    for (lane, &value) in lanes.iter_mut().zip(chunk) {
-                        *lane += value;
-                    }
-                }
-                for (lane, &value) in lanes.iter_mut().zip(remainder) {
-                    *lane += value;
-                }
-                *sum = lanes.iter().sum();
+                *sum = sum_in_lanes(row, |value| value);
             }
         },
     )

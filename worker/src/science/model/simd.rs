@@ -13,3 +13,23 @@
 pub fn on_widest_simd<R>(work: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(work)
 }
+
+/// The sum of `term(value)` over `values`, in 16 interleaved partial sums so that the loop
+/// vectorises: a single running sum is one long chain of dependent additions. Call it inside
+/// [`on_widest_simd`].
+#[inline(always)]
+pub fn sum_in_lanes(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let remainder = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            *lane += term(value);
+        }
+    }
+    for (lane, &value) in lanes.iter_mut().zip(remainder) {
+        *lane += term(value);
+    }
+    lanes.iter().sum()
+}

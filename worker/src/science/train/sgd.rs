@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::science::data::Dataset;
 use crate::science::model::mlp::{Mlp, Workspace};
-use crate::science::model::simd::on_widest_simd;
+use crate::science::model::simd::{on_widest_simd, sum_in_lanes};
 use crate::science::model::team::share_out;
 use crate::science::train::noise::{NoiseScales, NoiseSettings};
 
@@ -194,21 +194,7 @@ fn all_finite_shared(values: &[f32], threads: usize) -> bool {
 fn all_finite(values: &[f32]) -> bool {
     on_widest_simd(
         #[inline(always)]
-        || {
-            const LANES: usize = 16;
-            let mut sums = [0.0f32; LANES];
-            let chunks = values.chunks_exact(LANES);
-            let remainder = chunks.remainder();
-            for chunk in chunks {
-                for (sum, &value) in sums.iter_mut().zip(chunk) {
-                    *sum += value * 0.0;
-                }
-            }
-            for (sum, &value) in sums.iter_mut().zip(remainder) {
-                *sum += value * 0.0;
-            }
-            sums.iter().all(|&sum| sum == 0.0)
-        },
+        || sum_in_lanes(values, |value| value * 0.0) == 0.0,
     )
 }
 
