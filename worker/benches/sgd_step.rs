@@ -147,10 +147,10 @@ fn main() {
     );
 
     println!();
-    println!("where a step's time goes (ms)");
+    println!("where a step's time goes (ms, best of each)");
     println!(
         "{:>6} {:>7} {:>9} {:>9} {:>16}",
-        "width", "threads", "forward", "backward", "update + batch"
+        "width", "threads", "forward", "backward", "rest of the step"
     );
     for &threads in &thread_counts {
         for &width in &widths {
@@ -163,6 +163,11 @@ fn main() {
             );
         }
     }
+    println!(
+        "(backward: forward and backward with the gradient stored, less the forward; rest: the \
+         step less both, that is the batch copy and the finiteness check, less the gradient's \
+         store that the step saves by folding it into the weights: it can come out below zero)"
+    );
 
     println!();
     println!("cost of the probe and the Hessian measurements relative to training (one trial)");
@@ -250,8 +255,8 @@ fn timing(mut run: impl FnMut()) -> Timing {
     }
 }
 
-fn median_seconds(run: impl FnMut()) -> f64 {
-    timing(run).median
+fn best_seconds(run: impl FnMut()) -> f64 {
+    timing(run).best
 }
 
 /// Seconds of one 1024×4096 · 4096×4096 product on `threads` threads, the faster of two ways:
@@ -351,18 +356,18 @@ fn step_phases_on_threads(width: usize, threads: usize) -> StepPhases {
     let mut gradient = vec![0.0; mlp.parameter_count()];
     let inputs = &dataset.inputs[..BATCH * INPUT];
     let labels = &dataset.labels[..BATCH];
-    let forward = median_seconds(|| mlp.forward(&parameters, inputs, BATCH, &mut workspace));
-    let forward_backward = median_seconds(|| {
+    let forward = best_seconds(|| mlp.forward(&parameters, inputs, BATCH, &mut workspace));
+    let forward_backward = best_seconds(|| {
         mlp.loss_and_gradient(&parameters, inputs, labels, &mut workspace, &mut gradient);
     });
     StepPhases {
         forward,
         forward_backward,
-        step: our_step_on_threads(width, threads).median,
+        step: our_step_on_threads(width, threads).best,
     }
 }
 
-/// A step's timing on `threads` threads, inside a pool of that many as in a trial.
+/// A step's timing on `threads` threads, with a team of that many as in a trial.
 fn our_step(width: usize, threads: usize) -> Timing {
     on_threads(threads, || our_step_on_threads(width, threads)).expect("a thread pool starts")
 }
