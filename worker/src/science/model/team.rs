@@ -36,16 +36,18 @@ pub fn on_threads<R>(threads: usize, work: impl FnOnce() -> R) -> std::io::Resul
         return Ok(work());
     }
     let team = Team::start(threads - 1)?;
-    let previous = CURRENT.with(|current| current.replace(&team));
-    // Restores the previous team even if `work` panics, before `team` is dropped.
-    struct Restore(*const Team);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT.with(|current| current.set(self.0));
-        }
-    }
-    let _restore = Restore(previous);
+    // Declared after `team`, so dropped before it, even when `work` panics.
+    let _restore = RestoreTeam(CURRENT.with(|current| current.replace(&team)));
     Ok(work())
+}
+
+/// Puts back the calling thread's team when dropped.
+struct RestoreTeam(*const Team);
+
+impl Drop for RestoreTeam {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.0));
+    }
 }
 
 /// Runs `band(0)`, …, `band(count − 1)`, shared between the calling thread and the helpers of
@@ -56,6 +58,8 @@ pub fn share_out(count: usize, band: &(dyn Fn(usize) + Sync)) {
         (0..count).for_each(band);
         return;
     }
+    // A band that shares out work of its own runs it alone: the team is busy with this product.
+    let _restore = RestoreTeam(CURRENT.with(|current| current.replace(std::ptr::null())));
     // SAFETY: `CURRENT` points at a team only while `on_threads`, which owns it, runs on this
     // thread.
     unsafe { &*team }.run(count, band);
@@ -283,6 +287,24 @@ mod tests {
         // The calling thread has no team left: bands run on it alone.
         let caller = thread::current().id();
         share_out(3, &|_| assert_eq!(thread::current().id(), caller));
+    }
+
+    #[test]
+    fn a_band_that_shares_out_work_runs_it_alone() {
+        let inner_runs = AtomicUsize::new(0);
+        on_threads(2, || {
+            share_out(2, &|_| {
+                let thread = thread::current().id();
+                share_out(3, &|_| {
+                    assert_eq!(thread::current().id(), thread);
+                    inner_runs.fetch_add(1, Ordering::Relaxed);
+                });
+            });
+            // The team is back for the next product.
+            assert!(!CURRENT.with(Cell::get).is_null());
+        })
+        .expect("the helpers start");
+        assert_eq!(inner_runs.into_inner(), 6);
     }
 
     #[test]
