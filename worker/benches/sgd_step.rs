@@ -278,7 +278,7 @@ fn matmul_timing(threads: usize) -> Timing {
             )
         })
     })
-    .expect("a thread pool starts");
+    .expect("the helper threads start");
     let single_call = timing(|| {
         // SAFETY: all three buffers hold exactly the row-major matrices the sizes and strides
         // describe.
@@ -347,7 +347,8 @@ struct StepPhases {
 }
 
 fn step_phases(width: usize, threads: usize) -> StepPhases {
-    on_threads(threads, || step_phases_on_threads(width, threads)).expect("a thread pool starts")
+    on_threads(threads, || step_phases_on_threads(width, threads))
+        .expect("the helper threads start")
 }
 
 fn step_phases_on_threads(width: usize, threads: usize) -> StepPhases {
@@ -369,7 +370,7 @@ fn step_phases_on_threads(width: usize, threads: usize) -> StepPhases {
 
 /// A step's timing on `threads` threads, with a team of that many as in a trial.
 fn our_step(width: usize, threads: usize) -> Timing {
-    on_threads(threads, || our_step_on_threads(width, threads)).expect("a thread pool starts")
+    on_threads(threads, || our_step_on_threads(width, threads)).expect("the helper threads start")
 }
 
 fn our_step_on_threads(width: usize, threads: usize) -> Timing {

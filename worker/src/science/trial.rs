@@ -120,7 +120,7 @@ pub fn run_trial_with_options(
         .map_err(|source| TrialError::Threads { threads, source })?
 }
 
-/// [`run_trial_with_options`] inside the pool of the trial's threads.
+/// [`run_trial_with_options`] with the team of the trial's threads started.
 fn run_trial_on_threads(
     config: &TrialConfig,
     observer: &dyn TrialObserver,

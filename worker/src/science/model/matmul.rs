@@ -263,12 +263,22 @@ impl BandedProduct<'_> {
 mod tests {
     use super::*;
 
-    fn naive_product(lhs: &[f64], rhs: &[f64], rows: usize, inner: usize, cols: usize) -> Vec<f64> {
+    /// Row-major operands `lhs` (rows × inner) and `rhs` (inner × cols) with varied values.
+    fn operands(rows: usize, inner: usize, cols: usize) -> (Vec<f32>, Vec<f32>) {
+        (
+            (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect(),
+            (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect(),
+        )
+    }
+
+    /// `lhs · rhs` in f64, by the textbook triple loop.
+    fn naive_product(lhs: &[f32], rhs: &[f32], rows: usize, inner: usize, cols: usize) -> Vec<f64> {
         let mut output = vec![0.0; rows * cols];
         for row in 0..rows {
             for col in 0..cols {
                 for k in 0..inner {
-                    output[row * cols + col] += lhs[row * inner + k] * rhs[k * cols + col];
+                    output[row * cols + col] +=
+                        f64::from(lhs[row * inner + k]) * f64::from(rhs[k * cols + col]);
                 }
             }
         }
@@ -288,15 +298,8 @@ mod tests {
     #[test]
     fn strided_products_match_a_naive_product() {
         let (rows, inner, cols) = (5, 7, 3);
-        let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
-        let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
-        let expected = naive_product(
-            &lhs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
-            &rhs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
-            rows,
-            inner,
-            cols,
-        );
+        let (lhs, rhs) = operands(rows, inner, cols);
+        let expected = naive_product(&lhs, &rhs, rows, inner, cols);
         let lhs_transposed = transpose(&lhs, rows, inner);
         let rhs_transposed = transpose(&rhs, inner, cols);
         let cases = [
@@ -331,28 +334,24 @@ mod tests {
         // 260 × 300 outputs are cut into bands of columns, 300 × 260 into bands of rows; both
         // are large enough to be shared between threads.
         for (rows, inner, cols) in [(260, 130, 300), (300, 130, 260)] {
-            let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
-            let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
+            let (lhs, rhs) = operands(rows, inner, cols);
             let start: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.11).cos()).collect();
-            let product = naive_product(
-                &lhs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
-                &rhs.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
-                rows,
-                inner,
-                cols,
-            );
+            let product = naive_product(&lhs, &rhs, rows, inner, cols);
             for threads in [1, 2] {
                 let mut output = start.clone();
-                multiply_combining(
-                    &mut output,
-                    MatrixView::row_major(&lhs, rows, inner),
-                    MatrixView::row_major(&rhs, inner, cols),
-                    Combine::Fold {
-                        keep: 0.5,
-                        scale: -2.0,
-                    },
-                    threads,
-                );
+                on_threads(threads, || {
+                    multiply_combining(
+                        &mut output,
+                        MatrixView::row_major(&lhs, rows, inner),
+                        MatrixView::row_major(&rhs, inner, cols),
+                        Combine::Fold {
+                            keep: 0.5,
+                            scale: -2.0,
+                        },
+                        threads,
+                    )
+                })
+                .expect("the helper threads start");
                 for ((got, before), product) in output.iter().zip(&start).zip(&product) {
                     let want = 0.5 * f64::from(*before) - 2.0 * product;
                     assert!((f64::from(*got) - want).abs() < 1e-4, "{got} vs {want}");
@@ -392,8 +391,8 @@ mod tests {
         }
     }
 
-    /// The bits of `lhs · rhs` folded into a fixed start, computed on `threads` threads inside a
-    /// pool of that many, as a trial computes it.
+    /// The bits of `lhs · rhs` folded into a fixed start, computed on `threads` threads with a
+    /// team of that many, as a trial computes it.
     fn product_bits(lhs: MatrixView<'_>, rhs: MatrixView<'_>, threads: usize) -> Vec<u32> {
         let cells = lhs.rows() * rhs.cols();
         let mut output: Vec<f32> = (0..cells).map(|i| (i as f32 * 0.11).cos()).collect();
@@ -404,7 +403,7 @@ mod tests {
         on_threads(threads, || {
             multiply_combining(&mut output, lhs, rhs, combine, threads)
         })
-        .expect("a thread pool starts");
+        .expect("the helper threads start");
         output.iter().map(|value| value.to_bits()).collect()
     }
 
@@ -413,8 +412,7 @@ mod tests {
         // Inner dimensions below, at and above gemm's blocks of 512; outputs cut into bands of
         // rows and of columns; operands row-major and transposed, as the network's products are.
         for (rows, inner, cols) in [(150, 700, 600), (600, 128, 130), (130, 1100, 200)] {
-            let lhs: Vec<f32> = (0..rows * inner).map(|i| (i as f32 * 0.37).sin()).collect();
-            let rhs: Vec<f32> = (0..inner * cols).map(|i| (i as f32 * 0.91).cos()).collect();
+            let (lhs, rhs) = operands(rows, inner, cols);
             let lhs_transposed = transpose(&lhs, rows, inner);
             let views = [
                 (
