@@ -165,8 +165,9 @@ fn main() {
     }
     println!(
         "(backward: forward and backward with the gradient stored, less the forward; rest: the \
-         step less both, that is the batch copy and the finiteness check, less the gradient's \
-         store that the step saves by folding it into the weights: it can come out below zero)"
+         step less both, that is the batch copy and the bound that shows the parameters finite, \
+         less the gradient's store that the step saves by folding it into the weights: it can \
+         come out below zero)"
     );
 
     println!();
@@ -374,7 +375,7 @@ fn our_step(width: usize, threads: usize) -> Timing {
 }
 
 fn our_step_on_threads(width: usize, threads: usize) -> Timing {
-    let (mlp, dataset, mut parameters) = step_network(width, threads);
+    let (mlp, dataset, parameters) = step_network(width, threads);
     let settings = SgdSettings {
         learning_rate: 0.01,
         momentum: 0.0,
@@ -383,13 +384,14 @@ fn our_step_on_threads(width: usize, threads: usize) -> Timing {
     };
     let mut sgd = NoisySgd::new(
         &mlp,
+        parameters,
         &dataset,
         settings,
         stream(3, Stream::BatchOrder),
         stream(3, Stream::TrainingNoise),
     );
     timing(|| {
-        sgd.step(&mlp, &mut parameters);
+        sgd.step(&mlp);
     })
 }
 

@@ -133,16 +133,15 @@ pub fn run_probe(
         SnapshotStatistics::new(mlp, minimum, data, snapshots > 0, hessian.top_vectors);
 
     checkpoint(observer, Phase::Probe, 0)?;
-    let mut parameters = minimum.to_vec();
     let mut trajectories = Vec::with_capacity(probe.replicates as usize);
     let mut top_squared = Vec::with_capacity(probe.replicates as usize);
     let mut excursions = LayerExcursions::new(mlp);
     let mut plane = (probe.landscape_grid > 0)
         .then(|| PlaneProjection::new(mlp, minimum, probe.landscape_plane, config.seed));
     for replicate in 0..probe.replicates {
-        parameters.copy_from_slice(minimum);
         let mut sgd = NoisySgd::new(
             mlp,
+            minimum.to_vec(),
             dataset,
             settings,
             stream(config.seed, Stream::ProbeBatches(replicate)),
@@ -152,24 +151,21 @@ pub fn run_probe(
         let mut along_top = Vec::with_capacity(probe.steps as usize);
         let mut taken = 0;
         for step in 1..=probe.steps {
-            let report = sgd.step(mlp, &mut parameters);
-            let distance = euclidean_distance(&parameters, minimum);
+            let report = sgd.step(mlp);
+            let parameters = sgd.parameters();
+            let distance = euclidean_distance(parameters, minimum);
             if !report.is_finite() || !distance.is_finite() {
                 return Ok(ProbeOutcome::Diverged);
             }
             distances.push(distance);
-            excursions.observe(mlp, &parameters, minimum);
+            excursions.observe(mlp, parameters, minimum);
             if !hessian.top_vectors.is_empty() {
-                along_top.push(squared_projection(
-                    &parameters,
-                    minimum,
-                    hessian.top_vectors,
-                ));
+                along_top.push(squared_projection(parameters, minimum, hessian.top_vectors));
             }
             if taken < snapshots && step == ((taken + 1) * probe.steps).div_ceil(snapshots) {
-                snapshot_statistics.observe(&parameters);
+                snapshot_statistics.observe(parameters);
                 if let Some(plane) = &mut plane {
-                    plane.observe(replicate, step, &parameters);
+                    plane.observe(replicate, step, parameters);
                 }
                 taken += 1;
             }
@@ -181,6 +177,7 @@ pub fn run_probe(
                 )?;
             }
         }
+        let parameters = sgd.into_parameters();
         replicate_end(replicate, &parameters);
         trajectories.push(distances);
         top_squared.push(along_top);

@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::science::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
-use crate::science::model::simd::{on_widest_simd, sum_in_lanes};
+use crate::science::model::simd::{largest_magnitude, on_widest_simd, sum_in_lanes};
 
 /// Where one dense layer's parameters sit in the flat parameter vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,9 +267,8 @@ impl Mlp {
         )
     }
 
-    /// Mean softmax cross-entropy over the batch before one gradient-descent step
-    /// Θ ← Θ − η g, which is taken layer by layer as the backward pass forms g, so that no
-    /// gradient vector is written and read back.
+    /// One gradient-descent step Θ ← Θ − η g, taken layer by layer as the backward pass forms
+    /// g, so that no gradient vector is written and read back.
     pub fn loss_and_descent(
         &self,
         parameters: &mut [f32],
@@ -277,16 +276,22 @@ impl Mlp {
         labels: &[u32],
         workspace: &mut Workspace,
         learning_rate: f32,
-    ) -> f64 {
-        self.backward(
+    ) -> Descent {
+        let mut largest_change = 0.0;
+        let loss = self.backward(
             GradientSink::Descend {
                 parameters,
                 learning_rate,
+                largest_change: &mut largest_change,
             },
             inputs,
             labels,
             workspace,
-        )
+        );
+        Descent {
+            loss,
+            largest_change,
+        }
     }
 
     fn backward(
@@ -373,6 +378,12 @@ impl Mlp {
                 )
                 .transposed()
             };
+            let input_values = if index == 0 {
+                &inputs[..batch * layer.fan_in]
+            } else {
+                &activations[index - 1][..layer.fan_in * batch]
+            };
+            sink.bound_change(&layer, &delta[..layer.fan_out * batch], input_values, batch);
             let (target, combine) = sink.weights(&layer);
             multiply_combining(target, delta_view, input, combine, self.threads);
             if let Some(range) = layer.bias_range() {
@@ -405,7 +416,19 @@ enum GradientSink<'a> {
     Descend {
         parameters: &'a mut [f32],
         learning_rate: f32,
+        /// Summed over layers: a bound on the largest |η g| of the layer's weights and biases.
+        largest_change: &'a mut f64,
     },
+}
+
+/// What one step of [`Mlp::loss_and_descent`] reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Descent {
+    /// Mean softmax cross-entropy over the batch, before the step.
+    pub loss: f64,
+    /// No parameter moved by more than this; NaN or infinite where an error or an input was.
+    /// It lets the optimizer know the parameters stayed finite without reading all of them.
+    pub largest_change: f64,
 }
 
 impl GradientSink<'_> {
@@ -431,6 +454,7 @@ impl GradientSink<'_> {
             Self::Descend {
                 parameters,
                 learning_rate,
+                ..
             } => (
                 &mut parameters[range],
                 Combine::Fold {
@@ -439,6 +463,33 @@ impl GradientSink<'_> {
                 },
             ),
         }
+    }
+
+    /// For a descent, adds a bound on how far the layer's gradient moves any of its parameters:
+    /// a weight's gradient Σ_b Δ_b X_b is at most batch · max|Δ| · max|X| in magnitude, a bias's
+    /// at most batch · max|Δ|. Sums keep a NaN that a maximum would drop.
+    fn bound_change(&mut self, layer: &LayerShape, delta: &[f32], input: &[f32], batch: usize) {
+        let Self::Descend {
+            learning_rate,
+            largest_change,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let (largest_delta, largest_input) = on_widest_simd(
+            #[inline(always)]
+            || (largest_magnitude(delta), largest_magnitude(input)),
+        );
+        let bias = if layer.bias_range().is_some() {
+            1.0
+        } else {
+            0.0
+        };
+        **largest_change += f64::from(learning_rate.abs())
+            * batch as f64
+            * f64::from(largest_delta)
+            * (f64::from(largest_input) + bias);
     }
 
     fn fold_biases(&mut self, range: Range<usize>, gradient: &[f32]) {
@@ -452,6 +503,7 @@ impl GradientSink<'_> {
             Self::Descend {
                 parameters,
                 learning_rate,
+                ..
             } => {
                 for (slot, value) in parameters[range].iter_mut().zip(gradient) {
                     *slot -= *learning_rate * value;
@@ -858,14 +910,24 @@ mod tests {
 
         let learning_rate = 0.3;
         let mut descended = parameters.clone();
-        let descent_loss = mlp.loss_and_descent(
+        let descent = mlp.loss_and_descent(
             &mut descended,
             &inputs,
             &labels,
             &mut workspace,
             learning_rate,
         );
-        assert_eq!(descent_loss, loss, "the loss is taken before the step");
+        assert_eq!(descent.loss, loss, "the loss is taken before the step");
+        let largest_change = parameters
+            .iter()
+            .zip(&descended)
+            .map(|(&before, &after)| (f64::from(after) - f64::from(before)).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            largest_change > 0.0 && largest_change <= descent.largest_change,
+            "a parameter moved by {largest_change}, beyond the bound {}",
+            descent.largest_change
+        );
         let momentum = 0.9;
         let velocity: Vec<f32> = (0..mlp.parameter_count())
             .map(|i| (i as f32 * 0.013).sin())

@@ -33,3 +33,52 @@ pub fn sum_in_lanes(values: &[f32], term: impl Fn(f32) -> f32) -> f32 {
     }
     lanes.iter().sum()
 }
+
+/// The largest |value|, or NaN where a value is NaN. Call it inside [`on_widest_simd`].
+///
+/// Compared as integers: with the sign bit cleared, a float's bits order as the magnitudes do,
+/// and a NaN's bits lie above infinity's, so the maximum finds it where a floating-point maximum
+/// would step over it.
+#[inline(always)]
+pub fn largest_magnitude(values: &[f32]) -> f32 {
+    let bits = values
+        .iter()
+        .map(|value| value.to_bits() & 0x7fff_ffff)
+        .fold(0, u32::max);
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_magnitude_finds_the_largest_value_and_any_infinity_or_nan() {
+        let largest = |values: &[f32]| {
+            on_widest_simd(
+                #[inline(always)]
+                || largest_magnitude(values),
+            )
+        };
+        assert_eq!(largest(&[]), 0.0);
+        for len in [1, 5, 16, 37] {
+            let values: Vec<f32> = (0..len).map(|i| (i as f32 - 20.0) * 1e30).collect();
+            let want = values.iter().fold(0.0f32, |m, value| m.max(value.abs()));
+            assert_eq!(largest(&values), want, "{len} finite values");
+            for at in 0..len {
+                for bad in [f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut with_bad = values.clone();
+                    with_bad[at] = bad;
+                    assert_eq!(largest(&with_bad), f32::INFINITY, "{bad} at {at} of {len}");
+                }
+                for nan in [f32::NAN, -f32::NAN] {
+                    let mut with_nan = values.clone();
+                    // An infinity elsewhere must not hide the NaN.
+                    with_nan[len - 1 - at] = f32::INFINITY;
+                    with_nan[at] = nan;
+                    assert!(largest(&with_nan).is_nan(), "NaN at {at} of {len}");
+                }
+            }
+        }
+    }
+}

@@ -86,8 +86,10 @@ impl NoiseScales {
         self.add_scaled_to(gradient, 1.0, rng);
     }
 
-    /// Adds `factor` · ξ for one draw of ξ, coordinates in order as [`Self::add_to`] draws them.
-    pub fn add_scaled_to(&self, values: &mut [f32], factor: f32, rng: &mut impl Rng) {
+    /// Adds `factor` · ξ for one draw of ξ, coordinates in order as [`Self::add_to`] draws them;
+    /// returns the largest magnitude added.
+    pub fn add_scaled_to(&self, values: &mut [f32], factor: f32, rng: &mut impl Rng) -> f32 {
+        let mut largest = 0.0f32;
         for (range, sigma) in &self.blocks {
             let Some(block) = values.get_mut(range.clone()) else {
                 continue;
@@ -95,9 +97,12 @@ impl NoiseScales {
             let scale = factor * sigma;
             for value in block {
                 let draw: f32 = rng.sample(StandardNormal);
-                *value += scale * draw;
+                let added = scale * draw;
+                *value += added;
+                largest = largest.max(added.abs());
             }
         }
+        largest
     }
 }
 
@@ -142,6 +147,17 @@ mod tests {
             .zip(&counts)
             .map(|(sum, count)| sum / *count as f64)
             .collect()
+    }
+
+    #[test]
+    fn the_largest_magnitude_added_is_reported() {
+        let scales = NoiseScales::new(&network(), settings(NoiseForm::PerLayer, None), 0.1);
+        let mut values = vec![0.0f32; network().parameter_count()];
+        let largest =
+            scales.add_scaled_to(&mut values, -0.5, &mut stream(3, Stream::ProbeNoise(0)));
+        let want = values.iter().fold(0.0f32, |m, value| m.max(value.abs()));
+        assert!(want > 0.0);
+        assert_eq!(largest, want);
     }
 
     #[test]

@@ -1,19 +1,27 @@
 //! One step of mini-batch SGD with heavy-ball momentum and Gaussian gradient noise:
 //! v ← μ v + (g + ξ), Θ ← Θ − η v, with ξ ~ N(0, σ² I). With μ = 0 this is Θ ← Θ − η (g + ξ).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::science::data::Dataset;
 use crate::science::model::mlp::{Mlp, Workspace};
-use crate::science::model::simd::{on_widest_simd, sum_in_lanes};
+use crate::science::model::simd::{largest_magnitude, on_widest_simd};
 use crate::science::model::team::share_out;
 use crate::science::train::noise::{NoiseScales, NoiseSettings};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
 const EVALUATION_CHUNK: usize = 256;
+
+/// While a bound on every |θ| stays below this, far under `f32::MAX`, the parameters are known to
+/// be finite without reading them.
+const TRUSTED_MAGNITUDE: f64 = f32::MAX as f64 / 4.0;
+
+/// The factor by which the bound grows at each step besides the step's own terms: it covers the
+/// rounding of θ − η g − η ξ, at most a relative 2⁻²⁴ per operation.
+const ROUNDING_ALLOWANCE: f64 = 1.0 + 1.0 / (1u64 << 20) as f64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdSettings {
@@ -68,8 +76,15 @@ impl StepReport {
 }
 
 /// The optimizer state and every buffer a step needs, allocated once.
+///
+/// It holds the parameters it trains, so that nothing changes them between steps behind the
+/// bound on their magnitude it keeps: a step at width 4096 would otherwise read all 80 MB of them
+/// again to learn that they are finite.
 #[derive(Debug, Clone)]
 pub struct NoisySgd<'d> {
+    parameters: Vec<f32>,
+    /// At least every |θ| (without momentum); infinite or NaN where unknown.
+    largest_parameter: f64,
     dataset: &'d Dataset,
     settings: SgdSettings,
     order: BatchOrder,
@@ -82,8 +97,10 @@ pub struct NoisySgd<'d> {
 }
 
 impl<'d> NoisySgd<'d> {
+    /// An optimizer that trains `parameters` from where they are.
     pub fn new(
         mlp: &Mlp,
+        parameters: Vec<f32>,
         dataset: &'d Dataset,
         settings: SgdSettings,
         batch_order_rng: ChaCha8Rng,
@@ -102,6 +119,8 @@ impl<'d> NoisySgd<'d> {
             Vec::new()
         };
         Self {
+            parameters,
+            largest_parameter: f64::INFINITY,
             dataset,
             settings,
             order: BatchOrder::new(dataset.len(), batch_order_rng),
@@ -114,12 +133,21 @@ impl<'d> NoisySgd<'d> {
         }
     }
 
-    /// A workspace for evaluating the network between steps.
-    pub fn workspace_mut(&mut self) -> &mut Workspace {
-        &mut self.workspace
+    pub fn parameters(&self) -> &[f32] {
+        &self.parameters
     }
 
-    pub fn step(&mut self, mlp: &Mlp, parameters: &mut [f32]) -> StepReport {
+    pub fn into_parameters(self) -> Vec<f32> {
+        self.parameters
+    }
+
+    /// The parameters and a workspace for evaluating the network between steps.
+    pub fn parameters_and_workspace(&mut self) -> (&[f32], &mut Workspace) {
+        (&self.parameters, &mut self.workspace)
+    }
+
+    pub fn step(&mut self, mlp: &Mlp) -> StepReport {
+        let parameters = &mut self.parameters;
         let dim = self.dataset.dim;
         let batch = self.order.next_batch(self.settings.batch_size);
         for (slot, &example) in batch.iter().enumerate() {
@@ -153,16 +181,18 @@ impl<'d> NoisySgd<'d> {
             }
             (batch_loss, finite)
         } else {
-            let batch_loss = mlp.loss_and_descent(
+            let descent = mlp.loss_and_descent(
                 parameters,
                 &self.batch_inputs,
                 &self.batch_labels,
                 &mut self.workspace,
                 learning_rate,
             );
-            self.noise_scales
-                .add_scaled_to(parameters, -learning_rate, &mut self.noise);
-            (batch_loss, all_finite_shared(parameters, mlp.threads()))
+            let largest_noise =
+                self.noise_scales
+                    .add_scaled_to(parameters, -learning_rate, &mut self.noise);
+            let finite = self.still_finite(descent.largest_change, largest_noise, mlp.threads());
+            (descent.loss, finite)
         };
         StepReport {
             batch_loss,
@@ -171,31 +201,44 @@ impl<'d> NoisySgd<'d> {
     }
 }
 
-/// Whether every value is finite, the values cut into parts that the trial's threads share out
-/// (a step at width 4096 checks 80 MB).
-fn all_finite_shared(values: &[f32], threads: usize) -> bool {
+impl NoisySgd<'_> {
+    /// Whether every parameter is finite after a descent step that moved none by more than
+    /// `largest_change` and added noise of at most `largest_noise`. While the bound on their
+    /// magnitude stays far below `f32::MAX` nothing is read; past it, the parameters are, and the
+    /// bound becomes their exact largest magnitude again.
+    fn still_finite(&mut self, largest_change: f64, largest_noise: f32, threads: usize) -> bool {
+        // Twice the change: gemm's sums over the batch round too, by far less than that.
+        let bound = (self.largest_parameter + 2.0 * largest_change + f64::from(largest_noise))
+            * ROUNDING_ALLOWANCE;
+        if bound <= TRUSTED_MAGNITUDE {
+            self.largest_parameter = bound;
+            return true;
+        }
+        let largest = largest_magnitude_shared(&self.parameters, threads);
+        self.largest_parameter = f64::from(largest);
+        largest.is_finite()
+    }
+}
+
+/// The largest |value| (NaN where a value is NaN), the values cut into parts that the trial's
+/// threads share out (a network of width 4096 has 80 MB of parameters).
+fn largest_magnitude_shared(values: &[f32], threads: usize) -> f32 {
     /// Parts no smaller than this (1 MB), below which a thread costs more than it saves.
     const MIN_PART: usize = 1 << 18;
     let parts = threads.clamp(1, (values.len() / MIN_PART).max(1));
     let part_len = values.len().div_ceil(parts);
-    let finite = AtomicBool::new(true);
+    // The bits of magnitudes order as the magnitudes do, and a NaN's lie above them all.
+    let largest = AtomicU32::new(0);
     share_out(parts, &|part| {
         let start = (part * part_len).min(values.len());
         let end = (start + part_len).min(values.len());
-        if !all_finite(&values[start..end]) {
-            finite.store(false, Ordering::Relaxed);
-        }
+        let part_largest = on_widest_simd(
+            #[inline(always)]
+            || largest_magnitude(&values[start..end]),
+        );
+        largest.fetch_max(part_largest.to_bits(), Ordering::Relaxed);
     });
-    finite.into_inner()
-}
-
-/// Whether every value is finite, in one vectorisable pass: x · 0 is 0 for a finite x and NaN
-/// for an infinite or NaN one, and a NaN survives any sum.
-fn all_finite(values: &[f32]) -> bool {
-    on_widest_simd(
-        #[inline(always)]
-        || sum_in_lanes(values, |value| value * 0.0) == 0.0,
-    )
+    f32::from_bits(largest.into_inner())
 }
 
 #[cfg(test)]
@@ -203,34 +246,24 @@ mod tests {
     use super::*;
     use crate::science::model::matmul::on_threads;
     use crate::science::rng::{Stream, stream};
+    use proto::{Activation, Init};
+    use rand::Rng;
+    use rand_distr::StandardNormal;
 
     #[test]
-    fn a_single_infinite_or_nan_value_is_found_in_any_lane() {
-        for len in [0, 5, 16, 37] {
-            let finite: Vec<f32> = (0..len).map(|i| i as f32 * 1e30 - 1e31).collect();
-            assert!(all_finite(&finite), "{len} finite values");
-            for at in 0..len {
-                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-                    let mut values = finite.clone();
-                    values[at] = bad;
-                    assert!(!all_finite(&values), "{bad} at {at} of {len}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_shared_check_finds_a_nan_in_any_part() {
+    fn the_shared_largest_magnitude_finds_a_nan_or_the_largest_value_in_any_part() {
         // Three parts of about 1 MB on three threads, and the last part shorter.
         let len = 3 * (1 << 18) + 5;
         let mut values = vec![1.0f32; len];
         for threads in [1, 2, 3] {
             on_threads(threads, || {
-                assert!(all_finite_shared(&values, threads));
+                assert_eq!(largest_magnitude_shared(&values, threads), 1.0);
                 for at in [0, len / 3, len / 2, len - 1] {
+                    values[at] = -7.5;
+                    assert_eq!(largest_magnitude_shared(&values, threads), 7.5);
                     values[at] = f32::NAN;
                     assert!(
-                        !all_finite_shared(&values, threads),
+                        largest_magnitude_shared(&values, threads).is_nan(),
                         "NaN at {at}, {threads} threads"
                     );
                     values[at] = 1.0;
@@ -238,6 +271,78 @@ mod tests {
             })
             .expect("the helpers start");
         }
+    }
+
+    fn random_dataset(examples: usize, dim: usize, classes: usize) -> Dataset {
+        let mut rng = stream(5, Stream::TrainInputs);
+        Dataset {
+            inputs: (0..examples * dim)
+                .map(|_| rng.sample(StandardNormal))
+                .collect(),
+            labels: (0..examples)
+                .map(|_| rng.random_range(0..classes as u32))
+                .collect(),
+            n: examples,
+            dim,
+            classes,
+        }
+    }
+
+    #[test]
+    fn a_step_reports_finiteness_as_reading_every_parameter_would() {
+        let mlp = Mlp::new(12, 24, 3, 3, Activation::Relu, true);
+        let dataset = random_dataset(64, 12, 3);
+        let mut diverged = 0;
+        for learning_rate in [0.05, 1e6, 1e15, 1e25, 1e36, 3e38] {
+            for (sigma, momentum) in [(0.0, 0.0), (0.1, 0.0), (0.0, 0.9)] {
+                let settings = SgdSettings {
+                    learning_rate,
+                    momentum,
+                    noise: NoiseSettings {
+                        sigma,
+                        ..NoiseSettings::silent()
+                    },
+                    batch_size: 16,
+                };
+                let parameters = mlp.initialize(Init::He, &mut stream(2, Stream::Init));
+                let mut sgd = NoisySgd::new(
+                    &mlp,
+                    parameters,
+                    &dataset,
+                    settings,
+                    stream(2, Stream::BatchOrder),
+                    stream(2, Stream::TrainingNoise),
+                );
+                for step in 1..=12 {
+                    let report = sgd.step(&mlp);
+                    let largest = sgd
+                        .parameters()
+                        .iter()
+                        .fold(0.0f64, |m, value| m.max(f64::from(value.abs())));
+                    let finite = sgd.parameters().iter().all(|value| value.is_finite());
+                    let case = format!("η {learning_rate}, σ {sigma}, μ {momentum}, step {step}");
+                    assert_eq!(report.parameters_finite, finite, "{case}");
+                    if finite && momentum == 0.0 {
+                        assert!(
+                            largest <= sgd.largest_parameter,
+                            "{case}: |θ| reaches {largest}, above the bound {}",
+                            sgd.largest_parameter
+                        );
+                    }
+                    if learning_rate == 0.05 && momentum == 0.0 && step > 1 {
+                        assert!(
+                            sgd.largest_parameter > largest,
+                            "{case}: the parameters were read where the bound sufficed"
+                        );
+                    }
+                    if !finite {
+                        diverged += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(diverged >= 6, "only {diverged} runs overflowed");
     }
 
     #[test]
@@ -251,83 +356,6 @@ mod tests {
             seen.sort_unstable();
             seen.dedup();
             assert_eq!(seen.len(), 9, "a batch repeated an example within an epoch");
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use crate::science::rng::{Stream, stream};
-    use proto::{Activation, Init};
-    use rand::Rng;
-    use rand_distr::StandardNormal;
-
-    /// `cargo test -p worker --release --lib -- --ignored --nocapture one_sgd_step_time`
-    #[test]
-    #[ignore = "a timing measurement, not a check"]
-    fn one_sgd_step_time() {
-        let mlp = Mlp::new(784, 256, 10, 3, Activation::Relu, true);
-        let examples = 1024;
-        let mut rng = stream(1, Stream::TrainInputs);
-        let dataset = Dataset {
-            inputs: (0..examples * 784)
-                .map(|_| rng.sample(StandardNormal))
-                .collect(),
-            labels: (0..examples).map(|_| rng.random_range(0..10)).collect(),
-            n: examples,
-            dim: 784,
-            classes: 10,
-        };
-        let mut parameters = mlp.initialize(Init::He, &mut stream(1, Stream::Init));
-        let mut workspace = Workspace::new(&mlp, 128);
-        let mut gradient = vec![0.0; mlp.parameter_count()];
-        let inputs = &dataset.inputs[..128 * 784];
-        let labels = &dataset.labels[..128];
-        let repeats = 200;
-        let started = std::time::Instant::now();
-        for _ in 0..repeats {
-            mlp.forward(&parameters, inputs, 128, &mut workspace);
-        }
-        let forward = started.elapsed().as_secs_f64() / f64::from(repeats);
-        let started = std::time::Instant::now();
-        for _ in 0..repeats {
-            mlp.loss_and_gradient(&parameters, inputs, labels, &mut workspace, &mut gradient);
-        }
-        let backward = started.elapsed().as_secs_f64() / f64::from(repeats);
-        println!(
-            "forward {:.3} ms, forward + backward {:.3} ms",
-            forward * 1e3,
-            backward * 1e3
-        );
-        for noise_sigma in [0.0, 0.01] {
-            let settings = SgdSettings {
-                learning_rate: 0.01,
-                momentum: 0.9,
-                noise: NoiseSettings {
-                    sigma: noise_sigma,
-                    ..NoiseSettings::silent()
-                },
-                batch_size: 128,
-            };
-            let mut sgd = NoisySgd::new(
-                &mlp,
-                &dataset,
-                settings,
-                stream(1, Stream::BatchOrder),
-                stream(1, Stream::TrainingNoise),
-            );
-            sgd.step(&mlp, &mut parameters);
-            let steps = 200;
-            let started = std::time::Instant::now();
-            for _ in 0..steps {
-                sgd.step(&mlp, &mut parameters);
-            }
-            let per_step = started.elapsed().as_secs_f64() / f64::from(steps);
-            println!(
-                "784→256→256→10, batch 128, σ = {noise_sigma}: {:.3} ms per step",
-                per_step * 1e3
-            );
         }
     }
 }

@@ -29,7 +29,7 @@ const POLISH_CHUNK: usize = 256;
 
 pub fn train(
     mlp: &Mlp,
-    parameters: &mut [f32],
+    parameters: &mut Vec<f32>,
     dataset: &Dataset,
     config: &TrainingConfig,
     seed: u64,
@@ -83,9 +83,10 @@ fn polish(
     Ok((max_steps, parameters.iter().all(|value| value.is_finite())))
 }
 
+/// SGD from `parameters`, which hold the last step's parameters afterwards, also when cancelled.
 fn run_sgd(
     mlp: &Mlp,
-    parameters: &mut [f32],
+    parameters: &mut Vec<f32>,
     dataset: &Dataset,
     config: &TrainingConfig,
     seed: u64,
@@ -103,14 +104,27 @@ fn run_sgd(
     };
     let mut sgd = NoisySgd::new(
         mlp,
+        std::mem::take(parameters),
         dataset,
         settings,
         stream(seed, Stream::BatchOrder),
         stream(seed, Stream::TrainingNoise),
     );
+    let run = sgd_steps(&mut sgd, mlp, dataset, config, observer);
+    *parameters = sgd.into_parameters();
+    run
+}
+
+fn sgd_steps(
+    sgd: &mut NoisySgd<'_>,
+    mlp: &Mlp,
+    dataset: &Dataset,
+    config: &TrainingConfig,
+    observer: &dyn TrialObserver,
+) -> Result<TrainingRun, Cancelled> {
     checkpoint(observer, Phase::Training, 0)?;
     for step in 1..=config.max_steps {
-        let report = sgd.step(mlp, parameters);
+        let report = sgd.step(mlp);
         if !report.is_finite() {
             return Ok(TrainingRun {
                 steps: step,
@@ -120,7 +134,8 @@ fn run_sgd(
             });
         }
         if step % config.eval_every == 0 || step == config.max_steps {
-            let train_loss = evaluate(mlp, parameters, dataset, sgd.workspace_mut(), None).loss;
+            let (parameters, workspace) = sgd.parameters_and_workspace();
+            let train_loss = evaluate(mlp, parameters, dataset, workspace, None).loss;
             if !train_loss.is_finite() {
                 return Ok(TrainingRun {
                     steps: step,
