@@ -199,9 +199,7 @@ impl<'d> NoisySgd<'d> {
             parameters_finite,
         }
     }
-}
 
-impl NoisySgd<'_> {
     /// Whether every parameter is finite after a descent step that moved none by more than
     /// `largest_change` and added noise of at most `largest_noise`. While the bound on their
     /// magnitude stays far below `f32::MAX` nothing is read; past it, the parameters are, and the
