@@ -295,6 +295,8 @@ pub fn init_logging(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: not in Slurm's output files, `docker logs` or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

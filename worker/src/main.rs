@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +22,8 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: not in Slurm's output files, `docker logs` or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -61,6 +61,12 @@ pub struct WorkerArgs {
     /// trial writes into SWEEP/TRIAL_ID below it.
     #[arg(long, env = "WORKER_CHECKPOINT_DIR")]
     pub checkpoint_dir: Option<std::path::PathBuf>,
+
+    /// Stop (exit 0) once the coordinator has had no trial for this worker for this many seconds
+    /// and none is running here: a batch job's worker gives its allocation back when the sweeps
+    /// are done. By default a worker waits for work for as long as it runs.
+    #[arg(long, env = "WORKER_EXIT_WHEN_IDLE", value_name = "SECONDS")]
+    pub exit_when_idle: Option<u64>,
 }
 
 /// How long a result is retried after shutdown has begun before it is left to lease expiry.
@@ -95,6 +101,7 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         threads_per_trial: args.threads_per_trial as usize,
         checkpoint_root: args.checkpoint_dir.clone(),
         max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
+        exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
         running: HashMap::new(),
         heartbeat_interval: Duration::from_secs(5),
         lease_duration: Duration::from_secs(15),
@@ -117,6 +124,7 @@ struct Worker {
     threads_per_trial: usize,
     checkpoint_root: Option<std::path::PathBuf>,
     max_idle_poll: Duration,
+    exit_when_idle: Option<Duration>,
     running: HashMap<String, RunningTrial>,
     heartbeat_interval: Duration,
     lease_duration: Duration,
@@ -129,8 +137,12 @@ impl Worker {
         let mut lease_backoff = Backoff::new(Duration::from_millis(50), self.max_idle_poll);
         let mut next_lease = tokio::time::Instant::now();
         let mut next_heartbeat = tokio::time::Instant::now() + self.heartbeat_interval;
+        let mut idle_since = Instant::now();
 
         loop {
+            if !self.running.is_empty() || !reports.is_empty() {
+                idle_since = Instant::now();
+            }
             let free_slots = self.slots as usize - self.running.len().min(self.slots as usize);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -152,7 +164,13 @@ impl Worker {
                 }
                 _ = tokio::time::sleep_until(next_lease), if free_slots > 0 => {
                     match self.lease(free_slots as u32, &finished_sender).await {
-                        Ok(0) => next_lease = tokio::time::Instant::now() + lease_backoff.next_delay(),
+                        Ok(0) => {
+                            if self.exit_when_idle.is_some_and(|limit| idle_since.elapsed() >= limit) {
+                                info!(worker_id = %self.worker_id, idle_seconds = idle_since.elapsed().as_secs(), "no trial to run; stopping");
+                                break;
+                            }
+                            next_lease = tokio::time::Instant::now() + lease_backoff.next_delay();
+                        }
                         Ok(_) => {
                             lease_backoff.reset();
                             next_lease = tokio::time::Instant::now();
