@@ -1,16 +1,14 @@
-# syntax=docker/dockerfile:1
 # One image with both binaries, `coordinator` and `worker`, in /usr/local/bin, and the example
 # sweeps in /examples. Used by docker-compose.yml and deploy/kubernetes:
 #   docker build -t stagnation-sweeps .
+# Plain Dockerfile syntax, no BuildKit features: it builds with the classic builder too
+# (docker-compose 1.x, a Docker without buildx), and names no frontend image to pull.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-# Cache mounts keep the registry and the build between image builds; the binaries are copied out
-# of the cached target folder because it is not part of the layer.
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins -p coordinator -p worker \
- && cp target/release/coordinator target/release/worker /usr/local/bin/
+RUN cargo build --release --locked --bins -p coordinator -p worker \
+ && cp target/release/coordinator target/release/worker /usr/local/bin/ \
+ && rm -rf target
 
 FROM debian:bookworm-slim
 # DejaVu: the fonts the report's PNG figures are drawn with (without fonts only SVGs are written).
