@@ -30,6 +30,11 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
+/// How often a client pings the coordinator over an HTTP/2 connection.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a ping may go unanswered before the connection is dropped.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How to reach a coordinator.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -46,7 +51,14 @@ impl Connection {
                 url: self.url.clone(),
                 reason: error.to_string(),
             })?
-            .connect_timeout(Duration::from_secs(5));
+            .connect_timeout(Duration::from_secs(5))
+            // HTTP/2 pings find a connection that died without a word (a network cut, a
+            // coordinator's address that changed): a call on it fails after about 20 s, and the
+            // next call connects anew, where it would otherwise wait for TCP's retransmissions
+            // for many minutes (a worker cut off and reconnected sat idle).
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
         if let Some(ca) = &self.tls_ca {
             let pem = read_pem(ca)?;
             let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));

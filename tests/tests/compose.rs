@@ -283,6 +283,28 @@ fn the_compose_stack_finishes_a_sweep_through_a_killed_worker_a_coordinator_rest
         "docker network connect {network} {}",
         short(cut_off)
     ));
+    let reconnected_at = Instant::now();
+    common::wait_until(
+        Duration::from_secs(90),
+        "the reconnected worker to lease again",
+        || (cut_off_leases() > 0).then_some(()),
+    );
+    stack.say(format!(
+        "the reconnected worker leases again, {:.1} s after the reconnection",
+        reconnected_at.elapsed().as_secs_f64()
+    ));
+    let stats = docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}} {{.CPUPerc}}",
+    ]);
+    for line in stdout_of(&stats)
+        .lines()
+        .filter(|line| line.starts_with(&stack.project))
+    {
+        stack.say(format!("  docker stats: {line}"));
+    }
     assert!(
         done() < total,
         "the sweep finished before the faults were over; make the trials longer"
