@@ -167,16 +167,21 @@ fn sweep_toml() -> String {
 #[test]
 fn the_compose_stack_finishes_a_sweep_through_a_killed_worker_a_coordinator_restart_and_a_partition()
  {
-    let engine = docker(&["info", "--format", "{{.ServerVersion}}"]);
-    let tool = compose_tool();
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
     // CI runs this where the machine has a Docker engine, as machines of this project's kind do.
-    let (true, Some(tool)) = (engine.status.success(), tool) else {
+    let (Ok(engine), Some(tool)) = (engine, compose_tool()) else {
+        eprintln!("no docker or compose tool here: the compose test is left out");
+        return;
+    };
+    if !engine.status.success() {
         eprintln!(
-            "no Docker engine or compose tool here: the compose test is left out ({})",
+            "no Docker engine answers here: the compose test is left out ({})",
             text(&engine).trim()
         );
         return;
-    };
+    }
     let missing: Vec<&str> = IMAGES
         .into_iter()
         .filter(|image| !docker(&["image", "inspect", image]).status.success())
