@@ -15,8 +15,9 @@ use common::{Coordinator, PostgresDatabase, stderr_of, stdout_of, tiny_sweep};
 
 const SWEEP: &str = "e2e-slurm";
 /// Enough work (about 120 s of one core) for the first job's workers to be busy when their
-/// signal comes: asked for 50 s before the one-minute limit, it comes anywhere in the first 40 s
-/// (Slurm sends it up to a minute early, and looks at time limits every 30 s).
+/// signal comes. Asked for 80 s before a two-minute limit, it is due 40 s after the start; slurmctld
+/// sends it up to 30 s early and looks every 30 s, so it comes 10 to 40 s after the start: after
+/// the workers have leased, before the sweep is done.
 const TRIALS_PER_WIDTH: u32 = 22;
 const WIDTHS: [u32; 2] = [16, 32];
 const TRAINING_STEPS: u32 = 250_000;
@@ -221,7 +222,7 @@ fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_
         coordinator.url
     ));
 
-    // Job 1: three workers with a one-minute limit and SIGTERM 50 s before it.
+    // Job 1: three workers with a two-minute limit and SIGTERM 80 s before it.
     let first = submit_workers(
         &coordinator,
         &token_file,
@@ -229,13 +230,13 @@ fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_
         &[
             "--array=0-2",
             "--cpus-per-task=1",
-            "--time=1",
-            "--signal=TERM@50",
+            "--time=2",
+            "--signal=TERM@80",
         ],
         300,
     );
     timeline.say(format!(
-        "sbatch --array=0-2 --cpus-per-task=1 --time=1 --signal=TERM@50: job {first}"
+        "sbatch --array=0-2 --cpus-per-task=1 --time=2 --signal=TERM@80: job {first}"
     ));
 
     // scancel one task once it is running a trial.
