@@ -101,11 +101,11 @@ impl Stack {
     }
 
     fn say(&self, what: impl AsRef<str>) {
-        println!(
-            "[{:6.1} s] {}",
+        common::tell(&format!(
+            "[compose {:6.1} s] {}",
             self.started.elapsed().as_secs_f64(),
             what.as_ref()
-        );
+        ));
     }
 
     /// One number from the database, through psql in the postgres container.

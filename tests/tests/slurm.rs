@@ -52,11 +52,11 @@ struct Timeline {
 
 impl Timeline {
     fn say(&self, what: impl AsRef<str>) {
-        println!(
-            "[{:6.1} s] {}",
+        common::tell(&format!(
+            "[slurm {:6.1} s] {}",
             self.started.elapsed().as_secs_f64(),
             what.as_ref()
-        );
+        ));
     }
 }
 

@@ -204,6 +204,13 @@ pub fn start_worker_with(
     }
 }
 
+/// A line of a run's timeline that shows in `cargo test`'s output even when the test passes: the
+/// harness captures the print macros, not writes to the process's stderr.
+pub fn tell(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
