@@ -11,11 +11,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{rand_u64, stderr_of, stdout_of};
+use common::{Timeline, output_text as text, rand_u64, repo_root, stdout_of};
 
 const SWEEP: &str = "e2e-compose";
 const TRIALS: u32 = 36;
@@ -24,22 +23,11 @@ const LEASE_SECONDS: u64 = 8;
 const TIMEOUT: Duration = Duration::from_secs(600);
 const IMAGES: [&str; 3] = ["rust:1-bookworm", "debian:bookworm-slim", "postgres:16"];
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate sits in the repository root")
-        .to_path_buf()
-}
-
 fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
         .output()
         .expect("docker runs")
-}
-
-fn text(output: &Output) -> String {
-    format!("{}{}", stdout_of(output), stderr_of(output))
 }
 
 /// The compose tool: the `docker compose` plugin where it is installed, else `docker-compose`
@@ -60,7 +48,7 @@ struct Stack {
     tool: Vec<String>,
     project: String,
     token: String,
-    started: Instant,
+    timeline: Timeline,
 }
 
 impl Stack {
@@ -101,11 +89,7 @@ impl Stack {
     }
 
     fn say(&self, what: impl AsRef<str>) {
-        common::tell(&format!(
-            "[compose {:6.1} s] {}",
-            self.started.elapsed().as_secs_f64(),
-            what.as_ref()
-        ));
+        self.timeline.say(what);
     }
 
     /// One number from the database, through psql in the postgres container.
@@ -195,7 +179,7 @@ fn the_compose_stack_finishes_a_sweep_through_a_killed_worker_a_coordinator_rest
         tool,
         project: format!("sweeps-e2e-{:08x}", rand_u64() as u32),
         token: format!("{:016x}{:016x}", rand_u64(), rand_u64()),
-        started: Instant::now(),
+        timeline: Timeline::start("compose"),
     };
     stack.say(format!(
         "Docker {} with {}; project {}",

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::repo_root;
 use serde_norway::Value;
 
 /// The image built by the Dockerfile; containers of any other image (postgres) are not ours.
@@ -202,13 +203,6 @@ impl Cli {
             }
         }
     }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
 }
 
 fn read(path: &Path) -> String {

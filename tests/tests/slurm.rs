@@ -7,11 +7,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Coordinator, PostgresDatabase, stderr_of, stdout_of, tiny_sweep};
+use common::{
+    Coordinator, PostgresDatabase, Timeline, output_text, repo_root, stderr_of, stdout_of,
+    tiny_sweep,
+};
 
 const SWEEP: &str = "e2e-slurm";
 /// Enough work (about 120 s of one core) for the first job's workers to be busy when their
@@ -22,13 +25,6 @@ const TRIALS_PER_WIDTH: u32 = 22;
 const WIDTHS: [u32; 2] = [16, 32];
 const TRAINING_STEPS: u32 = 250_000;
 const TIMEOUT: Duration = Duration::from_secs(420);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate sits in the repository root")
-        .to_path_buf()
-}
 
 /// Whether `sinfo` answers and shows a node that can take jobs.
 fn slurm_is_ready() -> bool {
@@ -43,21 +39,6 @@ fn slurm_is_ready() -> bool {
                         .any(|s| state.starts_with(s))
                 })
         })
-}
-
-/// The test's clock: seconds since it started, for the printed timeline.
-struct Timeline {
-    started: Instant,
-}
-
-impl Timeline {
-    fn say(&self, what: impl AsRef<str>) {
-        common::tell(&format!(
-            "[slurm {:6.1} s] {}",
-            self.started.elapsed().as_secs_f64(),
-            what.as_ref()
-        ));
-    }
 }
 
 /// An sbatch of the project's script as an array job; returns the job id.
@@ -170,10 +151,6 @@ fn leased_by(database: &PostgresDatabase, worker: &str) -> i64 {
     ))
 }
 
-fn describe(output: &Output) -> String {
-    format!("{}{}", stdout_of(output), stderr_of(output))
-}
-
 #[test]
 fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_a_resubmission() {
     if !slurm_is_ready() {
@@ -189,9 +166,7 @@ fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_
     }
     // Built before the clock starts, so the timeline shows Slurm's times alone.
     common::binaries();
-    let timeline = Timeline {
-        started: Instant::now(),
-    };
+    let timeline = Timeline::start("slurm");
     let database = PostgresDatabase::create();
     let directory = tempfile::tempdir().expect("temporary directory");
     let token_file = directory.path().join("token");
@@ -216,7 +191,7 @@ fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_
     );
     let sweep = sweep_file.display().to_string();
     let submitted = coordinator.client(&["submit", &sweep, "--token-file", &token]);
-    assert!(submitted.status.success(), "{}", describe(&submitted));
+    assert!(submitted.status.success(), "{}", output_text(&submitted));
     timeline.say(format!(
         "coordinator at {} on PostgreSQL; sweep {SWEEP} submitted, {total} trials",
         coordinator.url
@@ -252,7 +227,11 @@ fn a_slurm_job_array_finishes_a_sweep_through_a_cancelled_task_a_time_limit_and_
         .arg(format!("{first}_1"))
         .output()
         .expect("scancel runs");
-    assert!(scancel.status.success(), "scancel: {}", describe(&scancel));
+    assert!(
+        scancel.status.success(),
+        "scancel: {}",
+        output_text(&scancel)
+    );
     let cancelled_at = Instant::now();
     common::wait_until(TIMEOUT, "the cancelled task to give its trial back", || {
         (leased_by(&database, &cancelled) == 0).then_some(())

@@ -204,11 +204,45 @@ pub fn start_worker_with(
     }
 }
 
-/// A line of a run's timeline that shows in `cargo test`'s output even when the test passes: the
-/// harness captures the print macros, not writes to the process's stderr.
-pub fn tell(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+/// The repository's root folder (the tests crate sits in it).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the repository root")
+        .to_path_buf()
+}
+
+/// A run's timeline: lines with the seconds since it started, shown in `cargo test`'s output even
+/// when the test passes (the harness captures the print macros, not writes to the process's
+/// stderr).
+pub struct Timeline {
+    tag: &'static str,
+    started: Instant,
+}
+
+impl Timeline {
+    pub fn start(tag: &'static str) -> Self {
+        Self {
+            tag,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn say(&self, what: impl AsRef<str>) {
+        use std::io::Write;
+        let line = format!(
+            "[{} {:6.1} s] {}",
+            self.tag,
+            self.started.elapsed().as_secs_f64(),
+            what.as_ref()
+        );
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// What a finished command wrote, stdout then stderr, for an assertion's message.
+pub fn output_text(output: &Output) -> String {
+    format!("{}{}", stdout_of(output), stderr_of(output))
 }
 
 pub fn stdout_of(output: &Output) -> String {
