@@ -65,11 +65,52 @@ fn status_of(error: &StoreError) -> Status {
         StoreError::LeasedElsewhere { .. } => Status::failed_precondition(error.to_string()),
         StoreError::Batch(cause) => status_of(cause),
         StoreError::Stopped => Status::unavailable(error.to_string()),
-        StoreError::Database(_) | StoreError::Migration(_) => {
+        StoreError::Database(cause) => {
+            // The database's own text stays in the coordinator's log: it can name tables,
+            // constraints and values that are no business of a client.
+            warn!(cause = %cause, "store error");
+            database_status(cause)
+        }
+        StoreError::Migration(_) => {
             warn!(cause = %error, "store error");
-            Status::unavailable(error.to_string())
+            Status::unavailable("the results database is not ready (see the coordinator's log)")
         }
     }
+}
+
+/// A database error by its cause: a broken constraint is the request's fault and retrying it
+/// cannot help; a lost or busy connection is worth retrying; anything else is ours.
+fn database_status(cause: &sqlx::Error) -> Status {
+    match cause {
+        sqlx::Error::Database(database) if is_constraint(database.kind()) => {
+            Status::invalid_argument(format!(
+                "the request breaks a constraint of the results database{}; nothing was stored",
+                database
+                    .table()
+                    .map(|table| format!(" (table `{table}`)"))
+                    .unwrap_or_default()
+            ))
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Database(_) => {
+            Status::unavailable("the results database is unavailable; retry later")
+        }
+        _ => Status::internal("the results database failed (see the coordinator's log)"),
+    }
+}
+
+fn is_constraint(kind: sqlx::error::ErrorKind) -> bool {
+    use sqlx::error::ErrorKind;
+    matches!(
+        kind,
+        ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+            | ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+    )
 }
 
 impl From<SweepError> for Status {
@@ -147,118 +188,6 @@ fn require_worker_id(worker_id: &str) -> Result<(), Status> {
         return Err(Status::invalid_argument(
             "`worker_id` must be 1 to 256 characters",
         ));
-    }
-    Ok(())
-}
-
-/// A result must say how the trial ended, and a trial that did not diverge must have finite
-/// losses and errors; times are never negative or NaN. Nothing is stored otherwise.
-fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
-    if !matches!(
-        result.outcome.as_str(),
-        "converged" | "budget_exhausted" | "diverged"
-    ) {
-        return Err(Status::invalid_argument(format!(
-            "`result.outcome` = {:?} is invalid: expected converged, budget_exhausted or diverged",
-            result.outcome
-        )));
-    }
-    if result.outcome != "diverged" {
-        for (field, value) in [
-            ("train_loss", result.train_loss),
-            ("test_loss", result.test_loss),
-            ("train_error", result.train_error),
-            ("test_error", result.test_error),
-        ] {
-            if !value.is_finite() {
-                return Err(Status::invalid_argument(format!(
-                    "`result.{field}` = {value} is invalid: must be finite unless the trial diverged"
-                )));
-            }
-        }
-    }
-    for (field, value) in [
-        ("train_seconds", result.train_seconds),
-        ("probe_seconds", result.probe_seconds),
-        ("measure_seconds", result.measure_seconds),
-    ] {
-        if !(value.is_finite() && value >= 0.0) {
-            return Err(Status::invalid_argument(format!(
-                "`result.{field}` = {value} is invalid: must be a finite number ≥ 0"
-            )));
-        }
-    }
-    let mut named = std::collections::HashSet::new();
-    for bound in &result.bounds {
-        if !proto::BOUND_NAMES.contains(&bound.name.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "`result.bounds` names an unknown bound {:?}: expected one of {}",
-                bound.name,
-                proto::BOUND_NAMES.join(", ")
-            )));
-        }
-        if !named.insert(bound.name.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "`result.bounds` names {:?} twice",
-                bound.name
-            )));
-        }
-    }
-    let mut named = std::collections::HashSet::new();
-    for statistic in &result.probe_statistics {
-        if !proto::PROBE_STATISTIC_NAMES.contains(&statistic.name.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "`result.probe_statistics` names an unknown statistic {:?}: expected one of {}",
-                statistic.name,
-                proto::PROBE_STATISTIC_NAMES.join(", ")
-            )));
-        }
-        if !named.insert(statistic.name.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "`result.probe_statistics` names {:?} twice",
-                statistic.name
-            )));
-        }
-    }
-    if result.train_size == 0 {
-        return Err(Status::invalid_argument(
-            "`result.train_size` = 0 is invalid: must be at least 1",
-        ));
-    }
-    if let Some(slice) = &result.landscape {
-        validate_landscape(slice)?;
-    }
-    Ok(())
-}
-
-/// A slice's losses must fill its grid exactly, and its plane and extent be ones a worker makes.
-fn validate_landscape(slice: &wire::LandscapeSlice) -> Result<(), Status> {
-    use proto::MAX_LANDSCAPE_GRID;
-    if !matches!(slice.plane.as_str(), "pca" | "random") {
-        return Err(Status::invalid_argument(format!(
-            "`result.landscape.plane` = {:?} is invalid: expected pca or random",
-            slice.plane
-        )));
-    }
-    if !(2..=MAX_LANDSCAPE_GRID).contains(&slice.grid) {
-        return Err(Status::invalid_argument(format!(
-            "`result.landscape.grid` = {} is invalid: must be between 2 and {MAX_LANDSCAPE_GRID}",
-            slice.grid
-        )));
-    }
-    let expected = 4 * (slice.grid as usize).pow(2);
-    if slice.losses.len() != expected {
-        return Err(Status::invalid_argument(format!(
-            "`result.landscape.losses` holds {} bytes: a grid of {} needs {expected} (one f32 per point)",
-            slice.losses.len(),
-            slice.grid
-        )));
-    }
-    if !(slice.extent.is_finite() && slice.extent > 0.0) {
-        return Err(Status::invalid_argument(format!(
-            "`result.landscape.extent` = {} is invalid: must be a finite number greater than 0",
-            slice.extent
-        )));
     }
     Ok(())
 }
@@ -408,7 +337,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         let Some(result) = request.result else {
             return Err(Status::invalid_argument("missing `result`"));
         };
-        validate_result(&result)?;
+        crate::result_validation::validate_result(&result)?;
         let result_outcome = result.outcome.clone();
         let outcome = self
             .reports
@@ -500,84 +429,5 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         let report_json =
             serde_json::to_string(&report).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(wire::SweepReportResponse { report_json }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn valid_result() -> wire::TrialResult {
-        wire::TrialResult {
-            outcome: "converged".to_string(),
-            train_size: 100,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn named_measurements_must_be_known_and_named_once() {
-        assert!(validate_result(&valid_result()).is_ok());
-        let statistic = |name: &str| wire::ProbeStatistic {
-            name: name.to_string(),
-            value: 1.0,
-        };
-        let unknown = wire::TrialResult {
-            probe_statistics: vec![statistic("msd_diffusion"), statistic("vibes")],
-            ..valid_result()
-        };
-        let error = validate_result(&unknown).expect_err("unknown statistic");
-        assert_eq!(error.code(), tonic::Code::InvalidArgument);
-        assert!(error.message().contains("\"vibes\""), "{}", error.message());
-        let twice = wire::TrialResult {
-            probe_statistics: vec![statistic("linear_barrier"), statistic("linear_barrier")],
-            ..valid_result()
-        };
-        let error = validate_result(&twice).expect_err("a statistic twice");
-        assert!(error.message().contains("twice"), "{}", error.message());
-        let bound = wire::TrialResult {
-            bounds: vec![wire::BoundMeasurement {
-                name: "made_up".to_string(),
-                capacity: 1.0,
-            }],
-            ..valid_result()
-        };
-        let error = validate_result(&bound).expect_err("unknown bound");
-        assert!(
-            error.message().contains("\"made_up\""),
-            "{}",
-            error.message()
-        );
-    }
-
-    #[test]
-    fn a_landscape_slice_must_fill_its_grid() {
-        let slice = |grid: u32, bytes: usize, plane: &str, extent: f64| wire::TrialResult {
-            landscape: Some(wire::LandscapeSlice {
-                plane: plane.to_string(),
-                grid,
-                extent,
-                losses: vec![0; bytes],
-                trajectory: Vec::new(),
-            }),
-            ..valid_result()
-        };
-        assert!(validate_result(&slice(3, 36, "pca", 1.0)).is_ok());
-        for (bad, field) in [
-            (slice(3, 35, "pca", 1.0), "losses"),
-            (slice(1, 4, "pca", 1.0), "grid"),
-            (slice(500, 1_000_000, "pca", 1.0), "grid"),
-            (slice(3, 36, "sideways", 1.0), "plane"),
-            (slice(3, 36, "random", f64::NAN), "extent"),
-        ] {
-            let error = validate_result(&bad).expect_err(field);
-            assert!(
-                error
-                    .message()
-                    .contains(&format!("result.landscape.{field}")),
-                "{}",
-                error.message()
-            );
-        }
     }
 }

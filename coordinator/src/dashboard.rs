@@ -14,8 +14,8 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::report::{
-    SweepReport, TABLE_COLUMNS, analysis_table, bounds_plot_svg, confidence_interval,
-    landscape_svg, msd_svg, stay_vs_noise_svg, survival_svg,
+    SweepReport, analysis_table, bounds_plot_svg, confidence_interval, landscape_svg, msd_svg,
+    stay_vs_noise_svg, survival_svg, table_columns,
 };
 use crate::store::{Store, StoreError};
 
@@ -155,7 +155,7 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
         report.failed,
         report.diverged
     );
-    for (header, _) in TABLE_COLUMNS {
+    for (header, _) in table_columns() {
         let _ = write!(body, "<th>{}</th>", escape(header));
     }
     body.push_str("<th>err gap 95% CI</th></tr>");
@@ -165,7 +165,7 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
             "<tr><td>{}</td><td>{}/{}</td>",
             width.width, width.done, width.trials
         );
-        for (_, measurement) in TABLE_COLUMNS {
+        for (_, measurement) in table_columns() {
             let summary = width.measurement(measurement);
             let cell = match (summary.mean, summary.std_dev) {
                 (None, _) => "–".to_string(),

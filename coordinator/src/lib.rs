@@ -11,6 +11,7 @@ pub mod local_run;
 pub mod metrics;
 pub mod progress;
 pub mod report;
+pub mod result_validation;
 pub mod server;
 pub mod store;
 pub mod sweep;

@@ -8,40 +8,5 @@ CREATE TABLE bounds (
     gap_estimate  DOUBLE PRECISION,          -- sqrt(C/m)
     PRIMARY KEY (trial_id, name)
 );
-
-DROP VIEW trial_results;
-CREATE VIEW trial_results AS
-SELECT t.sweep, t.id AS trial_id, t.ordinal, t.state, t.attempts, t.last_error,
-       t.width, t.depth, t.learning_rate, t.noise_sigma, t.probe_noise_sigma, t.batch_size, t.seed,
-       r.worker_id, r.outcome, r.diverged_phase,
-       r.train_loss, r.test_loss, r.train_error, r.test_error, r.loss_gap, r.error_gap,
-       r.steps, r.reached_target, r.parameter_count, r.train_size,
-       r.margin_gamma, r.mean_input_norm_squared,
-       r.vc_capacity, r.spectral_capacity, r.vc_gap_estimate, r.spectral_gap_estimate,
-       r.minimum_norm, r.stay_fraction, r.max_distance, r.final_distance,
-       p1.radius AS radius_1, p1.stay_probability AS stay_probability_1,
-       p1.mean_exit_step AS mean_exit_step_1, p1.occupancy AS occupancy_1,
-       p2.radius AS radius_2, p2.stay_probability AS stay_probability_2,
-       p2.mean_exit_step AS mean_exit_step_2, p2.occupancy AS occupancy_2,
-       r.hessian_lambda_max, r.hessian_lambda_min, r.hessian_trace, r.stability_margin,
-       r.hessian_top_eigenvalues,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'frobenius_2layer')
-           AS frobenius_2layer_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'one_infinity_2layer')
-           AS one_infinity_2layer_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'spectral_2layer')
-           AS spectral_2layer_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'neyshabur_2019_2layer')
-           AS neyshabur_2019_2layer_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'spectral_frobenius_pac_bayes')
-           AS spectral_frobenius_pac_bayes_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'golowich_rakhlin_shamir')
-           AS golowich_rakhlin_shamir_gap_estimate,
-       (SELECT b.gap_estimate FROM bounds b WHERE b.trial_id = t.id AND b.name = 'path_norm')
-           AS path_norm_gap_estimate,
-       r.train_seconds, r.probe_seconds, r.measure_seconds, r.recorded_at_ms,
-       t.params
-FROM trials t
-LEFT JOIN results r ON r.trial_id = t.id
-LEFT JOIN probe_radii p1 ON p1.trial_id = t.id AND p1.radius_index = 0
-LEFT JOIN probe_radii p2 ON p2.trial_id = t.id AND p2.radius_index = 1;
+-- The trial_results view this migration once re-created is now made from the measurement
+-- catalog at start-up (coordinator/src/store/view.rs).

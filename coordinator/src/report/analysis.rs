@@ -10,54 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::parameters::{self, Parameters};
 use super::statistics::{self, Interval};
 use crate::store::TrialRow;
+use vocabulary::catalog::{self, Uses};
 
 /// The gap every measure is ranked against.
 pub const GAP: &str = "error_gap";
-
-/// The measurements analysed, as columns of the `trial_results` view.
-pub const ANALYSED_MEASUREMENTS: [&str; 41] = [
-    "error_gap",
-    "loss_gap",
-    "test_error",
-    "vc_capacity",
-    "spectral_capacity",
-    "vc_gap_estimate",
-    "spectral_gap_estimate",
-    "frobenius_2layer_gap_estimate",
-    "one_infinity_2layer_gap_estimate",
-    "spectral_2layer_gap_estimate",
-    "neyshabur_2019_2layer_gap_estimate",
-    "spectral_frobenius_pac_bayes_gap_estimate",
-    "golowich_rakhlin_shamir_gap_estimate",
-    "path_norm_gap_estimate",
-    "pac_bayes_flatness_gap_estimate",
-    "stagnation_localized_spectral_gap_estimate",
-    "margin_gamma",
-    "minimum_norm",
-    "stay_probability_1",
-    "mean_exit_step_1",
-    "median_exit_step_1",
-    "predicted_stay_probability_1",
-    "mean_exits_1",
-    "mean_reentries_1",
-    "stay_fraction",
-    "max_distance",
-    "gradient_norm",
-    "msd_diffusion",
-    "msd_diffusion_hessian_top",
-    "msd_diffusion_hessian_rest",
-    "final_rms_distance",
-    "predicted_rms_distance",
-    "loss_excursion_max_train",
-    "participation_ratio",
-    "hessian_aligned_share",
-    "convexity_min_train",
-    "basin_return_share",
-    "linear_barrier",
-    "hessian_lambda_max",
-    "hessian_trace",
-    "parameter_count",
-];
 
 /// A least-squares exponent: the measurement grows as width^slope.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -91,8 +47,8 @@ pub fn analyse(rows: &[TrialRow]) -> Vec<MeasurementAnalysis> {
         .iter()
         .map(|axis| groups_varying_only(&trials, &parameters, axis))
         .collect();
-    ANALYSED_MEASUREMENTS
-        .into_iter()
+    catalog::used_for(Uses::ANALYSED)
+        .map(|entry| entry.column)
         .map(|measurement| MeasurementAnalysis {
             measurement: measurement.to_string(),
             width_slope: width_slope(&trials, measurement),
@@ -164,12 +120,12 @@ fn groups_varying_only<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TRIAL_ROW_NUMBERS;
+    use crate::store::trial_row_numbers;
 
     fn trial(width: f64, seed: f64, learning_rate: f64, values: &[(&str, f64)]) -> TrialRow {
-        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        let mut numbers = vec![None; trial_row_numbers().len()];
         let mut set = |name: &str, value: f64| {
-            let index = TRIAL_ROW_NUMBERS
+            let index = trial_row_numbers()
                 .iter()
                 .position(|candidate| *candidate == name)
                 .expect("a view column");

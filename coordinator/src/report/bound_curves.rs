@@ -7,42 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use super::statistics::mean_interval;
 use crate::store::TrialRow;
+use vocabulary::catalog::{self, Uses};
 
-/// The figure's series: a `trial_results` column and its legend label, bounds first, then the
-/// measured gaps.
-pub const CURVES: [(&str, &str); 13] = [
-    ("vc_gap_estimate", "parameter-count (VC) bound"),
-    ("spectral_gap_estimate", "spectral (BFT) bound"),
-    ("frobenius_2layer_gap_estimate", "Frobenius bound (2-layer)"),
-    ("one_infinity_2layer_gap_estimate", "ℓ1,∞ bound (2-layer)"),
-    (
-        "spectral_2layer_gap_estimate",
-        "explicit spectral bound (2-layer)",
-    ),
-    (
-        "neyshabur_2019_2layer_gap_estimate",
-        "Neyshabur et al. 2019 bound (2-layer)",
-    ),
-    (
-        "spectral_frobenius_pac_bayes_gap_estimate",
-        "spectral-Frobenius PAC-Bayes bound",
-    ),
-    (
-        "golowich_rakhlin_shamir_gap_estimate",
-        "Golowich–Rakhlin–Shamir bound",
-    ),
-    ("path_norm_gap_estimate", "path norm (ranking measure)"),
-    (
-        "pac_bayes_flatness_gap_estimate",
-        "PAC-Bayes flatness bound",
-    ),
-    (
-        "stagnation_localized_spectral_gap_estimate",
-        "stagnation-localized bound (heuristic)",
-    ),
-    ("error_gap", "measured gap, 0-1 error (test − train)"),
-    ("loss_gap", "measured gap, cross-entropy (test − train)"),
-];
+/// The figure's series: the catalog's [`Uses::PLOTTED`] columns with their labels, the bounds'
+/// estimates first, then the measured gaps.
+pub fn series() -> Vec<(&'static str, &'static str)> {
+    let (estimates, measured): (Vec<_>, Vec<_>) = catalog::used_for(Uses::PLOTTED)
+        .map(|entry| (entry.column, entry.label))
+        .partition(|(column, _)| column.ends_with("_gap_estimate"));
+    estimates.into_iter().chain(measured).collect()
+}
 
 /// One width's value of a series over the seeds that measured it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -61,11 +35,11 @@ pub struct Curve {
     pub points: Vec<WidthPoint>,
 }
 
-/// The series of [`CURVES`] that some finished, non-diverged trial measured, in that order.
+/// The series of [`series`] that some finished, non-diverged trial measured, in that order.
 pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
-    CURVES
-        .iter()
-        .filter_map(|&(measurement, label)| {
+    series()
+        .into_iter()
+        .filter_map(|(measurement, label)| {
             let mut widths: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
             for row in rows.iter().filter(|row| row.is_measured()) {
                 if let (Some(width), Some(value)) = (row.number("width"), row.number(measurement)) {
@@ -96,12 +70,12 @@ pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TRIAL_ROW_NUMBERS;
+    use crate::store::trial_row_numbers;
 
     fn trial(width: f64, values: &[(&str, f64)], outcome: &str) -> TrialRow {
-        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        let mut numbers = vec![None; trial_row_numbers().len()];
         for &(name, value) in [("width", width)].iter().chain(values) {
-            let index = TRIAL_ROW_NUMBERS
+            let index = trial_row_numbers()
                 .iter()
                 .position(|candidate| *candidate == name)
                 .expect("a column");

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::store::{TRIAL_ROW_NUMBERS, TrialRow};
+use crate::store::{TrialRow, trial_row_numbers};
 
 pub use super::export_parquet::{ParquetExportError, to_parquet};
 
@@ -31,7 +31,7 @@ fn columns_of(row: &TrialRow) -> Map<String, Value> {
     columns.insert("outcome".into(), text(&row.outcome));
     columns.insert("worker_id".into(), text(&row.worker_id));
     columns.insert("last_error".into(), text(&row.last_error));
-    for (name, value) in TRIAL_ROW_NUMBERS.iter().zip(&row.numbers) {
+    for (name, value) in trial_row_numbers().iter().zip(&row.numbers) {
         let value = value
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
@@ -66,7 +66,7 @@ pub(super) fn tables_and_header(rows: &[TrialRow]) -> (Vec<Map<String, Value>>, 
     let tables: Vec<Map<String, Value>> = rows.iter().map(columns_of).collect();
     let mut header: Vec<String> = IDENTITY_COLUMNS
         .iter()
-        .chain(TRIAL_ROW_NUMBERS.iter())
+        .chain(trial_row_numbers().iter())
         .map(|name| name.to_string())
         .collect();
     let mut parameters: Vec<String> = tables
@@ -127,8 +127,8 @@ pub(super) mod tests {
         test_error: Option<f64>,
         params: &str,
     ) -> TrialRow {
-        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
-        let index = TRIAL_ROW_NUMBERS
+        let mut numbers = vec![None; trial_row_numbers().len()];
+        let index = trial_row_numbers()
             .iter()
             .position(|name| *name == "test_error")
             .expect("a column");
@@ -177,7 +177,7 @@ pub(super) mod tests {
         assert!(column("test_error") < column("param.model.bias"));
         assert_eq!(
             header.len(),
-            IDENTITY_COLUMNS.len() + TRIAL_ROW_NUMBERS.len() + 4,
+            IDENTITY_COLUMNS.len() + trial_row_numbers().len() + 4,
             "parameters, the union over trials: model.bias, model.width, probe.radii, seed"
         );
         assert!(lines[1].contains(",0.25,"), "{}", lines[1]);

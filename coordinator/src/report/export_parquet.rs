@@ -17,7 +17,7 @@ use parquet::schema::types::Type;
 use serde_json::Value;
 
 use super::export::{IDENTITY_COLUMNS, tables_and_header};
-use crate::store::{TRIAL_ROW_NUMBERS, TrialRow};
+use crate::store::{TrialRow, trial_row_numbers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetExportError {
@@ -137,7 +137,7 @@ pub fn to_parquet(rows: &[TrialRow]) -> Result<Vec<u8>, ParquetExportError> {
         let cells: Vec<Option<&Value>> = tables.iter().map(|table| table.get(name)).collect();
         let kind = if IDENTITY_COLUMNS.contains(&name.as_str()) {
             ColumnKind::Text
-        } else if TRIAL_ROW_NUMBERS.contains(&name.as_str()) {
+        } else if trial_row_numbers().contains(&name.as_str()) {
             ColumnKind::Double
         } else {
             ColumnKind::of_parameter(cells.iter().copied())
@@ -394,7 +394,7 @@ mod tests {
                 .file_metadata()
                 .schema_descr()
                 .num_columns(),
-            IDENTITY_COLUMNS.len() + TRIAL_ROW_NUMBERS.len()
+            IDENTITY_COLUMNS.len() + trial_row_numbers().len()
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Text forms of a report: an aligned terminal table, CSV and Markdown (JSON is the serde form).
 
-use crate::store::{REPORTED_MEASUREMENTS, Summary};
+use crate::store::{Summary, reported_measurements};
+use vocabulary::catalog::{self, Uses};
 
 use super::SweepReport;
 
@@ -12,19 +13,13 @@ pub enum ReportFormat {
     Markdown,
 }
 
-/// The table's columns: header and measurement; each cell is mean ± standard deviation over seeds.
-pub const TABLE_COLUMNS: [(&str, &str); 10] = [
-    ("params", "parameter_count"),
-    ("train err", "train_error"),
-    ("test err", "test_error"),
-    ("err gap", "error_gap"),
-    ("VC bound", "vc_gap_estimate"),
-    ("spectral bound", "spectral_gap_estimate"),
-    ("margin γ", "margin_gamma"),
-    ("stay p(r₁)", "stay_probability"),
-    ("λ_max", "hessian_lambda_max"),
-    ("train s", "train_seconds"),
-];
+/// The table's columns, (header, measurement): the catalog's [`Uses::TABLE`] columns; each cell
+/// is mean ± standard deviation over seeds.
+pub fn table_columns() -> Vec<(&'static str, &'static str)> {
+    catalog::used_for(Uses::TABLE)
+        .map(|entry| (entry.header, entry.column))
+        .collect()
+}
 
 fn number(value: f64) -> String {
     let magnitude = value.abs();
@@ -55,7 +50,7 @@ pub fn to_table(report: &SweepReport) -> String {
         "failed".to_string(),
         "diverged".to_string(),
     ];
-    header.extend(TABLE_COLUMNS.iter().map(|(title, _)| title.to_string()));
+    header.extend(table_columns().iter().map(|(title, _)| title.to_string()));
     let mut rows = vec![header];
     for width in &report.widths {
         let mut row = vec![
@@ -65,7 +60,7 @@ pub fn to_table(report: &SweepReport) -> String {
             width.diverged.to_string(),
         ];
         row.extend(
-            TABLE_COLUMNS
+            table_columns()
                 .iter()
                 .map(|(_, name)| cell(width.measurement(name))),
         );
@@ -183,7 +178,7 @@ pub(super) fn aligned(rows: &[Vec<String>]) -> String {
 /// One row per width: counts, then mean, standard deviation and count of every measurement.
 pub fn to_csv(report: &SweepReport) -> String {
     let mut text = String::from("sweep,width,trials,done,failed,diverged");
-    for name in REPORTED_MEASUREMENTS {
+    for name in reported_measurements() {
         text.push_str(&format!(
             ",{name}_mean,{name}_sd,{name}_n,{name}_ci95_low,{name}_ci95_high"
         ));
@@ -195,7 +190,7 @@ pub fn to_csv(report: &SweepReport) -> String {
             "{},{},{},{},{},{}",
             report.sweep, width.width, width.trials, width.done, width.failed, width.diverged
         ));
-        for name in REPORTED_MEASUREMENTS {
+        for name in reported_measurements() {
             let summary = width.measurement(name);
             let interval = confidence_interval(summary);
             text.push_str(&format!(
@@ -232,7 +227,7 @@ pub fn to_markdown(report: &SweepReport) -> String {
         report.sweep, report.done, report.total, report.failed, report.diverged
     );
     let mut header = vec!["width", "done", "failed", "diverged"];
-    header.extend(TABLE_COLUMNS.iter().map(|(title, _)| *title));
+    header.extend(table_columns().iter().map(|(title, _)| *title));
     header.push("err gap 95% CI");
     text.push_str(&format!("| {} |\n", header.join(" | ")));
     text.push_str(&format!("|{}\n", "---:|".repeat(header.len())));
@@ -244,7 +239,7 @@ pub fn to_markdown(report: &SweepReport) -> String {
             width.diverged.to_string(),
         ];
         row.extend(
-            TABLE_COLUMNS
+            table_columns()
                 .iter()
                 .map(|(_, name)| cell(width.measurement(name))),
         );

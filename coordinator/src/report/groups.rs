@@ -8,19 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::parameters::{self, Parameters};
 use super::statistics::{MeanInterval, mean_interval};
 use crate::store::TrialRow;
-
-/// The measurements aggregated per cell.
-pub const CELL_MEASUREMENTS: [&str; 9] = [
-    "error_gap",
-    "test_error",
-    "vc_gap_estimate",
-    "spectral_gap_estimate",
-    "stay_probability_1",
-    "stay_probability_2",
-    "median_exit_step_1",
-    "max_distance",
-    "hessian_lambda_max",
-];
+use vocabulary::catalog::{self, Uses};
 
 /// One cell: the axis values that define it, its trial counts, and per measurement the mean,
 /// standard deviation and 95% interval over the cell's finished, non-diverged trials.
@@ -128,8 +116,8 @@ fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
             .iter()
             .filter(|row| row.outcome.as_deref() == Some("diverged"))
             .count() as u64,
-        measurements: CELL_MEASUREMENTS
-            .iter()
+        measurements: catalog::used_for(Uses::CELL)
+            .map(|entry| entry.column)
             .map(|name| {
                 let values: Vec<f64> = measured.iter().filter_map(|row| row.number(name)).collect();
                 (
@@ -144,17 +132,24 @@ fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TRIAL_ROW_NUMBERS;
+    use crate::store::trial_row_numbers;
+
+    fn gap_of(cell: &Cell) -> Option<CellSummary> {
+        cell.measurements
+            .iter()
+            .find(|(name, _)| name == "error_gap")
+            .and_then(|(_, summary)| *summary)
+    }
 
     fn trial(width: f64, noise: f64, seed: f64, gap: f64) -> TrialRow {
-        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        let mut numbers = vec![None; trial_row_numbers().len()];
         for (name, value) in [
             ("width", width),
             ("noise_sigma", noise),
             ("seed", seed),
             ("error_gap", gap),
         ] {
-            let index = TRIAL_ROW_NUMBERS
+            let index = trial_row_numbers()
                 .iter()
                 .position(|candidate| *candidate == name)
                 .expect("a column");
@@ -211,7 +206,7 @@ mod tests {
         // 0.25 ± 3.182446 · sqrt(0.05/3) / 2.
         let width_8 = &groupings[0].cells[0];
         assert_eq!((width_8.trials, width_8.done), (4, 4));
-        let gap = width_8.measurements[0].1.expect("a summary");
+        let gap = gap_of(width_8).expect("a summary");
         assert!((gap.mean - 0.25).abs() < 1e-12);
         let sd = (0.05f64 / 3.0).sqrt();
         assert!((gap.std_dev.expect("sd") - sd).abs() < 1e-12);
@@ -227,12 +222,9 @@ mod tests {
                 ("training.noise_sigma".to_string(), "0.2".to_string())
             ]
         );
-        assert!((crossed[1].measurements[0].1.expect("a summary").mean - 0.3).abs() < 1e-12);
+        assert!((gap_of(&crossed[1]).expect("a summary").mean - 0.3).abs() < 1e-12);
         let empty = &crossed[3];
         assert_eq!((empty.trials, empty.done, empty.failed), (1, 0, 1));
-        assert_eq!(
-            empty.measurements[0].1, None,
-            "nothing finished to summarise"
-        );
+        assert_eq!(gap_of(empty), None, "nothing finished to summarise");
     }
 }

@@ -19,7 +19,7 @@ pub mod statistics;
 pub mod survival;
 
 pub use format::{
-    ReportFormat, TABLE_COLUMNS, analysis_table, confidence_interval, to_csv, to_markdown, to_table,
+    ReportFormat, analysis_table, confidence_interval, table_columns, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, stay_vs_noise_svg};

@@ -90,7 +90,7 @@ pub fn msd_by_width(rows: &[TrialRow]) -> Vec<WidthMsd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TRIAL_ROW_NUMBERS;
+    use crate::store::trial_row_numbers;
 
     fn trial(width: u64, curve: &str) -> TrialRow {
         TrialRow {
@@ -102,7 +102,7 @@ mod tests {
             params: format!(r#"{{"model":{{"width":{width}}}}}"#),
             replicate_exit_steps_1: None,
             msd_curve: Some(curve.to_string()),
-            numbers: vec![None; TRIAL_ROW_NUMBERS.len()],
+            numbers: vec![None; trial_row_numbers().len()],
         }
     }
 

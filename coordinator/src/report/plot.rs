@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use super::SweepReport;
 use super::bound_curves::Curve;
 
-/// Colours of the series in [`super::bound_curves::CURVES`] order: the measured gaps (last two)
+/// Colours of the series in [`super::bound_curves::series`] order: the measured gaps (last two)
 /// in black and dark grey, so they stand out from the bounds.
 const CURVE_COLORS: [RGBColor; 13] = [
     RGBColor(200, 40, 40),
@@ -27,7 +27,7 @@ const CURVE_COLORS: [RGBColor; 13] = [
 
 /// The color of a series by its measurement name.
 fn curve_color(measurement: &str) -> RGBColor {
-    super::bound_curves::CURVES
+    super::bound_curves::series()
         .iter()
         .position(|(name, _)| *name == measurement)
         .map_or(BLACK, |index| CURVE_COLORS[index % CURVE_COLORS.len()])
@@ -281,16 +281,16 @@ pub(super) fn finish_with_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{TRIAL_ROW_NUMBERS, TrialRow};
+    use crate::store::{TrialRow, trial_row_numbers};
 
     fn trial(width: u64, sigma: f64, seed: u64, stay: f64) -> TrialRow {
-        let mut numbers = vec![None; TRIAL_ROW_NUMBERS.len()];
+        let mut numbers = vec![None; trial_row_numbers().len()];
         for (name, value) in [
             ("width", width as f64),
             ("seed", seed as f64),
             ("stay_probability_1", stay),
         ] {
-            let index = TRIAL_ROW_NUMBERS
+            let index = trial_row_numbers()
                 .iter()
                 .position(|candidate| *candidate == name)
                 .expect("a column");

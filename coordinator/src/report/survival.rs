@@ -74,7 +74,7 @@ pub fn survival_by_width(rows: &[TrialRow]) -> Vec<WidthSurvival> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TRIAL_ROW_NUMBERS;
+    use crate::store::trial_row_numbers;
 
     fn trial(width: u64, seed: u64, exits: &str) -> TrialRow {
         TrialRow {
@@ -88,7 +88,7 @@ mod tests {
             params: format!(
                 r#"{{"seed":{seed},"model":{{"width":{width}}},"probe":{{"steps":5}}}}"#
             ),
-            numbers: vec![None; TRIAL_ROW_NUMBERS.len()],
+            numbers: vec![None; trial_row_numbers().len()],
         }
     }
 

@@ -5,14 +5,17 @@
 
 mod batch;
 mod postgres;
+mod schema;
 mod sqlite;
 mod values;
+mod view;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use vocabulary::catalog::{self, Uses};
 
 use crate::sweep::SweepPlan;
 
@@ -200,29 +203,11 @@ impl Summary {
     }
 }
 
-/// The measurements summarized per width in a report, each a column of `results` (or of the
-/// first probe radius).
-pub const REPORTED_MEASUREMENTS: [&str; 19] = [
-    "train_error",
-    "test_error",
-    "error_gap",
-    "loss_gap",
-    "vc_gap_estimate",
-    "spectral_gap_estimate",
-    "vc_capacity",
-    "spectral_capacity",
-    "margin_gamma",
-    "stay_fraction",
-    "max_distance",
-    "stay_probability",
-    "mean_exit_step",
-    "hessian_lambda_max",
-    "hessian_trace",
-    "stability_margin",
-    "parameter_count",
-    "steps",
-    "train_seconds",
-];
+/// The measurements summarized per width in a report: the catalog's [`Uses::REPORTED`] columns
+/// of the `trial_results` view.
+pub fn reported_measurements() -> impl Iterator<Item = &'static str> {
+    catalog::used_for(Uses::REPORTED).map(|entry| entry.column)
+}
 
 /// One width's row of a report: trial counts and a [`Summary`] per reported measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -232,7 +217,7 @@ pub struct WidthSummary {
     pub done: u64,
     pub failed: u64,
     pub diverged: u64,
-    /// In the order of [`REPORTED_MEASUREMENTS`].
+    /// In the order of [`reported_measurements`].
     pub measurements: Vec<(String, Summary)>,
 }
 
@@ -247,91 +232,9 @@ impl WidthSummary {
 }
 
 /// The numeric columns of the `trial_results` view, in the order a [`TrialRow`] holds them.
-pub const TRIAL_ROW_NUMBERS: [&str; 83] = [
-    "ordinal",
-    "attempts",
-    "width",
-    "depth",
-    "learning_rate",
-    "noise_sigma",
-    "probe_noise_sigma",
-    "batch_size",
-    "seed",
-    "train_loss",
-    "test_loss",
-    "train_error",
-    "test_error",
-    "loss_gap",
-    "error_gap",
-    "steps",
-    "reached_target",
-    "polish_steps",
-    "gradient_norm",
-    "parameter_count",
-    "train_size",
-    "margin_gamma",
-    "mean_input_norm_squared",
-    "vc_capacity",
-    "spectral_capacity",
-    "vc_gap_estimate",
-    "spectral_gap_estimate",
-    "minimum_norm",
-    "stay_fraction",
-    "max_distance",
-    "final_distance",
-    "radius_1",
-    "stay_probability_1",
-    "mean_exit_step_1",
-    "occupancy_1",
-    "median_exit_step_1",
-    "mean_exits_1",
-    "mean_reentries_1",
-    "predicted_stay_probability_1",
-    "radius_2",
-    "stay_probability_2",
-    "mean_exit_step_2",
-    "occupancy_2",
-    "median_exit_step_2",
-    "predicted_stay_probability_2",
-    "hessian_lambda_max",
-    "hessian_lambda_min",
-    "hessian_trace",
-    "stability_margin",
-    "frobenius_2layer_gap_estimate",
-    "one_infinity_2layer_gap_estimate",
-    "spectral_2layer_gap_estimate",
-    "neyshabur_2019_2layer_gap_estimate",
-    "spectral_frobenius_pac_bayes_gap_estimate",
-    "golowich_rakhlin_shamir_gap_estimate",
-    "path_norm_gap_estimate",
-    "pac_bayes_flatness_gap_estimate",
-    "stagnation_localized_spectral_gap_estimate",
-    "mean_distance",
-    "rms_distance",
-    "msd_diffusion",
-    "final_rms_distance",
-    "predicted_rms_distance",
-    "msd_diffusion_hessian_top",
-    "msd_diffusion_hessian_rest",
-    "loss_excursion_max_train",
-    "loss_excursion_mean_train",
-    "loss_excursion_max_test",
-    "loss_excursion_mean_test",
-    "participation_ratio",
-    "components_for_90_percent",
-    "top_two_share",
-    "hessian_aligned_share",
-    "convexity_min_train",
-    "convexity_min_test",
-    "convexity_positive_share_train",
-    "convexity_positive_share_test",
-    "basin_return_share",
-    "linear_barrier",
-    "train_seconds",
-    "probe_seconds",
-    "measure_seconds",
-    "recorded_at_ms",
-];
+pub fn trial_row_numbers() -> &'static [&'static str] {
+    catalog::numeric_columns()
+}
 
 /// A trial's loss-landscape slice as stored (`landscape_slices`), with what locates it in the
 /// sweep.
@@ -367,14 +270,14 @@ pub struct TrialRow {
     pub replicate_exit_steps_1: Option<String>,
     /// The probe's MSD curve, JSON (see the `results.msd_curve` column).
     pub msd_curve: Option<String>,
-    /// In the order of [`TRIAL_ROW_NUMBERS`]; None where there is no value (no result yet, or a
+    /// In the order of [`trial_row_numbers`]; None where there is no value (no result yet, or a
     /// non-finite one).
     pub numbers: Vec<Option<f64>>,
 }
 
 impl TrialRow {
     pub fn number(&self, name: &str) -> Option<f64> {
-        TRIAL_ROW_NUMBERS
+        trial_row_numbers()
             .iter()
             .position(|candidate| *candidate == name)
             .and_then(|index| self.numbers.get(index).copied().flatten())

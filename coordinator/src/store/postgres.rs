@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::batch;
 use super::values::{
     decode_stored_slice, decode_trial_row, decode_width_summary, landscape_slices_sql,
     trial_rows_sql, width_summaries_sql,
@@ -20,6 +19,7 @@ use super::{
     RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, StoredSlice, SweepCounts,
     TrialRecord, TrialRow, WidthSummary,
 };
+use super::{batch, schema, view};
 use crate::sweep::SweepPlan;
 
 #[derive(Debug, Clone)]
@@ -36,7 +36,33 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let migrator = sqlx::migrate!("../migrations/postgres");
+        let applied: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&pool)
+                .await?;
+        if applied.is_some() {
+            for restamp in schema::restamps(&migrator, schema::POSTGRES_EDITED) {
+                sqlx::query(
+                    "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+                )
+                .bind(restamp.current)
+                .bind(restamp.version)
+                .bind(restamp.released)
+                .execute(&pool)
+                .await?;
+            }
+        }
+        migrator.run(&pool).await?;
+        // Coordinators starting together re-create the view one after the other.
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('trial_results view'))")
+            .execute(&mut *transaction)
+            .await?;
+        for statement in view::statements() {
+            sqlx::query(&statement).execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
         Ok(Self { pool })
     }
 

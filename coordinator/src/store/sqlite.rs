@@ -12,7 +12,6 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::batch;
 use super::values::{
     decode_stored_slice, decode_trial_row, decode_width_summary, landscape_slices_sql,
     trial_rows_sql, width_summaries_sql,
@@ -22,6 +21,7 @@ use super::{
     RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, StoredSlice, SweepCounts,
     TrialRecord, TrialRow, WidthSummary,
 };
+use super::{batch, schema, view};
 use crate::sweep::SweepPlan;
 
 #[derive(Debug, Clone)]
@@ -45,7 +45,30 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        let migrator = sqlx::migrate!("../migrations/sqlite");
+        let applied: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&pool)
+        .await?;
+        if applied.is_some() {
+            for restamp in schema::restamps(&migrator, schema::SQLITE_EDITED) {
+                sqlx::query(
+                    "UPDATE _sqlx_migrations SET checksum = ? WHERE version = ? AND checksum = ?",
+                )
+                .bind(restamp.current)
+                .bind(restamp.version)
+                .bind(restamp.released)
+                .execute(&pool)
+                .await?;
+            }
+        }
+        migrator.run(&pool).await?;
+        let mut transaction = pool.begin().await?;
+        for statement in view::statements() {
+            sqlx::query(&statement).execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
         Ok(Self { pool })
     }
 

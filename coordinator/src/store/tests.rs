@@ -568,7 +568,7 @@ async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
         None,
         "one value has no spread"
     );
-    assert_eq!(wide.measurement("stay_probability").mean, Some(1.0));
+    assert_eq!(wide.measurement("stay_probability_1").mean, Some(1.0));
 
     let unknown = fixture
         .store
@@ -875,6 +875,44 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
         fixture.store.trial_rows("no-such-sweep").await,
         Err(StoreError::UnknownSweep(_))
     ));
+}
+
+/// A database migrated by the texts as released (each edited migration's old checksum, and the
+/// view those texts made) opens: it is re-stamped, its view re-created, and its trials kept.
+#[tokio::test]
+async fn a_database_migrated_before_the_view_left_the_migrations_opens_with_its_trials() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", directory.path().join("old.db").display());
+    let plan =
+        SweepPlan::from_toml("store-test.toml", SWEEP, DEFAULT_MAX_TRIALS).expect("valid sweep");
+    let store = SqliteStore::open(&url).await.expect("open store");
+    store.register_sweep(&plan, 1_000).await.expect("register");
+    drop(store);
+
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    for (version, released) in super::schema::SQLITE_EDITED {
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = ? WHERE version = ?")
+            .bind(hex::decode(released).expect("hex"))
+            .bind(version)
+            .execute(&pool)
+            .await
+            .expect("stamp the released checksum");
+    }
+    for statement in [
+        "DROP VIEW trial_results",
+        "CREATE VIEW trial_results AS SELECT t.sweep, t.id AS trial_id FROM trials t",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect("old view");
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url).await.expect("reopens");
+    let rows = store.trial_rows("store-test").await.expect("rows");
+    assert_eq!(rows.len(), plan.trials().count());
+    assert!(rows.iter().all(|row| row.state == "pending"));
 }
 
 /// The same suite on both backends: SQLite always, PostgreSQL on the local server.

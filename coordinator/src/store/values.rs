@@ -1,9 +1,10 @@
 //! Value conventions and report SQL both stores share.
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
+use vocabulary::catalog::{self, Kind};
 
 use super::{
-    REPORTED_MEASUREMENTS, StoredSlice, Summary, TRIAL_ROW_NUMBERS, TrialRow, WidthSummary,
+    StoredSlice, Summary, TrialRow, WidthSummary, reported_measurements, trial_row_numbers,
 };
 
 /// Non-finite numbers (a diverged run's loss, a bound with γ ≤ 0) are stored as NULL.
@@ -33,36 +34,26 @@ pub fn new_lease_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-/// The per-width report query, the same on both backends; `placeholder` is the sweep name's
-/// bind parameter (`?` or `$1`). Built only from constant measurement names, never from input.
+/// The per-width report query over the `trial_results` view, the same on both backends;
+/// `placeholder` is the sweep name's bind parameter (`?` or `$1`). Built only from the catalog's
+/// constant column names, never from input.
 pub fn width_summaries_sql(placeholder: &str) -> String {
     let mut sql = String::from(
-        "SELECT t.width AS width, COUNT(*) AS trials,
-                COUNT(*) FILTER (WHERE t.state = 'done') AS done,
-                COUNT(*) FILTER (WHERE t.state = 'failed') AS failed,
-                COUNT(*) FILTER (WHERE r.outcome = 'diverged') AS diverged",
+        "SELECT width, COUNT(*) AS trials,
+                COUNT(*) FILTER (WHERE state = 'done') AS done,
+                COUNT(*) FILTER (WHERE state = 'failed') AS failed,
+                COUNT(*) FILTER (WHERE outcome = 'diverged') AS diverged",
     );
-    for name in REPORTED_MEASUREMENTS {
-        let table = if matches!(name, "stay_probability" | "mean_exit_step") {
-            "p"
-        } else {
-            "r"
-        };
+    for name in reported_measurements() {
         // Diverged trials are counted, not averaged; integer columns are averaged as floats.
-        let value = format!(
-            "(CASE WHEN r.outcome <> 'diverged' THEN CAST({table}.{name} AS DOUBLE PRECISION) END)"
-        );
+        let value =
+            format!("(CASE WHEN outcome <> 'diverged' THEN CAST({name} AS DOUBLE PRECISION) END)");
         sql.push_str(&format!(
             ", COUNT({value}) AS {name}_count, AVG({value}) AS {name}_mean, AVG({value} * {value}) AS {name}_square"
         ));
     }
     sql.push_str(&format!(
-        " FROM trials t
-          LEFT JOIN results r ON r.trial_id = t.id
-          LEFT JOIN probe_radii p ON p.trial_id = t.id AND p.radius_index = 0
-          WHERE t.sweep = {placeholder}
-          GROUP BY t.width
-          ORDER BY t.width"
+        " FROM trial_results WHERE sweep = {placeholder} GROUP BY width ORDER BY width"
     ));
     sql
 }
@@ -77,8 +68,8 @@ where
 {
     let count =
         |name: &str| -> Result<u64, sqlx::Error> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    let mut measurements = Vec::with_capacity(REPORTED_MEASUREMENTS.len());
-    for name in REPORTED_MEASUREMENTS {
+    let mut measurements = Vec::new();
+    for name in reported_measurements() {
         let summary = Summary::from_moments(
             row.try_get::<i64, _>(format!("{name}_count").as_str())?,
             row.try_get::<Option<f64>, _>(format!("{name}_mean").as_str())?,
@@ -99,16 +90,19 @@ where
 /// The rows of a sweep from the `trial_results` view, every number as a float (a boolean as 0 or
 /// 1), in grid order; `placeholder` is the sweep name's bind parameter.
 pub fn trial_rows_sql(placeholder: &str) -> String {
-    let numbers: Vec<String> = TRIAL_ROW_NUMBERS
+    let numbers: Vec<String> = catalog::catalog()
         .iter()
-        .map(|name| match *name {
-            // A boolean on PostgreSQL, an integer on SQLite: both read as a truth value.
-            "reached_target" => {
-                "CAST(CASE WHEN reached_target THEN 1 WHEN NOT reached_target THEN 0 END \
-                  AS DOUBLE PRECISION) AS reached_target"
-                    .to_string()
+        .filter_map(|entry| {
+            let name = entry.column;
+            match entry.kind {
+                Kind::Text => None,
+                Kind::Number => Some(format!("CAST({name} AS DOUBLE PRECISION) AS {name}")),
+                // A boolean on PostgreSQL, an integer on SQLite: both read as a truth value.
+                Kind::Flag => Some(format!(
+                    "CAST(CASE WHEN {name} THEN 1 WHEN NOT {name} THEN 0 END \
+                     AS DOUBLE PRECISION) AS {name}"
+                )),
             }
-            _ => format!("CAST({name} AS DOUBLE PRECISION) AS {name}"),
         })
         .collect();
     format!(
@@ -128,10 +122,10 @@ where
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let mut numbers = Vec::with_capacity(TRIAL_ROW_NUMBERS.len());
-    for name in TRIAL_ROW_NUMBERS {
+    let mut numbers = Vec::with_capacity(trial_row_numbers().len());
+    for name in trial_row_numbers() {
         numbers.push(
-            row.try_get::<Option<f64>, _>(name)?
+            row.try_get::<Option<f64>, _>(*name)?
                 .filter(|value| value.is_finite()),
         );
     }

@@ -1,13 +1,14 @@
 //! What a trial reports: the scalars, per-layer norms and per-radius stagnation statistics.
 
 use serde::Serialize;
+use vocabulary::ProbeStatisticName;
 
 pub use crate::science::measure::bound_suite::BoundMeasurement;
 
-/// One of the probe statistics of `proto::PROBE_STATISTIC_NAMES`.
+/// One of the probe statistics of the catalog, measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProbeStatistic {
-    pub name: &'static str,
+    pub name: ProbeStatisticName,
     pub value: f64,
 }
 

@@ -476,6 +476,7 @@ mod tests {
         NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig,
     };
     use std::sync::atomic::{AtomicU64, Ordering};
+    use vocabulary::{BoundName, ProbeStatisticName};
 
     fn easy_config() -> TrialConfig {
         TrialConfig {
@@ -528,9 +529,9 @@ mod tests {
     fn training_an_easy_task_reaches_the_target_and_every_measurement_is_filled() {
         let config = easy_config();
         let measurements = run_trial(&config, &SilentObserver).expect("the trial runs");
-        // One hidden layer: every bound of proto::BOUND_NAMES applies, each with a positive margin.
-        let names: Vec<&str> = measurements.bounds.iter().map(|bound| bound.name).collect();
-        assert_eq!(names, proto::BOUND_NAMES);
+        // One hidden layer: every bound applies, each with a positive margin.
+        let names: Vec<BoundName> = measurements.bounds.iter().map(|bound| bound.name).collect();
+        assert_eq!(names, BoundName::ALL);
         assert!(
             measurements
                 .bounds
@@ -548,16 +549,16 @@ mod tests {
             measurements
                 .probe_statistics
                 .iter()
-                .find(|statistic| statistic.name == name)
+                .find(|statistic| statistic.name.name() == name)
                 .map(|statistic| statistic.value)
                 .unwrap_or_else(|| panic!("no {name}"))
         };
-        let names: Vec<&str> = measurements
+        let names: Vec<ProbeStatisticName> = measurements
             .probe_statistics
             .iter()
             .map(|statistic| statistic.name)
             .collect();
-        assert_eq!(names, proto::PROBE_STATISTIC_NAMES);
+        assert_eq!(names, ProbeStatisticName::ALL);
         assert!(statistic("rms_distance") >= statistic("mean_distance"));
         assert!(statistic("mean_distance") > 0.0);
         assert!(statistic("loss_excursion_max_train") >= statistic("loss_excursion_mean_train"));
@@ -703,7 +704,7 @@ mod tests {
             measurements
                 .probe_statistics
                 .iter()
-                .find(|statistic| statistic.name == name)
+                .find(|statistic| statistic.name.name() == name)
                 .map_or(f64::NAN, |statistic| statistic.value)
         };
         let (measured, predicted) = (

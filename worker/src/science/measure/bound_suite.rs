@@ -1,5 +1,7 @@
 //! Every bound of `science.md` §4 that applies to the trained network, from the formulas in
-//! [`bounds`](super::bounds), by the names of [`proto::BOUND_NAMES`].
+//! [`bounds`](super::bounds), by the names of [`BoundName`].
+
+use vocabulary::BoundName;
 
 use crate::science::data::Dataset;
 use crate::science::measure::bounds::{
@@ -14,7 +16,7 @@ use crate::science::model::mlp::Mlp;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BoundMeasurement {
-    pub name: &'static str,
+    pub name: BoundName,
     /// C, such that the gap is of order sqrt(C / m); infinite when the margin γ is not positive.
     pub capacity: f64,
 }
@@ -38,7 +40,7 @@ pub struct TrainedPoint<'a> {
 /// one trial does not see: each trial assumes its own minimum is the only one.
 const DISTINCT_MINIMA: f64 = 1.0;
 
-/// The bounds in [`proto::BOUND_NAMES`] order; the 2-layer forms only for one hidden layer.
+/// The bounds in [`BoundName`] order; the 2-layer forms only for one hidden layer.
 pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
     let sample: SampleStatistics = super::network_norms::sample_statistics(
         &point.train.inputs,
@@ -46,22 +48,21 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
         point.train.classes,
     );
     let (gamma, delta) = (point.gamma, point.delta);
-    let mut bounds = Vec::with_capacity(proto::BOUND_NAMES.len());
-    let mut push = |name: &'static str, capacity: f64| {
-        debug_assert!(proto::BOUND_NAMES.contains(&name));
+    let mut bounds = Vec::with_capacity(BoundName::ALL.len());
+    let mut push = |name: BoundName, capacity: f64| {
         bounds.push(BoundMeasurement { name, capacity });
     };
     if let [first, second] = point.layers {
         push(
-            "frobenius_2layer",
+            BoundName::Frobenius2Layer,
             frobenius_capacity(first, second, &sample, gamma, delta),
         );
         push(
-            "one_infinity_2layer",
+            BoundName::OneInfinity2Layer,
             one_infinity_capacity(first, second, &sample, gamma, delta),
         );
         push(
-            "spectral_2layer",
+            BoundName::Spectral2Layer,
             spectral_two_layer_capacity(
                 first,
                 second,
@@ -73,26 +74,26 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
         );
         let image = initial_image_frobenius(point.mlp, point.initial, &point.train.inputs);
         push(
-            "neyshabur_2019_2layer",
+            BoundName::Neyshabur2019TwoLayer,
             neyshabur_2019_capacity(first, second, &sample, image, gamma, delta),
         );
     }
     push(
-        "spectral_frobenius_pac_bayes",
+        BoundName::SpectralFrobeniusPacBayes,
         spectral_frobenius_pac_bayes_capacity(point.layers, &sample, gamma, delta),
     );
     push(
-        "golowich_rakhlin_shamir",
+        BoundName::GolowichRakhlinShamir,
         golowich_rakhlin_shamir_capacity(point.layers, &sample, gamma),
     );
     push(
-        "path_norm",
+        BoundName::PathNorm,
         path_norm_capacity(path_norm(point.mlp, point.parameters), gamma),
     );
     if !point.flatness_sigma.is_nan() {
         let distance = euclidean_distance(point.parameters, point.initial);
         push(
-            "pac_bayes_flatness",
+            BoundName::PacBayesFlatness,
             pac_bayes_flatness_capacity(
                 distance * distance,
                 point.flatness_sigma,
@@ -103,7 +104,7 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
     }
     if !point.probe_excursions.is_empty() {
         push(
-            "stagnation_localized_spectral",
+            BoundName::StagnationLocalizedSpectral,
             stagnation_localized_capacity(
                 point.probe_excursions,
                 &sample,
@@ -158,9 +159,10 @@ mod tests {
             };
             let bounds = evaluate_bounds(&point);
             assert_eq!(bounds.len(), expected, "depth {depth}");
-            let names: Vec<&str> = bounds.iter().map(|bound| bound.name).collect();
-            let mut in_order: Vec<&str> = proto::BOUND_NAMES
-                .into_iter()
+            let names: Vec<BoundName> = bounds.iter().map(|bound| bound.name).collect();
+            let mut in_order: Vec<BoundName> = BoundName::ALL
+                .iter()
+                .copied()
                 .filter(|name| names.contains(name))
                 .collect();
             in_order.dedup();
@@ -175,7 +177,7 @@ mod tests {
                 crate::science::measure::network_norms::sample_statistics(&train.inputs, 4, 3);
             let grs = bounds
                 .iter()
-                .find(|bound| bound.name == "golowich_rakhlin_shamir")
+                .find(|bound| bound.name == BoundName::GolowichRakhlinShamir)
                 .expect("GRS for any depth");
             assert_eq!(
                 grs.capacity,

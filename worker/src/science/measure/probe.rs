@@ -2,6 +2,7 @@
 //! distance d_t = ||Θ_t − Θ̂||₂ after every step, summarised per radius (science.md §3).
 
 use proto::{RadiusUnit, TrialConfig};
+use vocabulary::ProbeStatisticName;
 
 use crate::science::data::TrainTest;
 use crate::science::measure::displacement::{
@@ -32,7 +33,7 @@ pub struct ProbeSummary {
     /// Mean over replicates of the last distance.
     pub final_distance: f64,
     pub radii: Vec<RadiusMeasurement>,
-    /// Distance moments, diffusion and the snapshot statistics (`proto::PROBE_STATISTIC_NAMES`).
+    /// Distance moments, diffusion and the snapshot statistics (`vocabulary::ProbeStatisticName`).
     pub statistics: Vec<ProbeStatistic>,
     pub msd_curve: Vec<MsdPoint>,
     /// Per layer, the largest weight displacement from Ŵ over the probe.
@@ -246,23 +247,23 @@ fn subspace_statistics(
     prediction: Option<&LinearizedProbe>,
 ) -> Vec<ProbeStatistic> {
     let mut statistics = vec![ProbeStatistic {
-        name: "final_rms_distance",
+        name: ProbeStatisticName::FinalRmsDistance,
         value: msd.last().map_or(f64::NAN, |last| last.sqrt()),
     }];
     if let Some(prediction) = prediction {
         statistics.push(ProbeStatistic {
-            name: "predicted_rms_distance",
+            name: ProbeStatisticName::PredictedRmsDistance,
             value: prediction.mean_squared_distance(msd.len() as u64).sqrt(),
         });
     }
     if !top.is_empty() {
         let rest: Vec<f64> = msd.iter().zip(top).map(|(all, top)| all - top).collect();
         statistics.push(ProbeStatistic {
-            name: "msd_diffusion_hessian_top",
+            name: ProbeStatisticName::MsdDiffusionHessianTop,
             value: late_diffusion(top),
         });
         statistics.push(ProbeStatistic {
-            name: "msd_diffusion_hessian_rest",
+            name: ProbeStatisticName::MsdDiffusionHessianRest,
             value: late_diffusion(&rest),
         });
     }
@@ -365,15 +366,15 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
     ProbeSummary {
         statistics: vec![
             ProbeStatistic {
-                name: "mean_distance",
+                name: ProbeStatisticName::MeanDistance,
                 value: mean_distance,
             },
             ProbeStatistic {
-                name: "rms_distance",
+                name: ProbeStatisticName::RmsDistance,
                 value: rms_distance,
             },
             ProbeStatistic {
-                name: "msd_diffusion",
+                name: ProbeStatisticName::MsdDiffusion,
                 value: msd_diffusion(trajectories),
             },
         ],

@@ -6,6 +6,8 @@ use crate::science::data::TrainTest;
 use crate::science::measure::basin::{BARRIER_POINTS, gradient_descent, linear_barrier};
 use crate::science::measure::cloud::{cloud_spectrum, variance_share_in_subspace};
 use crate::science::measure::probe::euclidean_distance;
+use vocabulary::ProbeStatisticName;
+
 use crate::science::measurements::ProbeStatistic;
 use crate::science::model::evaluate::{FullGradient, evaluate};
 use crate::science::model::mlp::{Mlp, Workspace};
@@ -185,64 +187,80 @@ impl<'a> SnapshotStatistics<'a> {
         self.returned.add(if back { 1.0 } else { 0.0 });
     }
 
-    /// The statistics measured, by their names in `proto::PROBE_STATISTIC_NAMES`.
+    /// The statistics measured, in catalog order.
     pub fn into_statistics(self) -> Vec<ProbeStatistic> {
         let [train_excursion, test_excursion] = self.excursion;
         let [train_convexity, test_convexity] = self.convexity;
         let mut statistics = Vec::new();
-        let mut push = |name: &'static str, tally: &Tally, value: f64| {
+        let mut push = |name: ProbeStatisticName, tally: &Tally, value: f64| {
             if tally.count > 0 {
                 statistics.push(ProbeStatistic { name, value });
             }
         };
         push(
-            "loss_excursion_max_train",
+            ProbeStatisticName::LossExcursionMaxTrain,
             &train_excursion,
             train_excursion.max,
         );
         push(
-            "loss_excursion_mean_train",
+            ProbeStatisticName::LossExcursionMeanTrain,
             &train_excursion,
             train_excursion.mean(),
         );
         push(
-            "loss_excursion_max_test",
+            ProbeStatisticName::LossExcursionMaxTest,
             &test_excursion,
             test_excursion.max,
         );
         push(
-            "loss_excursion_mean_test",
+            ProbeStatisticName::LossExcursionMeanTest,
             &test_excursion,
             test_excursion.mean(),
         );
         let ratio = &self.participation_ratio;
-        push("participation_ratio", ratio, ratio.mean());
+        push(ProbeStatisticName::ParticipationRatio, ratio, ratio.mean());
         let k90 = &self.components_for_90_percent;
-        push("components_for_90_percent", k90, k90.mean());
+        push(ProbeStatisticName::ComponentsFor90Percent, k90, k90.mean());
         push(
-            "top_two_share",
+            ProbeStatisticName::TopTwoShare,
             &self.top_two_share,
             self.top_two_share.mean(),
         );
         push(
-            "hessian_aligned_share",
+            ProbeStatisticName::HessianAlignedShare,
             &self.hessian_aligned_share,
             self.hessian_aligned_share.mean(),
         );
-        push("convexity_min_train", &train_convexity, train_convexity.min);
-        push("convexity_min_test", &test_convexity, test_convexity.min);
         push(
-            "convexity_positive_share_train",
+            ProbeStatisticName::ConvexityMinTrain,
+            &train_convexity,
+            train_convexity.min,
+        );
+        push(
+            ProbeStatisticName::ConvexityMinTest,
+            &test_convexity,
+            test_convexity.min,
+        );
+        push(
+            ProbeStatisticName::ConvexityPositiveShareTrain,
             &train_convexity,
             train_convexity.positive_share(),
         );
         push(
-            "convexity_positive_share_test",
+            ProbeStatisticName::ConvexityPositiveShareTest,
             &test_convexity,
             test_convexity.positive_share(),
         );
-        push("basin_return_share", &self.returned, self.returned.mean());
-        push("linear_barrier", &self.barrier, self.barrier.mean());
+        push(
+            ProbeStatisticName::BasinReturnShare,
+            &self.returned,
+            self.returned.mean(),
+        );
+        push(
+            ProbeStatisticName::LinearBarrier,
+            &self.barrier,
+            self.barrier.mean(),
+        );
         statistics
     }
 }
