@@ -42,7 +42,7 @@ pub fn landscape_svg(sweep: &str, slice: &StoredSlice) -> Result<String, String>
 
 /// Grid coordinate `i` of `grid` points on [−extent, extent], as the worker laid the grid out.
 fn coordinate(i: usize, grid: usize, extent: f64) -> f64 {
-    worker::science::measure::landscape::coordinate(i as u32, grid as u32, extent)
+    vocabulary::landscape::coordinate(i as u32, grid as u32, extent)
 }
 
 type Segment = ((f64, f64), (f64, f64));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use worker::science::measure::survival::{ExitTime, kaplan_meier};
+use vocabulary::survival::{ExitTime, kaplan_meier};
 
 use super::parameters::{WIDTH, flattened};
 use crate::store::TrialRow;

@@ -1,0 +1,530 @@
+//! How fast the engine trains, against the two yardsticks issue 3 names: the machine's own
+//! single-precision matrix multiply and PyTorch on the same CPU.
+//!
+//! `cargo bench -p science --bench sgd_step` times one SGD step (forward, backward, update) of an
+//! MLP 784→w→w→10, batch 128, f32, on 1 and 2 threads, and prints it beside
+//! - the throughput of one large matrix product on as many threads (the ceiling for a step made
+//!   of matrix products);
+//! - the same step in PyTorch on the CPU (`benches/torch_sgd_step.py`, run with `$TORCH_PYTHON`,
+//!   else `/opt/torch-venv/bin/python`, else `python3`; skipped with a note if torch is missing);
+//! - what the stagnation probe and the Hessian measurements cost relative to training, from
+//!   whole trials.
+//!
+//! Each figure is measured in `SGD_STEP_ROUNDS` rounds (default 3), ours right after PyTorch's,
+//! because the machine's speed drifts by tens of percent over minutes when its host is busy. Two
+//! tables follow: medians over rounds, and the best step of all (the undisturbed speed). `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the
+//! grid.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+use science::data::Dataset;
+use science::model::matmul::{MatrixView, multiply, on_threads};
+use science::model::mlp::{Mlp, Workspace};
+use science::rng::{Stream, stream};
+use science::train::noise::NoiseSettings;
+use science::train::sgd::{NoisySgd, SgdSettings};
+use science::{SilentObserver, run_trial_with_threads};
+use vocabulary::{
+    Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, NoiseForm,
+    ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
+};
+
+const INPUT: usize = 784;
+const CLASSES: usize = 10;
+const BATCH: usize = 128;
+/// Each timing repeats its work for at least this long.
+const MIN_SECONDS: f64 = 1.0;
+
+fn main() {
+    let widths = list_from_env("SGD_STEP_WIDTHS", &[64, 256, 1024, 4096]);
+    let thread_counts = list_from_env("SGD_STEP_THREADS", &[1, 2]);
+    let rounds = list_from_env("SGD_STEP_ROUNDS", &[3])[0].max(1);
+
+    // The machine's speed drifts (it shares its host), so every figure is taken in each of
+    // several rounds, ours right after PyTorch's.
+    let mut torch = PyTorch::start();
+    let cells: Vec<(usize, usize)> = thread_counts
+        .iter()
+        .flat_map(|&threads| widths.iter().map(move |&width| (threads, width)))
+        .collect();
+    let mut ceilings = vec![Vec::new(); thread_counts.len()];
+    let mut ours = vec![Vec::new(); cells.len()];
+    let mut theirs = vec![Vec::new(); cells.len()];
+    for _ in 0..rounds {
+        for (slot, &threads) in thread_counts.iter().enumerate() {
+            ceilings[slot].push(matmul_timing(threads));
+        }
+        for (cell, &(threads, width)) in cells.iter().enumerate() {
+            if let Ok(torch) = torch.as_mut()
+                && let Ok(step) = torch.step(threads, width)
+            {
+                theirs[cell].push(step);
+            }
+            ours[cell].push(our_step(width, threads));
+        }
+    }
+
+    match &torch {
+        Ok(torch) => println!("PyTorch {} ({})", torch.version, torch.python),
+        Err(reason) => println!("PyTorch: not measured ({reason})"),
+    }
+    println!(
+        "one SGD step, MLP 784→w→w→10, batch {BATCH}, f32, ReLU, cross-entropy, {rounds} rounds"
+    );
+    let statistics: [Statistic; 2] = [
+        ("median", |timing| timing.median, median),
+        ("best", |timing| timing.best, smallest),
+    ];
+    for (statistic, pick, over_rounds) in statistics {
+        println!();
+        let summary = |timings: &[Timing]| -> f64 {
+            over_rounds(&timings.iter().map(pick).collect::<Vec<_>>())
+        };
+        let ceiling_column: Vec<String> = thread_counts
+            .iter()
+            .zip(&ceilings)
+            .map(|(threads, timings)| {
+                format!("{:.1} on {threads}", MATMUL_FLOPS / summary(timings) / 1e9)
+            })
+            .collect();
+        println!(
+            "{statistic} step time; matrix-multiply ceiling (one 1024×4096 · 4096×4096 product, \
+             the faster of our banded product and one gemm call), GFLOP/s: {}",
+            ceiling_column.join(", ")
+        );
+        println!(
+            "{:>6} {:>7} {:>11} {:>9} {:>12} {:>13} {:>10} {:>16}",
+            "width",
+            "threads",
+            "ours ms",
+            "GFLOP/s",
+            "% of matmul",
+            "PyTorch ms",
+            "speed-up",
+            "rounds' range"
+        );
+        for (cell, &(threads, width)) in cells.iter().enumerate() {
+            let seconds = summary(&ours[cell]);
+            let gflops = step_flops(width) / seconds / 1e9;
+            let slot = thread_counts
+                .iter()
+                .position(|&t| t == threads)
+                .unwrap_or(0);
+            let ceiling = MATMUL_FLOPS / summary(&ceilings[slot]) / 1e9;
+            let (torch_column, ratio_column, range_column) = if theirs[cell].is_empty() {
+                ("—".to_string(), "—".to_string(), "—".to_string())
+            } else {
+                let torch_seconds = summary(&theirs[cell]);
+                let ratios: Vec<f64> = theirs[cell]
+                    .iter()
+                    .zip(&ours[cell])
+                    .map(|(theirs, ours)| pick(theirs) / pick(ours))
+                    .collect();
+                let low = smallest(&ratios);
+                let high = ratios.iter().copied().fold(0.0, f64::max);
+                (
+                    format!("{:.3}", torch_seconds * 1e3),
+                    format!("{:.2}×", torch_seconds / seconds),
+                    format!("{low:.2}–{high:.2}×"),
+                )
+            };
+            println!(
+                "{width:>6} {threads:>7} {:>11.3} {gflops:>9.1} {:>11.0}% {torch_column:>13} {ratio_column:>10} {range_column:>16}",
+                seconds * 1e3,
+                100.0 * gflops / ceiling,
+            );
+        }
+    }
+    println!(
+        "median: of each side's per-round medians; best: the fastest step of all rounds, the work \
+         undisturbed by whatever else the host runs. speed-up = PyTorch's time / ours (above 1 \
+         means we are faster); rounds' range: the lowest and highest ratio of one round's figures"
+    );
+
+    println!();
+    println!("where a step's time goes (ms, best of each)");
+    println!(
+        "{:>6} {:>7} {:>9} {:>9} {:>16}",
+        "width", "threads", "forward", "backward", "rest of the step"
+    );
+    for &threads in &thread_counts {
+        for &width in &widths {
+            let phases = step_phases(width, threads);
+            println!(
+                "{width:>6} {threads:>7} {:>9.3} {:>9.3} {:>16.3}",
+                phases.forward * 1e3,
+                (phases.forward_backward - phases.forward) * 1e3,
+                (phases.step - phases.forward_backward) * 1e3,
+            );
+        }
+    }
+    println!(
+        "(backward: forward and backward with the gradient stored, less the forward; rest: the \
+         step less both, that is the batch copy and the bound that shows the parameters finite, \
+         less the gradient's store that the step saves by folding it into the weights: it can \
+         come out below zero)"
+    );
+
+    println!();
+    println!("cost of the probe and the Hessian measurements relative to training (one trial)");
+    println!(
+        "{:>6} {:>7} {:>10} {:>10} {:>12} {:>14} {:>16}",
+        "width", "threads", "train s", "probe s", "measure s", "probe / train", "measure / train"
+    );
+    for &threads in &thread_counts {
+        for width in [64, 256] {
+            let measured =
+                run_trial_with_threads(&phase_cost_trial(width), &SilentObserver, threads)
+                    .expect("the phase-cost trial runs");
+            println!(
+                "{width:>6} {threads:>7} {:>10.3} {:>10.3} {:>12.3} {:>14.2} {:>16.2}",
+                measured.train_seconds,
+                measured.probe_seconds,
+                measured.measure_seconds,
+                measured.probe_seconds / measured.train_seconds,
+                measured.measure_seconds / measured.train_seconds,
+            );
+        }
+    }
+    println!(
+        "(training: 400 steps of batch 128; probe: 4 replicates × 100 steps, each with 5 \
+         snapshots (full-batch loss and gradient on 2,048 training and 1,024 test examples) and \
+         20 full-batch gradient-descent steps of the same-basin test; measure: spectral norms, \
+         margins, bounds, Hessian top-3 by 30 Lanczos steps and a 10-probe Hutchinson trace over \
+         the training examples)"
+    );
+}
+
+fn list_from_env(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(text) => text
+            .split(',')
+            .map(|item| {
+                item.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: `{item}` is not a positive integer"))
+            })
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// Multiply-adds of forward (X Wᵀ), weight gradients (Δᵀ X) and, below the first layer, the
+/// back-propagated errors (Δ W), two flops each.
+fn step_flops(width: usize) -> f64 {
+    let layers = [(INPUT, width), (width, width), (width, CLASSES)];
+    layers
+        .iter()
+        .enumerate()
+        .map(|(index, &(fan_in, fan_out))| {
+            let products = if index == 0 { 2.0 } else { 3.0 };
+            products * 2.0 * (BATCH * fan_in * fan_out) as f64
+        })
+        .sum()
+}
+
+/// A table's name, the figure it takes from each timing, and how it summarises those figures over
+/// the rounds.
+type Statistic = (&'static str, fn(&Timing) -> f64, fn(&[f64]) -> f64);
+
+/// Repeated timings of one piece of work: their median, and the best (the work undisturbed).
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    median: f64,
+    best: f64,
+}
+
+/// Times `run` repeatedly for at least [`MIN_SECONDS`], after two untimed warm-up calls.
+fn timing(mut run: impl FnMut()) -> Timing {
+    run();
+    run();
+    let mut times = Vec::new();
+    let started = Instant::now();
+    while times.len() < 3 || started.elapsed().as_secs_f64() < MIN_SECONDS {
+        let one = Instant::now();
+        run();
+        times.push(one.elapsed().as_secs_f64());
+    }
+    Timing {
+        median: median(&times),
+        best: smallest(&times),
+    }
+}
+
+fn best_seconds(run: impl FnMut()) -> f64 {
+    timing(run).best
+}
+
+/// Seconds of one 1024×4096 · 4096×4096 product on `threads` threads, the faster of two ways:
+/// our banded `multiply` and a single `gemm` call with gemm's own threading (which, on a product
+/// this large, shares its packed blocks between threads where bands each pack their own).
+fn matmul_timing(threads: usize) -> Timing {
+    let (rows, inner, cols) = (1024, 4096, 4096);
+    let lhs = random_vector(rows * inner, 1);
+    let rhs = random_vector(inner * cols, 2);
+    let mut output = vec![0.0f32; rows * cols];
+    let banded = on_threads(threads, || {
+        timing(|| {
+            multiply(
+                &mut output,
+                MatrixView::row_major(&lhs, rows, inner),
+                MatrixView::row_major(&rhs, inner, cols),
+                false,
+                threads,
+            )
+        })
+    })
+    .expect("the helper threads start");
+    let single_call = timing(|| {
+        // SAFETY: all three buffers hold exactly the row-major matrices the sizes and strides
+        // describe.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                inner,
+                output.as_mut_ptr(),
+                1,
+                cols as isize,
+                false,
+                lhs.as_ptr(),
+                1,
+                inner as isize,
+                rhs.as_ptr(),
+                1,
+                cols as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                },
+            )
+        }
+    });
+    Timing {
+        median: banded.median.min(single_call.median),
+        best: banded.best.min(single_call.best),
+    }
+}
+
+const MATMUL_FLOPS: f64 = 2.0 * 1024.0 * 4096.0 * 4096.0;
+
+fn random_vector(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = stream(seed, Stream::TrainInputs);
+    (0..len).map(|_| rng.sample(StandardNormal)).collect()
+}
+
+fn step_network(width: usize, threads: usize) -> (Mlp, Dataset, Vec<f32>) {
+    let mlp = Mlp::new(INPUT, width, CLASSES, 3, Activation::Relu, true).with_threads(threads);
+    let examples = 8 * BATCH;
+    let mut rng = stream(3, Stream::TrainInputs);
+    let dataset = Dataset {
+        inputs: random_vector(examples * INPUT, 3),
+        labels: (0..examples)
+            .map(|_| rng.random_range(0..CLASSES as u32))
+            .collect(),
+        n: examples,
+        dim: INPUT,
+        classes: CLASSES,
+    };
+    let parameters = mlp.initialize(Init::He, &mut stream(3, Stream::Init));
+    (mlp, dataset, parameters)
+}
+
+struct StepPhases {
+    forward: f64,
+    forward_backward: f64,
+    step: f64,
+}
+
+fn step_phases(width: usize, threads: usize) -> StepPhases {
+    on_threads(threads, || step_phases_on_threads(width, threads))
+        .expect("the helper threads start")
+}
+
+fn step_phases_on_threads(width: usize, threads: usize) -> StepPhases {
+    let (mlp, dataset, parameters) = step_network(width, threads);
+    let mut workspace = Workspace::new(&mlp, BATCH);
+    let mut gradient = vec![0.0; mlp.parameter_count()];
+    let inputs = &dataset.inputs[..BATCH * INPUT];
+    let labels = &dataset.labels[..BATCH];
+    let forward = best_seconds(|| mlp.forward(&parameters, inputs, BATCH, &mut workspace));
+    let forward_backward = best_seconds(|| {
+        mlp.loss_and_gradient(&parameters, inputs, labels, &mut workspace, &mut gradient);
+    });
+    StepPhases {
+        forward,
+        forward_backward,
+        step: our_step_on_threads(width, threads).best,
+    }
+}
+
+/// A step's timing on `threads` threads, with a team of that many as in a trial.
+fn our_step(width: usize, threads: usize) -> Timing {
+    on_threads(threads, || our_step_on_threads(width, threads)).expect("the helper threads start")
+}
+
+fn our_step_on_threads(width: usize, threads: usize) -> Timing {
+    let (mlp, dataset, parameters) = step_network(width, threads);
+    let settings = SgdSettings {
+        learning_rate: 0.01,
+        momentum: 0.0,
+        noise: NoiseSettings::silent(),
+        batch_size: BATCH,
+    };
+    let mut sgd = NoisySgd::new(
+        &mlp,
+        parameters,
+        &dataset,
+        settings,
+        stream(3, Stream::BatchOrder),
+        stream(3, Stream::TrainingNoise),
+    );
+    timing(|| {
+        sgd.step(&mlp);
+    })
+}
+
+fn smallest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The PyTorch script kept running (`--serve`), asked for one figure at a time.
+struct PyTorch {
+    python: String,
+    version: String,
+    _child: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+impl PyTorch {
+    /// Starts the script with `$TORCH_PYTHON`, else `/opt/torch-venv/bin/python`, else `python3`,
+    /// and checks that it answers; or says why it cannot.
+    fn start() -> Result<Self, String> {
+        let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
+            let venv = "/opt/torch-venv/bin/python";
+            if Path::new(venv).exists() {
+                venv.to_string()
+            } else {
+                "python3".to_string()
+            }
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_sgd_step.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args(["--serve", "--batch", &BATCH.to_string()])
+            .args(["--min-seconds", &MIN_SECONDS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot run {python}: {error}"))?;
+        let (Some(requests), Some(answers)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(format!("{python} was started without pipes"));
+        };
+        let mut torch = Self {
+            python,
+            version: String::new(),
+            _child: child,
+            requests,
+            answers: BufReader::new(answers),
+        };
+        // A tiny request first: it fails fast, with the reason, where torch is missing.
+        let record = torch
+            .ask(1, 16)
+            .map_err(|reason| format!("{} {}: {reason}", torch.python, script.display()))?;
+        torch.version = record["torch_version"].as_str().unwrap_or("?").to_string();
+        Ok(torch)
+    }
+
+    fn step(&mut self, threads: usize, width: usize) -> Result<Timing, String> {
+        let record = self.ask(threads, width)?;
+        let field = |name: &str| {
+            record[name]
+                .as_f64()
+                .ok_or_else(|| format!("no {name} in {record}"))
+        };
+        Ok(Timing {
+            median: field("step_seconds")?,
+            best: field("best_step_seconds")?,
+        })
+    }
+
+    fn ask(&mut self, threads: usize, width: usize) -> Result<serde_json::Value, String> {
+        writeln!(self.requests, "{threads} {width}")
+            .and_then(|()| self.requests.flush())
+            .map_err(|error| format!("the script stopped reading: {error}"))?;
+        let mut line = String::new();
+        match self.answers.read_line(&mut line) {
+            Ok(0) => Err("the script exited (is torch installed?)".to_string()),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|error| format!("unreadable line `{}`: {error}", line.trim())),
+            Err(error) => Err(format!("cannot read the script's answer: {error}")),
+        }
+    }
+}
+
+/// A trial of the default sweep's shape on 784-dimensional inputs: every phase runs.
+fn phase_cost_trial(width: usize) -> TrialConfig {
+    TrialConfig {
+        seed: 1,
+        data: DataConfig {
+            teacher_width: 32,
+            ..DataConfig::synthetic(DataSet::TeacherStudent, INPUT, CLASSES, 2048, 1024)
+        },
+        model: ModelConfig {
+            depth: 3,
+            width,
+            activation: Activation::Relu,
+            bias: true,
+            init: Init::He,
+        },
+        training: TrainingConfig {
+            loss: Loss::CrossEntropy,
+            learning_rate: 0.05,
+            momentum: 0.9,
+            batch_size: BATCH,
+            noise_sigma: 0.0,
+            noise_form: NoiseForm::PerCoordinate,
+            inverse_temperature: None,
+            target_loss: None,
+            max_steps: 400,
+            eval_every: 100,
+            polish_tolerance: None,
+            polish_max_steps: 2000,
+        },
+        probe: ProbeConfig {
+            batch_size: None,
+            steps: 100,
+            learning_rate: Some(0.01),
+            noise_sigma: 0.01,
+            noise_form: NoiseForm::PerCoordinate,
+            inverse_temperature: None,
+            radii: vec![0.1, 0.5, 1.0],
+            radius_unit: RadiusUnit::RelativeToMinimumNorm,
+            replicates: 4,
+            snapshots: 5,
+            basin_steps: 20,
+            landscape_grid: 0,
+            landscape_plane: vocabulary::LandscapePlane::Pca,
+        },
+        measure: MeasureConfig::default(),
+    }
+}

@@ -1,0 +1,82 @@
+//! Data sets held in memory as f32 rows.
+
+use std::ops::Range;
+
+use vocabulary::{DataConfig, DataSet};
+
+pub mod cifar;
+pub mod csv;
+pub mod error;
+pub mod gaussian_mixture;
+pub mod idx;
+pub mod teacher_student;
+pub mod transform;
+
+pub use error::DataError;
+
+/// A trial's training set and its test set (the population proxy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainTest {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// Builds the data set a configuration describes: generated from `seed`, or read from files;
+/// then `subsample` and `standardize`. File contents never panic: malformed files are errors.
+pub fn build(config: &DataConfig, seed: u64) -> Result<TrainTest, DataError> {
+    let mut split = match config.dataset {
+        DataSet::TeacherStudent => teacher_student::generate(config, seed),
+        DataSet::GaussianMixture => gaussian_mixture::generate(config, seed),
+        DataSet::Idx => idx::load(config)?,
+        DataSet::Cifar10 => cifar::load(config)?,
+        DataSet::Csv => csv::load_split(config, seed)?,
+    };
+    if let Some(limit) = config.subsample {
+        split.train = transform::subsample(split.train, limit, seed);
+    }
+    if config.standardize {
+        transform::standardize(&mut split);
+    }
+    debug_assert_eq!(split.train.dim, split.test.dim);
+    debug_assert_eq!(split.train.inputs.len(), split.train.n * split.train.dim);
+    Ok(split)
+}
+
+/// Labelled examples: `inputs` is `n × dim`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub inputs: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub n: usize,
+    pub dim: usize,
+    pub classes: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn input(&self, index: usize) -> &[f32] {
+        &self.inputs[index * self.dim..(index + 1) * self.dim]
+    }
+
+    /// The consecutive rows `examples`, as one row-major block.
+    pub fn inputs_of(&self, examples: Range<usize>) -> &[f32] {
+        &self.inputs[examples.start * self.dim..examples.end * self.dim]
+    }
+
+    /// mean_i ||x_i||², the input scale that enters the norm-based bounds.
+    pub fn mean_input_norm_squared(&self) -> f64 {
+        let total: f64 = self
+            .inputs
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum();
+        total / self.n as f64
+    }
+}

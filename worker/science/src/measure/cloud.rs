@@ -1,0 +1,216 @@
+//! The shape of the probe's iterate cloud (science.md §3.7): the spectrum of its covariance from
+//! the N_s × N_s Gram matrix of the centred snapshots (N_s ≪ D), the participation ratio, k_90,
+//! the top-2 share, principal directions, and the share of variance inside a given subspace
+//! (for instance the top-k Hessian eigenvectors).
+
+use crate::measure::eigen::{EigenError, symmetric_eigen};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudSpectrum {
+    /// Eigenvalues of X Xᵀ / N_s (X the centred N_s × D snapshots), descending; these are the
+    /// non-zero variances of the cloud along its principal axes. Rounding negatives are clamped
+    /// to zero.
+    pub eigenvalues: Vec<f64>,
+    /// (Σλ)² / Σλ²: 1 for a cloud along one axis, N for N equal axes. NaN for a single point.
+    pub participation_ratio: f64,
+    /// The fewest components whose variance reaches 90% of the total (0 for a single point).
+    pub components_for_90_percent: usize,
+    /// (λ_1 + λ_2) / Σλ.
+    pub top_two_share: f64,
+    /// Unit principal directions (length D) of the leading eigenvalues, as requested.
+    pub principal_directions: Vec<Vec<f64>>,
+}
+
+/// The spectrum of the cloud of `snapshots` (each of length D), with the first
+/// `directions` principal directions u_k = Xᵀ w_k / sqrt(N_s λ_k) (w_k the unit Gram
+/// eigenvectors). Gram entries are accumulated in f64; cost O(N_s² D) plus a Jacobi
+/// decomposition of the N_s × N_s matrix.
+pub fn cloud_spectrum<S: AsRef<[f32]>>(
+    snapshots: &[S],
+    directions: usize,
+) -> Result<CloudSpectrum, EigenError> {
+    let centred = centre(snapshots);
+    let count = centred.len();
+    let mut gram = vec![0.0; count * count];
+    for i in 0..count {
+        for j in i..count {
+            let value = dot(&centred[i], &centred[j]) / count as f64;
+            gram[i * count + j] = value;
+            gram[j * count + i] = value;
+        }
+    }
+    let eigen = symmetric_eigen(&gram, count)?;
+    let eigenvalues: Vec<f64> = eigen.values.iter().map(|&v| v.max(0.0)).collect();
+    let total: f64 = eigenvalues.iter().sum();
+    let squares: f64 = eigenvalues.iter().map(|v| v * v).sum();
+    // The relative slack keeps an exact 90% split (e.g. variances 9 and 1) from rounding up.
+    let threshold = 0.9 * total * (1.0 - 1e-12);
+    let mut cumulative = 0.0;
+    let mut components_for_90_percent = 0;
+    for value in &eigenvalues {
+        if total == 0.0 || cumulative >= threshold {
+            break;
+        }
+        cumulative += value;
+        components_for_90_percent += 1;
+    }
+    let dimension = centred.first().map_or(0, Vec::len);
+    let mut principal_directions = Vec::new();
+    for (value, weights) in eigenvalues.iter().zip(&eigen.vectors).take(directions) {
+        if *value <= 0.0 {
+            break;
+        }
+        let mut direction = vec![0.0; dimension];
+        for (weight, row) in weights.iter().zip(&centred) {
+            for (slot, x) in direction.iter_mut().zip(row) {
+                *slot += weight * x;
+            }
+        }
+        let norm = dot(&direction, &direction).sqrt();
+        for slot in &mut direction {
+            *slot /= norm;
+        }
+        principal_directions.push(direction);
+    }
+    Ok(CloudSpectrum {
+        participation_ratio: total * total / squares,
+        components_for_90_percent,
+        top_two_share: eigenvalues.iter().take(2).sum::<f64>() / total,
+        eigenvalues,
+        principal_directions,
+    })
+}
+
+/// Σ_i Σ_k ⟨x_i − x̄, u_k⟩² / Σ_i ||x_i − x̄||²: the share of the cloud's variance inside the span
+/// of the orthonormal `basis` (vectors of length D, e.g. Lanczos Ritz vectors). NaN for a cloud
+/// with no spread.
+pub fn variance_share_in_subspace<S: AsRef<[f32]>>(snapshots: &[S], basis: &[Vec<f64>]) -> f64 {
+    let centred = centre(snapshots);
+    let mut inside = 0.0;
+    let mut total = 0.0;
+    for row in &centred {
+        total += dot(row, row);
+        for vector in basis {
+            inside += dot(row, vector).powi(2);
+        }
+    }
+    inside / total
+}
+
+fn centre<S: AsRef<[f32]>>(snapshots: &[S]) -> Vec<Vec<f64>> {
+    assert!(!snapshots.is_empty(), "a cloud needs at least one snapshot");
+    let dimension = snapshots[0].as_ref().len();
+    let mut mean = vec![0.0f64; dimension];
+    for snapshot in snapshots {
+        let snapshot = snapshot.as_ref();
+        assert_eq!(snapshot.len(), dimension, "snapshots differ in length");
+        for (slot, &value) in mean.iter_mut().zip(snapshot) {
+            *slot += f64::from(value);
+        }
+    }
+    for slot in &mut mean {
+        *slot /= snapshots.len() as f64;
+    }
+    snapshots
+        .iter()
+        .map(|snapshot| {
+            snapshot
+                .as_ref()
+                .iter()
+                .zip(&mean)
+                .map(|(&value, centre)| f64::from(value) - centre)
+                .collect()
+        })
+        .collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points ±a e_1 and ±b e_2 around an offset c, in D = 5: the mean is c, and the four
+    /// centred points have covariance (X Xᵀ/4) eigenvalues a²/2, b²/2, 0, 0.
+    fn cross(a: f32, b: f32) -> Vec<Vec<f32>> {
+        let offset = [1.0f32, -2.0, 0.5, 3.0, 0.0];
+        let mut points = Vec::new();
+        for (axis, length) in [(0, a), (0, -a), (1, b), (1, -b)] {
+            let mut point = offset.to_vec();
+            point[axis] += length;
+            points.push(point);
+        }
+        points
+    }
+
+    #[test]
+    fn a_cross_has_two_components_of_known_variance() {
+        // a = 3, b = 1: λ = (4.5, 0.5); PR = 25/(20.25 + 0.25) = 1.219512; 90% at exactly k = 1
+        // (4.5/5 = 0.9); top-2 share 1.
+        let spectrum = cloud_spectrum(&cross(3.0, 1.0), 2).expect("converges");
+        assert!((spectrum.eigenvalues[0] - 4.5).abs() < 1e-12);
+        assert!((spectrum.eigenvalues[1] - 0.5).abs() < 1e-12);
+        assert!(spectrum.eigenvalues[2..].iter().all(|v| v.abs() < 1e-12));
+        assert!((spectrum.participation_ratio - 25.0 / 20.5).abs() < 1e-12);
+        assert_eq!(spectrum.components_for_90_percent, 1);
+        assert!((spectrum.top_two_share - 1.0).abs() < 1e-12);
+        // The principal directions are ±e_1 then ±e_2.
+        let first = &spectrum.principal_directions[0];
+        assert!((first[0].abs() - 1.0).abs() < 1e-12 && first[1].abs() < 1e-12);
+        let second = &spectrum.principal_directions[1];
+        assert!((second[1].abs() - 1.0).abs() < 1e-12 && second[0].abs() < 1e-12);
+        // a = b: two equal components, PR = 2, k_90 = 2.
+        let round = cloud_spectrum(&cross(2.0, 2.0), 0).expect("converges");
+        assert!((round.participation_ratio - 2.0).abs() < 1e-12);
+        assert_eq!(round.components_for_90_percent, 2);
+    }
+
+    #[test]
+    fn three_axes_share_their_variance_as_constructed() {
+        // Six points ±(2, 0, 0), ±(0, 1, 0), ±(0, 0, 1) rotated by a 45° turn in the (0, 1)
+        // plane: λ = 8/6, 2/6, 2/6; Σ = 2, Σλ² = (64 + 4 + 4)/36 = 2; PR = 4/2 = 2;
+        // cumulative 0.667, 0.833, 1: k_90 = 3; top-2 share 10/12.
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let axes = [[2.0 * h, 2.0 * h, 0.0], [-h, h, 0.0], [0.0, 0.0, 1.0]];
+        let mut points = Vec::new();
+        for axis in axes {
+            points.push(axis.to_vec());
+            points.push(axis.iter().map(|v| -v).collect::<Vec<f32>>());
+        }
+        let spectrum = cloud_spectrum(&points, 0).expect("converges");
+        for (got, want) in spectrum
+            .eigenvalues
+            .iter()
+            .zip([8.0 / 6.0, 2.0 / 6.0, 2.0 / 6.0])
+        {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert!((spectrum.participation_ratio - 2.0).abs() < 1e-6);
+        assert_eq!(spectrum.components_for_90_percent, 3);
+        assert!((spectrum.top_two_share - 10.0 / 12.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_subspace_share_counts_the_variance_along_the_basis() {
+        // Cross a = 3, b = 1: variance 18 along e_1 and 2 along e_2 (sums of squares).
+        let points = cross(3.0, 1.0);
+        let e1 = vec![1.0, 0.0, 0.0, 0.0, 0.0];
+        let diagonal = vec![
+            std::f64::consts::FRAC_1_SQRT_2,
+            std::f64::consts::FRAC_1_SQRT_2,
+            0.0,
+            0.0,
+            0.0,
+        ];
+        assert!(
+            (variance_share_in_subspace(&points, std::slice::from_ref(&e1)) - 0.9).abs() < 1e-12
+        );
+        // Along (e_1 + e_2)/√2: (18 + 2)/2 / 20 = 0.5.
+        assert!((variance_share_in_subspace(&points, &[diagonal]) - 0.5).abs() < 1e-12);
+        let single = cloud_spectrum(&[vec![1.0f32, 2.0]], 1).expect("converges");
+        assert_eq!(single.components_for_90_percent, 0);
+        assert!(single.principal_directions.is_empty());
+    }
+}

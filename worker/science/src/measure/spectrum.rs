@@ -1,0 +1,393 @@
+//! The Hessian spectrum at Θ̂ from matrix-free products (science.md §3.8): extreme eigenvalues by
+//! Lanczos with full reorthogonalisation, the trace by Hutchinson's estimator, and the stability
+//! margin 2/η − λ_max.
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::measure::eigen::{EigenError, tridiagonal_eigen};
+use crate::model::hvp::HessianOperator;
+
+/// A symmetric linear map of R^D given by its products.
+pub trait SymmetricOperator {
+    fn dimension(&self) -> usize;
+    /// `out = A v`.
+    fn apply(&mut self, vector: &[f64], out: &mut [f64]);
+}
+
+impl SymmetricOperator for HessianOperator<'_> {
+    fn dimension(&self) -> usize {
+        HessianOperator::dimension(self)
+    }
+
+    fn apply(&mut self, vector: &[f64], out: &mut [f64]) {
+        HessianOperator::apply(self, vector, out);
+    }
+}
+
+/// A dense symmetric matrix (row-major) as an operator; for tests and small problems.
+#[derive(Debug, Clone)]
+pub struct DenseOperator {
+    pub matrix: Vec<f64>,
+    pub dimension: usize,
+}
+
+impl SymmetricOperator for DenseOperator {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn apply(&mut self, vector: &[f64], out: &mut [f64]) {
+        for (row, slot) in self.matrix.chunks_exact(self.dimension).zip(out.iter_mut()) {
+            *slot = row.iter().zip(vector).map(|(a, b)| a * b).sum();
+        }
+    }
+}
+
+/// Ritz values of a Lanczos run and the Ritz vectors of the top ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanczosSpectrum {
+    /// The largest `k` Ritz values, descending: estimates of λ_1 ≥ … ≥ λ_k.
+    pub top: Vec<f64>,
+    /// Unit Ritz vectors (length D) of `top`, in the same order.
+    pub top_vectors: Vec<Vec<f64>>,
+    /// The smallest Ritz value: an estimate of λ_min from above (see [`lanczos`]).
+    pub smallest: f64,
+    /// Lanczos steps taken (fewer than requested when an invariant subspace was found).
+    pub steps: usize,
+}
+
+/// `steps` Lanczos iterations from a Gaussian start vector drawn from `rng`, each new basis
+/// vector re-orthogonalised twice against all earlier ones (full reorthogonalisation, so no ghost
+/// copies of converged eigenvalues appear); then the `k` largest Ritz values with their vectors,
+/// and the smallest Ritz value. Ritz values interlace the spectrum, so `top[i] ≤ λ_i` and
+/// `smallest ≥ λ_min`; with `steps ≈ 2k + 10` the top values are accurate when the top of the
+/// spectrum is separated. λ_min from the smallest Ritz value is equivalent in exact arithmetic
+/// to Lanczos on the shifted operator λ_max I − H (Krylov spaces are shift invariant), but it
+/// converges slowly when the bottom of the spectrum is a dense cluster near zero, as at a
+/// minimum: give it more steps when λ_min matters. Memory: `steps` vectors of D f64.
+pub fn lanczos(
+    operator: &mut impl SymmetricOperator,
+    k: usize,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Result<LanczosSpectrum, EigenError> {
+    let dimension = operator.dimension();
+    assert!(dimension > 0, "lanczos needs a non-empty space");
+    let steps = steps.clamp(1, dimension);
+    let k = k.min(steps);
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(steps);
+    let mut start: Vec<f64> = (0..dimension).map(|_| rng.sample(StandardNormal)).collect();
+    let start_norm = norm(&start);
+    for value in &mut start {
+        *value /= start_norm;
+    }
+    basis.push(start);
+    let mut alphas = Vec::with_capacity(steps);
+    let mut betas: Vec<f64> = Vec::with_capacity(steps);
+    let mut work = vec![0.0; dimension];
+    let mut operator_scale = 0.0f64;
+    loop {
+        let j = basis.len() - 1;
+        operator.apply(&basis[j], &mut work);
+        if work.iter().any(|v| !v.is_finite()) {
+            return Err(EigenError::NotFinite);
+        }
+        let alpha = dot(&basis[j], &work);
+        alphas.push(alpha);
+        for (slot, &q) in work.iter_mut().zip(&basis[j]) {
+            *slot -= alpha * q;
+        }
+        if j > 0 {
+            let beta = betas[j - 1];
+            for (slot, &q) in work.iter_mut().zip(&basis[j - 1]) {
+                *slot -= beta * q;
+            }
+        }
+        for _ in 0..2 {
+            for q in &basis {
+                let overlap = dot(q, &work);
+                for (slot, &value) in work.iter_mut().zip(q) {
+                    *slot -= overlap * value;
+                }
+            }
+        }
+        let beta = norm(&work);
+        operator_scale = operator_scale.max(alpha.abs() + beta);
+        if basis.len() == steps || beta <= 1e-12 * operator_scale {
+            break;
+        }
+        betas.push(beta);
+        basis.push(work.iter().map(|v| v / beta).collect());
+    }
+    let taken = alphas.len();
+    let eigen = tridiagonal_eigen(&alphas, &betas[..taken - 1])?;
+    let top_vectors = eigen.vectors[..k]
+        .iter()
+        .map(|coefficients| {
+            let mut vector = vec![0.0; dimension];
+            for (coefficient, q) in coefficients.iter().zip(&basis) {
+                for (slot, value) in vector.iter_mut().zip(q) {
+                    *slot += coefficient * value;
+                }
+            }
+            vector
+        })
+        .collect();
+    Ok(LanczosSpectrum {
+        top: eigen.values[..k].to_vec(),
+        top_vectors,
+        smallest: eigen.values[taken - 1],
+        steps: taken,
+    })
+}
+
+/// Hutchinson's estimate of tr A from `probes` Rademacher vectors z (entries ±1 drawn from
+/// `rng`): the mean of zᵀ A z, with its standard error (sample standard deviation / sqrt(probes);
+/// NaN for one probe).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceEstimate {
+    pub trace: f64,
+    pub standard_error: f64,
+}
+
+pub fn hutchinson_trace(
+    operator: &mut impl SymmetricOperator,
+    probes: usize,
+    rng: &mut impl Rng,
+) -> TraceEstimate {
+    let dimension = operator.dimension();
+    let mut probe = vec![0.0; dimension];
+    let mut image = vec![0.0; dimension];
+    let mut samples = Vec::with_capacity(probes);
+    for _ in 0..probes {
+        for slot in &mut probe {
+            *slot = if rng.random::<bool>() { 1.0 } else { -1.0 };
+        }
+        operator.apply(&probe, &mut image);
+        samples.push(dot(&probe, &image));
+    }
+    let count = samples.len() as f64;
+    let mean = samples.iter().sum::<f64>() / count;
+    let variance = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (count - 1.0);
+    TraceEstimate {
+        trace: mean,
+        standard_error: (variance / count).sqrt(),
+    }
+}
+
+/// 2/η − λ_max: positive when gradient descent with step η is linearly stable at Θ̂.
+pub fn stability_margin(learning_rate: f64, lambda_max: f64) -> f64 {
+    2.0 / learning_rate - lambda_max
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn norm(values: &[f64]) -> f64 {
+    dot(values, values).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::hvp::tests::{dense_from_products, tiny_problem};
+    use crate::rng::{Stream, stream};
+    use vocabulary::Activation;
+
+    fn exact_descending(matrix: &[f64], n: usize) -> Vec<f64> {
+        let dense = nalgebra::DMatrix::from_row_slice(n, n, matrix);
+        let mut values: Vec<f64> = dense
+            .symmetric_eigen()
+            .eigenvalues
+            .iter()
+            .copied()
+            .collect();
+        values.sort_by(|a, b| b.total_cmp(a));
+        values
+    }
+
+    /// Q diag(λ) Qᵀ with a random orthogonal Q (QR of a Gaussian matrix) and the given spectrum.
+    fn matrix_with_spectrum(spectrum: &[f64], rng: &mut impl Rng) -> Vec<f64> {
+        let n = spectrum.len();
+        let gaussian =
+            nalgebra::DMatrix::from_fn(n, n, |_, _| rng.sample::<f64, _>(StandardNormal));
+        let q = gaussian.qr().q();
+        let matrix = &q
+            * nalgebra::DMatrix::from_diagonal(&nalgebra::DVector::from_column_slice(spectrum))
+            * q.transpose();
+        (0..n * n).map(|k| matrix[(k / n, k % n)]).collect()
+    }
+
+    #[test]
+    fn lanczos_finds_the_top_of_a_random_symmetric_matrix() {
+        let mut rng = stream(7, Stream::PowerIteration);
+        let n = 200;
+        // A separated top (like a Hessian's outliers) above a bulk in [−0.5, 1].
+        let mut spectrum: Vec<f64> = (0..n)
+            .map(|i| -0.5 + 1.5 * i as f64 / (n - 1) as f64)
+            .collect();
+        for (slot, value) in spectrum
+            .iter_mut()
+            .rev()
+            .zip([40.0, 25.0, 17.0, 9.0, 5.0, 3.0])
+        {
+            *slot = value;
+        }
+        let matrix = matrix_with_spectrum(&spectrum, &mut rng);
+        let exact = exact_descending(&matrix, n);
+        let mut operator = DenseOperator {
+            matrix: matrix.clone(),
+            dimension: n,
+        };
+        let k = 6;
+        let result = lanczos(&mut operator, k, 2 * k + 10, &mut rng).expect("converges");
+        assert_eq!(result.steps, 2 * k + 10);
+        for (got, want) in result.top.iter().zip(&exact) {
+            assert!((got - want).abs() < 1e-8 * want.abs(), "{got} vs {want}");
+        }
+        // The Ritz vectors are unit eigenvectors: ||A u − λ u|| small.
+        let mut image = vec![0.0; n];
+        for (value, vector) in result.top.iter().zip(&result.top_vectors) {
+            operator.apply(vector, &mut image);
+            let residual: f64 = image
+                .iter()
+                .zip(vector)
+                .map(|(a, u)| (a - value * u).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(residual < 1e-5 * value.abs(), "residual {residual}");
+            assert!((norm(vector) - 1.0).abs() < 1e-12);
+        }
+        // Interlacing: the smallest Ritz value lies above λ_min; with enough steps it reaches it.
+        assert!(result.smallest >= exact[n - 1] - 1e-12);
+        let full = lanczos(&mut operator, 1, 120, &mut rng).expect("converges");
+        assert!(
+            (full.smallest - exact[n - 1]).abs() < 1e-6,
+            "{} vs {}",
+            full.smallest,
+            exact[n - 1]
+        );
+        // A gaussian (GOE-like) matrix, whose top is not separated, with more steps.
+        let mut goe = vec![0.0; n * n];
+        for i in 0..n {
+            for j in i..n {
+                let value: f64 = rng.sample(StandardNormal);
+                goe[i * n + j] = value;
+                goe[j * n + i] = value;
+            }
+        }
+        let exact = exact_descending(&goe, n);
+        let mut operator = DenseOperator {
+            matrix: goe,
+            dimension: n,
+        };
+        let result = lanczos(&mut operator, 3, 100, &mut rng).expect("converges");
+        for (got, want) in result.top.iter().zip(&exact) {
+            assert!((got - want).abs() < 1e-6 * want.abs(), "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn lanczos_stops_on_an_invariant_subspace() {
+        // Rank 3: the Krylov space is exhausted after at most 4 steps.
+        let mut rng = stream(8, Stream::PowerIteration);
+        let n = 30;
+        let mut spectrum = vec![0.0; n];
+        spectrum[..3].copy_from_slice(&[3.0, 2.0, -1.0]);
+        let mut operator = DenseOperator {
+            matrix: matrix_with_spectrum(&spectrum, &mut rng),
+            dimension: n,
+        };
+        let result = lanczos(&mut operator, 2, 20, &mut rng).expect("converges");
+        assert!(result.steps <= 4, "{}", result.steps);
+        assert!((result.top[0] - 3.0).abs() < 1e-10 && (result.top[1] - 2.0).abs() < 1e-10);
+        assert!((result.smallest + 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn lanczos_on_a_network_hessian_matches_its_exact_eigenvalues() {
+        let problem = tiny_problem(Activation::Tanh, true, 3, 12);
+        let mut operator = HessianOperator::new(
+            &problem.mlp,
+            &problem.parameters,
+            &problem.inputs,
+            &problem.labels,
+            4,
+        );
+        let dimension = operator.dimension();
+        let mut dense = dense_from_products(&mut operator);
+        for i in 0..dimension {
+            for j in 0..i {
+                let mean = 0.5 * (dense[i * dimension + j] + dense[j * dimension + i]);
+                dense[i * dimension + j] = mean;
+                dense[j * dimension + i] = mean;
+            }
+        }
+        let exact = exact_descending(&dense, dimension);
+        let mut rng = stream(3, Stream::PowerIteration);
+        // On the operator itself (f32 products, so agreement to f32 precision) ...
+        let k = 3;
+        let result = lanczos(&mut operator, k, dimension, &mut rng).expect("converges");
+        let scale = exact[0].abs().max(exact[dimension - 1].abs());
+        for (got, want) in result.top.iter().zip(&exact) {
+            assert!((got - want).abs() < 1e-5 * scale, "{got} vs {want}");
+        }
+        assert!((result.smallest - exact[dimension - 1]).abs() < 1e-5 * scale);
+        // ... and on the dense matrix with the short run 2k + 10.
+        let mut dense_operator = DenseOperator {
+            matrix: dense,
+            dimension,
+        };
+        let short = lanczos(&mut dense_operator, k, 2 * k + 10, &mut rng).expect("converges");
+        assert!(
+            (short.top[0] - exact[0]).abs() < 1e-6 * scale,
+            "{:?} vs {:?}",
+            short.top,
+            &exact[..k]
+        );
+    }
+
+    #[test]
+    fn hutchinson_is_unbiased_within_its_standard_error() {
+        let mut rng = stream(10, Stream::PowerIteration);
+        let n = 60;
+        let spectrum: Vec<f64> = (0..n).map(|i| (i as f64 - 20.0) / 7.0).collect();
+        let matrix = matrix_with_spectrum(&spectrum, &mut rng);
+        let exact: f64 = (0..n).map(|i| matrix[i * n + i]).sum();
+        let mut operator = DenseOperator {
+            matrix,
+            dimension: n,
+        };
+        let estimate = hutchinson_trace(&mut operator, 400, &mut rng);
+        assert!(estimate.standard_error > 0.0);
+        assert!(
+            (estimate.trace - exact).abs() < 4.0 * estimate.standard_error,
+            "{estimate:?} vs {exact}"
+        );
+        // The Rademacher variance is 2 Σ_{i≠j} A_ij²: the standard error should match it.
+        let off: f64 = (0..n * n)
+            .filter(|k| k / n != k % n)
+            .map(|k| operator.matrix[k].powi(2))
+            .sum();
+        let predicted = (2.0 * off / 400.0).sqrt();
+        assert!(
+            (estimate.standard_error / predicted - 1.0).abs() < 0.2,
+            "{} vs {predicted}",
+            estimate.standard_error
+        );
+        // A diagonal matrix has zero estimator variance: exact with one probe.
+        let mut diagonal = DenseOperator {
+            matrix: vec![1.0, 0.0, 0.0, 0.0, 2.5, 0.0, 0.0, 0.0, -4.0],
+            dimension: 3,
+        };
+        assert!((hutchinson_trace(&mut diagonal, 2, &mut rng).trace + 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_stability_margin_is_two_over_eta_minus_lambda_max() {
+        assert_eq!(stability_margin(0.1, 15.0), 5.0);
+        assert_eq!(stability_margin(0.5, 5.0), -1.0);
+    }
+}
