@@ -47,6 +47,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// One row per trial with every parameter and measurement, as CSV, JSON Lines or Parquet.
     Export(ExportArgs),
+    /// Put a sweep's failed trials (all, or those a filter names) back to pending with a fresh
+    /// attempt budget; a running coordinator, or the next `run`, runs them again.
+    Retry(RetryArgs),
     /// Exit 0 if the coordinator's health service says it is serving (for health checks).
     Health(CoordinatorUrl),
     /// Run a sweep on this machine: a coordinator on embedded SQLite, local worker processes,
@@ -197,6 +200,20 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RetryArgs {
+    pub sweep: String,
+    /// The database holding the sweep (the one its coordinator serves).
+    #[arg(long, env = "COORDINATOR_DB", default_value = "sqlite://sweeps.db")]
+    pub db: String,
+    /// Only trials of this width.
+    #[arg(long)]
+    pub width: Option<u64>,
+    /// Only trials whose last error contains this text.
+    #[arg(long)]
+    pub error_contains: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     pub sweep: String,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
@@ -272,6 +289,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Status(args) => status(args).await,
             Command::Report(args) => report(args).await,
             Command::Export(args) => export(args).await,
+            Command::Retry(args) => retry(args).await,
             Command::Watch(args) => watch(args).await,
             Command::Health(args) => health(args).await,
             Command::Run(args) => crate::local_run::run(args).await,
@@ -401,6 +419,23 @@ async fn submit(args: SubmitArgs) -> Result<()> {
             response.sweep, response.trial_count
         );
     }
+    Ok(())
+}
+
+async fn retry(args: RetryArgs) -> Result<()> {
+    let store = open_for_reading(&args.db).await?;
+    let filter = store::RetryFilter {
+        width: args.width,
+        error_contains: args.error_contains,
+    };
+    let retried = store
+        .retry_failed(&args.sweep, &filter, store::now_ms())
+        .await?;
+    println!(
+        "sweep {}: {retried} failed trial{} back to pending with a fresh attempt budget",
+        args.sweep,
+        if retried == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

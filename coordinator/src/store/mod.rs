@@ -108,6 +108,28 @@ pub struct TrialRecord {
     pub last_error: Option<String>,
     /// The worker whose result was recorded, if any.
     pub recorded_by: Option<String>,
+    /// How many times `coordinator retry` put it back after it failed.
+    pub retries: u32,
+}
+
+/// Which failed trials `coordinator retry` puts back: all of them by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryFilter {
+    /// Only trials of this width.
+    pub width: Option<u64>,
+    /// Only trials whose last error contains this text.
+    pub error_contains: Option<String>,
+}
+
+impl RetryFilter {
+    /// Whether a failed trial of this width and last error is to be retried.
+    pub fn admits(&self, width: u64, last_error: Option<&str>) -> bool {
+        self.width.is_none_or(|wanted| wanted == width)
+            && self
+                .error_contains
+                .as_deref()
+                .is_none_or(|text| last_error.is_some_and(|error| error.contains(text)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +405,16 @@ pub trait Store: Send + Sync {
 
     /// Expired leases: back to pending, or failed once out of attempts.
     async fn reclaim_expired(&self, now_ms: i64) -> Result<Reclaimed, StoreError>;
+
+    /// Puts a sweep's failed trials that `filter` admits back to pending with a fresh attempt
+    /// budget, each with a row in `trial_retries` (the attempts it had used and its last error).
+    /// Returns how many it put back.
+    async fn retry_failed(
+        &self,
+        sweep: &str,
+        filter: &RetryFilter,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
 
     /// Trial counts by state for one sweep, or for every sweep.
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError>;

@@ -18,8 +18,8 @@ use super::values::{
 };
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
-    RecordOutcome, RegisterOutcome, ResultReport, Store, StoreError, StoredSlice, SweepCounts,
-    TrialRecord, TrialRow, WidthSummary,
+    RecordOutcome, RegisterOutcome, ResultReport, RetryFilter, Store, StoreError, StoredSlice,
+    SweepCounts, TrialRecord, TrialRow, WidthSummary,
 };
 use super::{batch, schema, view};
 use crate::sweep::SweepPlan;
@@ -392,6 +392,47 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn retry_failed(
+        &self,
+        sweep: &str,
+        filter: &RetryFilter,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.require_sweep(sweep).await?;
+        let mut transaction = self.pool.begin().await?;
+        let failed: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, width, last_error FROM trials WHERE sweep = ? AND state = 'failed' ORDER BY ordinal",
+        )
+        .bind(sweep)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let mut retried = 0;
+        for (trial_id, width, last_error) in failed {
+            if !filter.admits(width.max(0) as u64, last_error.as_deref()) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO trial_retries (trial_id, retried_at_ms, attempts, last_error)
+                 SELECT id, ?, attempts, last_error FROM trials WHERE id = ?",
+            )
+            .bind(now_ms)
+            .bind(&trial_id)
+            .execute(&mut *transaction)
+            .await?;
+            retried += sqlx::query(
+                "UPDATE trials SET state = 'pending', attempts = 0, worker_id = NULL, updated_at_ms = ?
+                 WHERE id = ? AND state = 'failed'",
+            )
+            .bind(now_ms)
+            .bind(&trial_id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(retried)
+    }
+
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.name, s.trial_count, s.duplicate_reports,
@@ -473,7 +514,8 @@ impl Store for SqliteStore {
 
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT t.id, t.sweep, t.state, t.attempts, t.worker_id, t.last_error, r.worker_id AS recorded_by
+            "SELECT t.id, t.sweep, t.state, t.attempts, t.worker_id, t.last_error, r.worker_id AS recorded_by,
+                    (SELECT COUNT(*) FROM trial_retries h WHERE h.trial_id = t.id) AS retries
              FROM trials t LEFT JOIN results r ON r.trial_id = t.id
              WHERE t.id = ?",
         )
@@ -491,6 +533,7 @@ impl Store for SqliteStore {
             worker_id: row.try_get("worker_id")?,
             last_error: row.try_get("last_error")?,
             recorded_by: row.try_get("recorded_by")?,
+            retries: row.try_get::<i64, _>("retries")?.max(0) as u32,
         }))
     }
 }

@@ -340,6 +340,73 @@ async fn an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error(
     );
 }
 
+async fn failed_trials_are_retried_with_a_fresh_budget_and_a_history(fixture: Fixture) {
+    // Two expired leases use up the sweep's two attempts.
+    let first = fixture
+        .store
+        .lease_trials("a", 1, 1_000, 0)
+        .await
+        .expect("lease");
+    fixture.store.reclaim_expired(1_001).await.expect("reclaim");
+    fixture
+        .store
+        .lease_trials("b", 1, 1_000, 2_000)
+        .await
+        .expect("lease");
+    fixture.store.reclaim_expired(3_001).await.expect("reclaim");
+    let trial_id = &first[0].trial_id;
+    let retry = |filter: RetryFilter, now_ms: i64| {
+        let store = &fixture.store;
+        async move { store.retry_failed("store-test", &filter, now_ms).await }
+    };
+
+    let other_error = RetryFilter {
+        error_contains: Some("out of memory".to_string()),
+        ..RetryFilter::default()
+    };
+    assert_eq!(retry(other_error, 4_000).await.expect("retry"), 0);
+    let other_width = RetryFilter {
+        width: Some(999),
+        ..RetryFilter::default()
+    };
+    assert_eq!(retry(other_width, 4_000).await.expect("retry"), 0);
+    let this_error = RetryFilter {
+        error_contains: Some("lease expired".to_string()),
+        ..RetryFilter::default()
+    };
+    assert_eq!(retry(this_error, 5_000).await.expect("retry"), 1);
+    // Nothing is failed any more: a second retry finds nothing.
+    assert_eq!(
+        retry(RetryFilter::default(), 5_500).await.expect("retry"),
+        0
+    );
+
+    let trial = fixture
+        .store
+        .trial(trial_id)
+        .await
+        .expect("trial")
+        .expect("known trial");
+    assert_eq!((trial.state.as_str(), trial.attempts), ("pending", 0));
+    assert_eq!(trial.retries, 1);
+    let counts = counts(fixture.store.as_ref()).await;
+    assert_eq!((counts.failed, counts.pending), (0, 4));
+    // It is leased again first, in grid order, as its first attempt of the new budget.
+    let again = fixture
+        .store
+        .lease_trials("c", 1, 1_000, 6_000)
+        .await
+        .expect("lease");
+    assert_eq!((&again[0].trial_id, again[0].attempt), (trial_id, 1));
+    assert!(matches!(
+        fixture
+            .store
+            .retry_failed("no-such-sweep", &RetryFilter::default(), 7_000)
+            .await,
+        Err(StoreError::UnknownSweep(_))
+    ));
+}
+
 async fn a_result_is_recorded_once_and_duplicates_are_counted(fixture: Fixture) {
     let leased = fixture
         .store
@@ -939,6 +1006,7 @@ store_conformance_suite!(
         leases_hand_out_each_pending_trial_once_in_grid_order,
         heartbeats_extend_held_leases_and_name_lost_ones,
         an_expired_lease_requeues_until_max_attempts_then_fails_with_its_error,
+        failed_trials_are_retried_with_a_fresh_budget_and_a_history,
         a_result_is_recorded_once_and_duplicates_are_counted,
         a_late_report_counts_unless_the_trial_is_leased_to_someone_else,
         failures_retry_until_max_attempts_and_releases_cost_no_attempt,
