@@ -59,7 +59,7 @@ fn status_of(error: &StoreError) -> Status {
         StoreError::UnknownSweep(_) | StoreError::UnknownTrial(_) => {
             Status::not_found(error.to_string())
         }
-        StoreError::UnsupportedUrl(_) | StoreError::Plan(_) => {
+        StoreError::UnsupportedUrl(_) | StoreError::Plan(_) | StoreError::ResultMismatch { .. } => {
             Status::invalid_argument(error.to_string())
         }
         StoreError::LeasedElsewhere { .. } => Status::failed_precondition(error.to_string()),

@@ -4,7 +4,7 @@
 
 use proto::v1 as wire;
 use tonic::Status;
-use vocabulary::{BoundName, ProbeStatisticName, Unit};
+use vocabulary::{BoundName, ProbeStatisticName, TrialConfig, Unit};
 
 /// A result must say how the trial ended, and a trial that did not diverge must have finite
 /// losses and errors; times are never negative or NaN. Nothing is stored otherwise.
@@ -66,6 +66,48 @@ pub fn validate_result(result: &wire::TrialResult) -> Result<(), Status> {
     }
     if let Some(slice) = &result.landscape {
         validate_landscape(slice)?;
+    }
+    Ok(())
+}
+
+/// The result's lists must have the sizes its trial's configuration gives them: one layer entry
+/// per dense layer (numbered from 1), one radius entry per configured radius, one exit step per
+/// replicate. A list is empty where its phase did not run (a divergence, no probe). The error
+/// names the field and both sizes.
+pub fn check_against_config(result: &wire::TrialResult, params: &str) -> Result<(), String> {
+    let config: TrialConfig = serde_json::from_str(params)
+        .map_err(|error| format!("the stored configuration does not parse: {error}"))?;
+    let depth = config.model.depth;
+    if !(result.layers.is_empty() || result.layers.len() == depth) {
+        return Err(format!(
+            "`result.layers` has {} entries: a network of depth {depth} has {depth}",
+            result.layers.len()
+        ));
+    }
+    for (index, layer) in result.layers.iter().enumerate() {
+        if layer.layer as usize != index + 1 {
+            return Err(format!(
+                "`result.layers[{index}].layer` = {}: expected {}",
+                layer.layer,
+                index + 1
+            ));
+        }
+    }
+    let radii = config.probe.radii.len();
+    if !(result.radii.is_empty() || result.radii.len() == radii) {
+        return Err(format!(
+            "`result.radii` has {} entries: the probe has {radii} radii",
+            result.radii.len()
+        ));
+    }
+    let replicates = config.probe.replicates as usize;
+    for (index, radius) in result.radii.iter().enumerate() {
+        if radius.replicate_exit_steps.len() != replicates {
+            return Err(format!(
+                "`result.radii[{index}].replicate_exit_steps` has {} entries: the probe has {replicates} replicates",
+                radius.replicate_exit_steps.len()
+            ));
+        }
     }
     Ok(())
 }

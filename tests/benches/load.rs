@@ -65,21 +65,29 @@ fn fake_result() -> wire::TrialResult {
         spectral_capacity: 100.0,
         margin_gamma: 1.0,
         train_seconds: 0.01,
-        layers: vec![wire::LayerMeasurement {
-            layer: 1,
-            spectral_norm: 1.0,
-            frobenius_norm: 2.0,
-            ..Default::default()
-        }],
-        radii: vec![wire::RadiusMeasurement {
-            radius: 0.1,
-            stay_probability: 1.0,
-            mean_exit_step: 10.0,
-            occupancy: 1.0,
-            median_exit_step: 12.0,
-            replicate_exit_steps: vec![10, 0],
-            ..Default::default()
-        }],
+        // The shape of tiny_sweep's trials: two dense layers, two probe radii, two replicates.
+        layers: (1..=2)
+            .map(|layer| wire::LayerMeasurement {
+                layer,
+                fan_in: 4,
+                fan_out: 4,
+                spectral_norm: 1.0,
+                frobenius_norm: 2.0,
+                ..Default::default()
+            })
+            .collect(),
+        radii: [0.1, 0.4]
+            .into_iter()
+            .map(|radius| wire::RadiusMeasurement {
+                radius,
+                stay_probability: 1.0,
+                mean_exit_step: 10.0,
+                occupancy: 1.0,
+                median_exit_step: 12.0,
+                replicate_exit_steps: vec![10, 0],
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     }
 }

@@ -468,33 +468,37 @@ pub fn leases_per_request(
         .collect()
 }
 
-/// What a report is checked against: the trial's sweep and, while the trial is leased, who holds
-/// it under which lease.
+/// What a report is checked against: the trial's sweep, its configuration and, while the trial
+/// is leased, who holds it under which lease.
 #[derive(Debug, Clone)]
 pub struct TrialHolder {
     pub sweep: String,
     pub lease_id: Option<String>,
     pub worker_id: Option<String>,
+    /// The trial's configuration, canonical JSON.
+    pub params: String,
 }
 
+/// `SELECT id, sweep, lease_id (while leased), worker_id, params`.
+pub type HolderRow = (String, String, Option<String>, Option<String>, String);
+
 impl TrialHolder {
-    /// From `SELECT id, sweep, lease_id (while leased), worker_id`, keyed by trial id.
-    pub fn from_row(
-        (trial_id, sweep, lease_id, worker_id): (String, String, Option<String>, Option<String>),
-    ) -> (String, Self) {
+    /// From a [`HolderRow`], keyed by trial id.
+    pub fn from_row((trial_id, sweep, lease_id, worker_id, params): HolderRow) -> (String, Self) {
         (
             trial_id,
             Self {
                 sweep,
                 lease_id,
                 worker_id,
+                params,
             },
         )
     }
 }
 
 /// How a batch of reports splits before anything is written: reports refused alone (unknown
-/// trial, or one leased to someone else), the first report of each other trial (a candidate to
+/// trial, one leased to someone else, or a result whose shape its configuration contradicts), the first report of each other trial (a candidate to
 /// record), and later reports of a trial that already has one in this batch (duplicates).
 pub struct ReportTriage<'a> {
     pub outcomes: Vec<Option<Result<RecordOutcome, StoreError>>>,
@@ -525,6 +529,13 @@ pub fn triage<'a>(
             outcomes.push(Some(Err(StoreError::LeasedElsewhere {
                 trial_id: trial_id.to_string(),
                 worker_id: holder.worker_id.clone().unwrap_or_default(),
+            })));
+        } else if let Err(mismatch) =
+            crate::result_validation::check_against_config(&report.result, &holder.params)
+        {
+            outcomes.push(Some(Err(StoreError::ResultMismatch {
+                trial_id: trial_id.to_string(),
+                mismatch,
             })));
         } else if seen.insert(trial_id) {
             outcomes.push(None);

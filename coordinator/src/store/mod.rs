@@ -52,6 +52,9 @@ pub enum StoreError {
     #[error(transparent)]
     Plan(#[from] crate::sweep::SweepError),
 
+    #[error("the result of trial `{trial_id}` does not fit its configuration: {mismatch}")]
+    ResultMismatch { trial_id: String, mismatch: String },
+
     #[error("the coordinator is shutting down")]
     Stopped,
 

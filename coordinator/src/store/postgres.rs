@@ -253,8 +253,8 @@ impl Store for PostgresStore {
             .map(|report| report.lease.trial_id.as_str())
             .collect();
         let mut transaction = self.pool.begin().await?;
-        let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id
+        let rows: Vec<batch::HolderRow> = sqlx::query_as(
+            "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id, params
              FROM trials WHERE id = ANY($1)",
         )
         .bind(&trial_ids)

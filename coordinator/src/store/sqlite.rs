@@ -252,7 +252,7 @@ impl Store for SqliteStore {
         let mut holders = HashMap::new();
         for chunk in reports.chunks(batch::ROWS_PER_INSERT) {
             let mut select: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id \
+                "SELECT id, sweep, CASE WHEN state = 'leased' THEN lease_id END, worker_id, params \
                  FROM trials WHERE id IN (",
             );
             let mut ids = select.separated(", ");
@@ -260,7 +260,7 @@ impl Store for SqliteStore {
                 ids.push_bind(&report.lease.trial_id);
             }
             select.push(")");
-            let rows: Vec<(String, String, Option<String>, Option<String>)> = select
+            let rows: Vec<batch::HolderRow> = select
                 .build_query_as()
                 .persistent(false)
                 .fetch_all(&mut *transaction)

@@ -149,19 +149,21 @@ fn result_with(
             mean_exit_step: 10.0,
             occupancy: 1.0,
             median_exit_step: 12.0,
-            replicate_exit_steps: vec![3, 0, 0, 7],
+            replicate_exit_steps: vec![3, 0],
             mean_exits: 0.5,
             mean_reentries: 0.25,
             predicted_stay_probability: 0.75,
         }],
-        layers: vec![proto::v1::LayerMeasurement {
-            layer: 1,
-            fan_in: 4,
-            fan_out: 8,
-            spectral_norm: 2.0,
-            frobenius_norm: 3.0,
-            ..Default::default()
-        }],
+        layers: (1..=2)
+            .map(|layer| proto::v1::LayerMeasurement {
+                layer,
+                fan_in: 4,
+                fan_out: 8,
+                spectral_norm: 2.0,
+                frobenius_norm: 3.0,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     }
 }
@@ -718,6 +720,12 @@ async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
         },
         ..report("a", &leased[0], 0.1)
     };
+    // One layer for a network of depth 2: refused alone, nothing of it stored.
+    let misshapen = {
+        let mut misshapen = report("a", &leased[1], 0.2);
+        misshapen.result.layers.truncate(1);
+        misshapen
+    };
     fixture
         .store
         .record_result("a", &lease_of(&leased[2]), &result_with(0.3, 0.0, 400.0), 5)
@@ -732,12 +740,13 @@ async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
                 report("b", &leased[0], 0.9),
                 report("a", &leased[1], 0.2),
                 report("a", &leased[2], 0.3),
+                misshapen,
             ],
             10,
         )
         .await
         .expect("batch");
-    assert_eq!(outcomes.len(), 5);
+    assert_eq!(outcomes.len(), 6);
     assert!(matches!(outcomes[0], Ok(RecordOutcome::Recorded)));
     assert!(matches!(outcomes[1], Err(StoreError::UnknownTrial(_))));
     assert!(
@@ -746,6 +755,13 @@ async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
     );
     assert!(matches!(outcomes[3], Ok(RecordOutcome::Recorded)));
     assert!(matches!(outcomes[4], Ok(RecordOutcome::Duplicate)));
+    match &outcomes[5] {
+        Err(StoreError::ResultMismatch { mismatch, .. }) => assert!(
+            mismatch.contains("`result.layers` has 1 entries"),
+            "{mismatch}"
+        ),
+        other => panic!("a misshapen result is refused, not {other:?}"),
+    }
 
     let counts = counts(fixture.store.as_ref()).await;
     assert_eq!((counts.done, counts.duplicate_reports), (3, 2));
@@ -886,7 +902,7 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     assert_eq!(done.number("hessian_lambda_max"), Some(2.5));
     assert_eq!(done.number("stay_probability_1"), Some(1.0));
     assert_eq!(done.number("median_exit_step_1"), Some(12.0));
-    assert_eq!(done.replicate_exit_steps_1.as_deref(), Some("[3,0,0,7]"));
+    assert_eq!(done.replicate_exit_steps_1.as_deref(), Some("[3,0]"));
     assert_eq!(
         done.number("radius_2"),
         None,
