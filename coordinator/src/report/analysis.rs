@@ -120,36 +120,20 @@ fn groups_varying_only<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trial_row_numbers;
 
     fn trial(width: f64, seed: f64, learning_rate: f64, values: &[(&str, f64)]) -> TrialRow {
-        let mut numbers = vec![None; trial_row_numbers().len()];
-        let mut set = |name: &str, value: f64| {
-            let index = trial_row_numbers()
-                .iter()
-                .position(|candidate| *candidate == name)
-                .expect("a view column");
-            numbers[index] = Some(value);
-        };
-        set("width", width);
-        set("seed", seed);
-        set("learning_rate", learning_rate);
-        for (name, value) in values {
-            set(name, *value);
-        }
-        TrialRow {
-            replicate_exit_steps_1: None,
-            msd_curve: None,
-            trial_id: format!("{width}-{seed}-{learning_rate}"),
-            state: "done".to_string(),
-            outcome: Some("converged".to_string()),
-            worker_id: None,
-            last_error: None,
-            params: format!(
+        let axes = [
+            ("width", width),
+            ("seed", seed),
+            ("learning_rate", learning_rate),
+        ];
+        TrialRow::converged(
+            format!("{width}-{seed}-{learning_rate}"),
+            format!(
                 r#"{{"seed":{seed},"model":{{"width":{width}}},"training":{{"learning_rate":{learning_rate}}}}}"#
             ),
-            numbers,
-        }
+            &[&axes[..], values].concat(),
+        )
     }
 
     fn analysis_of<'a>(analyses: &'a [MeasurementAnalysis], name: &str) -> &'a MeasurementAnalysis {

@@ -70,27 +70,15 @@ pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trial_row_numbers;
 
     fn trial(width: f64, values: &[(&str, f64)], outcome: &str) -> TrialRow {
-        let mut numbers = vec![None; trial_row_numbers().len()];
-        for &(name, value) in [("width", width)].iter().chain(values) {
-            let index = trial_row_numbers()
-                .iter()
-                .position(|candidate| *candidate == name)
-                .expect("a column");
-            numbers[index] = Some(value);
-        }
         TrialRow {
-            trial_id: format!("{width}-{values:?}"),
-            state: "done".to_string(),
             outcome: Some(outcome.to_string()),
-            worker_id: None,
-            last_error: None,
-            params: "{}".to_string(),
-            replicate_exit_steps_1: None,
-            msd_curve: None,
-            numbers,
+            ..TrialRow::converged(
+                format!("{width}-{values:?}"),
+                "{}",
+                &[&[("width", width)][..], values].concat(),
+            )
         }
     }
 

@@ -127,29 +127,14 @@ pub(super) mod tests {
         test_error: Option<f64>,
         params: &str,
     ) -> TrialRow {
-        let mut numbers = vec![None; trial_row_numbers().len()];
-        let index = trial_row_numbers()
-            .iter()
-            .position(|name| *name == "test_error")
-            .expect("a column");
-        numbers[index] = test_error;
-        TrialRow {
-            replicate_exit_steps_1: None,
-            msd_curve: None,
-            trial_id: trial_id.to_string(),
-            state: if test_error.is_some() {
-                "done"
-            } else {
-                "failed"
-            }
-            .to_string(),
-            outcome: test_error.map(|_| "converged".to_string()),
-            worker_id: None,
-            last_error: test_error
-                .is_none()
-                .then(|| "data file \"x.idx\" missing, attempt 1".to_string()),
-            params: params.to_string(),
-            numbers,
+        match test_error {
+            Some(value) => TrialRow::converged(trial_id, params, &[("test_error", value)]),
+            None => TrialRow {
+                state: "failed".to_string(),
+                outcome: None,
+                last_error: Some("data file \"x.idx\" missing, attempt 1".to_string()),
+                ..TrialRow::converged(trial_id, params, &[])
+            },
         }
     }
 

@@ -132,7 +132,6 @@ fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trial_row_numbers;
 
     fn gap_of(cell: &Cell) -> Option<CellSummary> {
         cell.measurements
@@ -142,32 +141,18 @@ mod tests {
     }
 
     fn trial(width: f64, noise: f64, seed: f64, gap: f64) -> TrialRow {
-        let mut numbers = vec![None; trial_row_numbers().len()];
-        for (name, value) in [
-            ("width", width),
-            ("noise_sigma", noise),
-            ("seed", seed),
-            ("error_gap", gap),
-        ] {
-            let index = trial_row_numbers()
-                .iter()
-                .position(|candidate| *candidate == name)
-                .expect("a column");
-            numbers[index] = Some(value);
-        }
-        TrialRow {
-            replicate_exit_steps_1: None,
-            msd_curve: None,
-            trial_id: format!("{width}-{noise}-{seed}"),
-            state: "done".to_string(),
-            outcome: Some("converged".to_string()),
-            worker_id: None,
-            last_error: None,
-            params: format!(
+        TrialRow::converged(
+            format!("{width}-{noise}-{seed}"),
+            format!(
                 r#"{{"seed":{seed},"model":{{"width":{width}}},"training":{{"noise_sigma":{noise}}}}}"#
             ),
-            numbers,
-        }
+            &[
+                ("width", width),
+                ("noise_sigma", noise),
+                ("seed", seed),
+                ("error_gap", gap),
+            ],
+        )
     }
 
     #[test]

@@ -90,19 +90,15 @@ pub fn msd_by_width(rows: &[TrialRow]) -> Vec<WidthMsd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trial_row_numbers;
 
     fn trial(width: u64, curve: &str) -> TrialRow {
         TrialRow {
-            trial_id: format!("{width}-{curve}"),
-            state: "done".to_string(),
-            outcome: Some("converged".to_string()),
-            worker_id: None,
-            last_error: None,
-            params: format!(r#"{{"model":{{"width":{width}}}}}"#),
-            replicate_exit_steps_1: None,
             msd_curve: Some(curve.to_string()),
-            numbers: vec![None; trial_row_numbers().len()],
+            ..TrialRow::converged(
+                format!("{width}-{curve}"),
+                format!(r#"{{"model":{{"width":{width}}}}}"#),
+                &[],
+            )
         }
     }
 

@@ -36,12 +36,36 @@ fn curve_color(measurement: &str) -> RGBColor {
 /// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out, and
 /// an error bar's lower end that would reach 0 stops at the bottom of the chart.
 pub fn bounds_plot_svg(report: &SweepReport) -> Result<String, String> {
+    drawn_svg((1280, 700), |root| draw_bounds_plot(report, root))
+}
+
+/// A figure of `size` pixels drawn by `draw`, as SVG text.
+pub fn drawn_svg(
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<String, String> {
     let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (1280, 700)).into_drawing_area();
-        draw_bounds_plot(report, root)?;
-    }
+    draw(SVGBackend::with_string(&mut svg, size).into_drawing_area())?;
     Ok(svg)
+}
+
+/// The number of points of each `<polyline>` of a figure, in order; only the 2-pixel data lines
+/// (not the 1-pixel axes, grid and legend swatches) when `thick_only`.
+#[cfg(test)]
+pub fn polyline_lengths(svg: &str, thick_only: bool) -> Vec<usize> {
+    svg.lines()
+        .filter(|line| line.starts_with("<polyline"))
+        .filter(|line| !thick_only || line.contains("stroke-width=\"2\""))
+        .filter_map(|line| line.split("points=\"").nth(1))
+        .map(|points| {
+            points
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+        })
+        .collect()
 }
 
 /// (width, mean, mean − sd, mean + sd): one point of a series with its error bar.
@@ -199,12 +223,9 @@ pub fn stay_vs_noise_svg(report: &SweepReport) -> Option<Result<String, String>>
             ));
         }
     }
-    let mut svg = String::new();
-    let drawn = {
-        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
+    Some(drawn_svg((960, 620), |root| {
         draw_stay_vs_noise(report, &lines, root)
-    };
-    Some(drawn.map(|()| svg))
+    }))
 }
 
 fn draw_stay_vs_noise<Backend: DrawingBackend>(
@@ -281,34 +302,20 @@ pub(super) fn finish_with_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{TrialRow, trial_row_numbers};
+    use crate::store::TrialRow;
 
     fn trial(width: u64, sigma: f64, seed: u64, stay: f64) -> TrialRow {
-        let mut numbers = vec![None; trial_row_numbers().len()];
-        for (name, value) in [
-            ("width", width as f64),
-            ("seed", seed as f64),
-            ("stay_probability_1", stay),
-        ] {
-            let index = trial_row_numbers()
-                .iter()
-                .position(|candidate| *candidate == name)
-                .expect("a column");
-            numbers[index] = Some(value);
-        }
-        TrialRow {
-            replicate_exit_steps_1: None,
-            msd_curve: None,
-            trial_id: format!("{width}-{sigma}-{seed}"),
-            state: "done".to_string(),
-            outcome: Some("converged".to_string()),
-            worker_id: None,
-            last_error: None,
-            params: format!(
+        TrialRow::converged(
+            format!("{width}-{sigma}-{seed}"),
+            format!(
                 r#"{{"seed":{seed},"model":{{"width":{width}}},"probe":{{"noise_sigma":{sigma}}}}}"#
             ),
-            numbers,
-        }
+            &[
+                ("width", width as f64),
+                ("seed", seed as f64),
+                ("stay_probability_1", stay),
+            ],
+        )
     }
 
     fn report(rows: &[TrialRow]) -> SweepReport {
@@ -379,20 +386,9 @@ mod tests {
             assert!(texts.contains(&expected), "{expected} in {texts:?}");
         }
         // A 3-point line per series.
-        let lines = svg
-            .lines()
-            .filter(|line| line.starts_with("<polyline"))
-            .filter(|line| {
-                line.split("points=\"").nth(1).is_some_and(|points| {
-                    points
-                        .split('"')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .count()
-                        == 3
-                })
-            })
+        let lines = polyline_lengths(&svg, false)
+            .into_iter()
+            .filter(|&points| points == 3)
             .count();
         assert_eq!(lines, 3, "{svg}");
         // Each point's error bar: a vertical segment with two caps, drawn as lines.

@@ -5,7 +5,7 @@
 
 use plotters::prelude::*;
 
-use super::plot::{WIDTH_COLORS, finish_with_legend};
+use super::plot::{WIDTH_COLORS, drawn_svg, finish_with_legend};
 use crate::store::StoredSlice;
 
 /// Contour levels drawn, evenly spaced in log loss between the grid's extremes.
@@ -31,13 +31,8 @@ fn color_at(fraction: f64) -> RGBColor {
 
 /// The figure of `slice` from the sweep `sweep`.
 pub fn landscape_svg(sweep: &str, slice: &StoredSlice) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        // Square axes once the label areas and caption are taken out, so the ball is drawn round.
-        let root = SVGBackend::with_string(&mut svg, (800, 820)).into_drawing_area();
-        draw_landscape(sweep, slice, root)?;
-    }
-    Ok(svg)
+    // Square axes once the label areas and caption are taken out, so the ball is drawn round.
+    drawn_svg((800, 820), |root| draw_landscape(sweep, slice, root))
 }
 
 /// Grid coordinate `i` of `grid` points on [−extent, extent], as the worker laid the grid out.
@@ -229,6 +224,7 @@ fn draw_landscape<Backend: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::plot::polyline_lengths;
 
     #[test]
     fn contours_of_a_paraboloid_are_circles_of_the_right_radius() {
@@ -286,20 +282,9 @@ mod tests {
         let cells = svg.matches("<rect").count();
         assert!(cells >= 16, "{cells}");
         // Each replicate's path: Θ̂ then its two snapshots.
-        let paths = svg
-            .lines()
-            .filter(|line| line.starts_with("<polyline") && line.contains("stroke-width=\"2\""))
-            .filter(|line| {
-                line.split("points=\"").nth(1).is_some_and(|points| {
-                    points
-                        .split('"')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .count()
-                        == 3
-                })
-            })
+        let paths = polyline_lengths(&svg, true)
+            .into_iter()
+            .filter(|&points| points == 3)
             .count();
         assert_eq!(paths, 2, "{svg}");
     }

@@ -6,19 +6,14 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::SweepReport;
-use super::plot::{WIDTH_COLORS, finish_with_legend};
+use super::plot::{WIDTH_COLORS, drawn_svg, finish_with_legend};
 
 /// None when no trial stored an MSD curve.
 pub fn msd_svg(report: &SweepReport) -> Option<Result<String, String>> {
     if report.msd.is_empty() {
         return None;
     }
-    let mut svg = String::new();
-    let drawn = {
-        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
-        draw_msd(report, root)
-    };
-    Some(drawn.map(|()| svg))
+    Some(drawn_svg((960, 620), |root| draw_msd(report, root)))
 }
 
 fn positive(step: u64, value: f64) -> Option<(f64, f64)> {
@@ -123,6 +118,7 @@ fn draw_msd<Backend: DrawingBackend>(
 mod tests {
     use super::*;
     use crate::report::msd::WidthMsd;
+    use crate::report::plot::polyline_lengths;
 
     #[test]
     fn a_curve_per_width_with_its_prediction_dashed() {
@@ -156,20 +152,9 @@ mod tests {
             assert!(svg.contains(expected), "{expected} in {svg}");
         }
         // Two solid curves of three points each.
-        let solid = svg
-            .lines()
-            .filter(|line| line.starts_with("<polyline") && line.contains("stroke-width=\"2\""))
-            .filter(|line| {
-                line.split("points=\"").nth(1).is_some_and(|points| {
-                    points
-                        .split('"')
-                        .next()
-                        .unwrap_or("")
-                        .split_whitespace()
-                        .count()
-                        == 3
-                })
-            })
+        let solid = polyline_lengths(&svg, true)
+            .into_iter()
+            .filter(|&points| points == 3)
             .count();
         assert_eq!(solid, 2, "{svg}");
         assert!(msd_svg(&SweepReport::empty("none")).is_none());

@@ -4,19 +4,14 @@
 use plotters::prelude::*;
 
 use super::SweepReport;
-use super::plot::{WIDTH_COLORS, finish_with_legend};
+use super::plot::{WIDTH_COLORS, drawn_svg, finish_with_legend};
 
 /// None when no trial reported per-replicate exit steps.
 pub fn survival_svg(report: &SweepReport) -> Option<Result<String, String>> {
     if report.survival.is_empty() {
         return None;
     }
-    let mut svg = String::new();
-    let drawn = {
-        let root = SVGBackend::with_string(&mut svg, (960, 620)).into_drawing_area();
-        draw_survival(report, root)
-    };
-    Some(drawn.map(|()| svg))
+    Some(drawn_svg((960, 620), |root| draw_survival(report, root)))
 }
 
 fn draw_survival<Backend: DrawingBackend>(
@@ -76,26 +71,11 @@ fn draw_survival<Backend: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::survival::WidthSurvival;
+    use crate::report::plot::polyline_lengths;
 
     #[test]
     fn a_step_curve_per_width_with_its_legend_and_axes() {
-        let width = |width, curve: Vec<(f64, f64)>| WidthSurvival {
-            width,
-            trials: 2,
-            replicates: 8,
-            curve,
-            probe_steps: 100,
-        };
-        let report = SweepReport {
-            total: 4,
-            done: 4,
-            survival: vec![
-                width(16, vec![(10.0, 0.75), (40.0, 0.5)]),
-                width(512, vec![(3.0, 0.25)]),
-            ],
-            ..SweepReport::empty("survival-test")
-        };
+        let report = crate::report::png::tests::survival_report();
         let svg = survival_svg(&report)
             .expect("trials report exit steps")
             .expect("drawn");
@@ -108,18 +88,8 @@ mod tests {
             assert!(svg.contains(expected), "{expected} in {svg}");
         }
         // Width 16: (0,1) (10,1) (10,.75) (40,.75) (40,.5) (100,.5); width 512: four points.
-        let lengths: Vec<usize> = svg
-            .lines()
-            .filter(|line| line.starts_with("<polyline") && line.contains("stroke-width=\"2\""))
-            .filter_map(|line| line.split("points=\"").nth(1))
-            .map(|points| {
-                points
-                    .split('"')
-                    .next()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .count()
-            })
+        let lengths: Vec<usize> = polyline_lengths(&svg, true)
+            .into_iter()
             .filter(|&count| count > 2)
             .collect();
         assert_eq!(lengths, [6, 4], "{svg}");

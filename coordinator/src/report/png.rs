@@ -136,7 +136,7 @@ pub(super) mod tests {
                 width(16, vec![(10.0, 0.75), (40.0, 0.5)]),
                 width(512, vec![(3.0, 0.25)]),
             ],
-            ..SweepReport::empty("png-test")
+            ..SweepReport::empty("survival-test")
         }
     }
 

@@ -74,21 +74,15 @@ pub fn survival_by_width(rows: &[TrialRow]) -> Vec<WidthSurvival> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::trial_row_numbers;
 
     fn trial(width: u64, seed: u64, exits: &str) -> TrialRow {
         TrialRow {
             replicate_exit_steps_1: Some(exits.to_string()),
-            msd_curve: None,
-            trial_id: format!("{width}-{seed}"),
-            state: "done".to_string(),
-            outcome: Some("converged".to_string()),
-            worker_id: None,
-            last_error: None,
-            params: format!(
-                r#"{{"seed":{seed},"model":{{"width":{width}}},"probe":{{"steps":5}}}}"#
-            ),
-            numbers: vec![None; trial_row_numbers().len()],
+            ..TrialRow::converged(
+                format!("{width}-{seed}"),
+                format!(r#"{{"seed":{seed},"model":{{"width":{width}}},"probe":{{"steps":5}}}}"#),
+                &[],
+            )
         }
     }
 

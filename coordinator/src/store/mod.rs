@@ -308,6 +308,35 @@ impl TrialRow {
             .and_then(|index| self.numbers.get(index).copied().flatten())
     }
 
+    /// A finished, converged trial with these view columns set and every other number empty:
+    /// how tests build the rows a report reads.
+    #[cfg(test)]
+    pub fn converged(
+        trial_id: impl Into<String>,
+        params: impl Into<String>,
+        numbers: &[(&str, f64)],
+    ) -> Self {
+        let mut row = Self {
+            trial_id: trial_id.into(),
+            state: "done".to_string(),
+            outcome: Some("converged".to_string()),
+            worker_id: None,
+            last_error: None,
+            params: params.into(),
+            replicate_exit_steps_1: None,
+            msd_curve: None,
+            numbers: vec![None; trial_row_numbers().len()],
+        };
+        for (name, value) in numbers {
+            let index = trial_row_numbers()
+                .iter()
+                .position(|candidate| candidate == name)
+                .unwrap_or_else(|| panic!("{name} is not a column of trial_results"));
+            row.numbers[index] = Some(*value);
+        }
+        row
+    }
+
     /// A finished trial that did not diverge: the ones whose measurements are compared.
     pub fn is_measured(&self) -> bool {
         self.state == "done"
