@@ -5,6 +5,7 @@
 
 mod batch;
 mod postgres;
+mod read;
 mod schema;
 mod sqlite;
 mod values;

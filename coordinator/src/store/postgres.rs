@@ -10,16 +10,12 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::values::{
-    decode_stored_slice, decode_trial_row, decode_width_summary, landscape_slices_sql,
-    trial_rows_sql, width_summaries_sql,
-};
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
     RecordOutcome, RegisterOutcome, ResultReport, RetryFilter, Store, StoreError, StoredSlice,
     SweepCounts, TrialRecord, TrialRow, WidthSummary,
 };
-use super::{batch, schema, view};
+use super::{batch, read, schema, view};
 use crate::sweep::SweepPlan;
 
 #[derive(Debug, Clone)]
@@ -420,105 +416,52 @@ impl Store for PostgresStore {
     }
 
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.name, s.trial_count, s.duplicate_reports,
-                    COUNT(t.id) FILTER (WHERE t.state = 'pending') AS pending,
-                    COUNT(t.id) FILTER (WHERE t.state = 'leased') AS leased,
-                    COUNT(t.id) FILTER (WHERE t.state = 'done') AS done,
-                    COUNT(t.id) FILTER (WHERE t.state = 'failed') AS failed,
-                    COUNT(r.trial_id) FILTER (WHERE r.outcome = 'diverged') AS diverged
-             FROM sweeps s
-             LEFT JOIN trials t ON t.sweep = s.name
-             LEFT JOIN results r ON r.trial_id = t.id
-             WHERE $1::text IS NULL OR s.name = $1
-             GROUP BY s.name
-             ORDER BY MIN(s.created_at_ms), s.name",
-        )
-        .bind(sweep)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut counts = Vec::with_capacity(rows.len());
-        for row in rows {
-            counts.push(SweepCounts {
-                sweep: row.try_get("name")?,
-                total: row.try_get::<i64, _>("trial_count")? as u64,
-                pending: row.try_get::<i64, _>("pending")? as u64,
-                leased: row.try_get::<i64, _>("leased")? as u64,
-                done: row.try_get::<i64, _>("done")? as u64,
-                failed: row.try_get::<i64, _>("failed")? as u64,
-                diverged: row.try_get::<i64, _>("diverged")? as u64,
-                duplicate_reports: row.try_get::<i64, _>("duplicate_reports")? as u64,
-            });
+        let rows = sqlx::query(&read::sweep_counts_sql("$1", "$1::text"))
+            .bind(sweep)
+            .fetch_all(&self.pool)
+            .await?;
+        let counts = rows
+            .iter()
+            .map(read::decode_sweep_counts)
+            .collect::<Result<Vec<_>, _>>()?;
+        match sweep {
+            Some(name) if counts.is_empty() => Err(StoreError::UnknownSweep(name.to_string())),
+            _ => Ok(counts),
         }
-        if let Some(name) = sweep
-            && counts.is_empty()
-        {
-            return Err(StoreError::UnknownSweep(name.to_string()));
-        }
-        Ok(counts)
     }
 
     async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError> {
         self.require_sweep(sweep).await?;
-        let rows = sqlx::query(&width_summaries_sql("$1"))
-            .bind(sweep)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut summaries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            summaries.push(decode_width_summary(row)?);
-        }
-        Ok(summaries)
+        read::fetch_decoded(&self.pool, &read::width_summaries_sql("$1"), sweep, |row| {
+            read::decode_width_summary(row)
+        })
+        .await
     }
 
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
         self.require_sweep(sweep).await?;
-        let rows = sqlx::query(&trial_rows_sql("$1"))
-            .bind(sweep)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut trials = Vec::with_capacity(rows.len());
-        for row in &rows {
-            trials.push(decode_trial_row(row)?);
-        }
-        Ok(trials)
+        read::fetch_decoded(&self.pool, &read::trial_rows_sql("$1"), sweep, |row| {
+            read::decode_trial_row(row)
+        })
+        .await
     }
 
     async fn landscape_slices(&self, sweep: &str) -> Result<Vec<StoredSlice>, StoreError> {
         self.require_sweep(sweep).await?;
-        let rows = sqlx::query(&landscape_slices_sql("$1"))
-            .bind(sweep)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut slices = Vec::with_capacity(rows.len());
-        for row in &rows {
-            slices.push(decode_stored_slice(row)?);
-        }
-        Ok(slices)
+        read::fetch_decoded(
+            &self.pool,
+            &read::landscape_slices_sql("$1"),
+            sweep,
+            |row| read::decode_stored_slice(row),
+        )
+        .await
     }
 
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT t.id, t.sweep, t.state, t.attempts, t.worker_id, t.last_error, r.worker_id AS recorded_by,
-                    (SELECT COUNT(*) FROM trial_retries h WHERE h.trial_id = t.id) AS retries
-             FROM trials t LEFT JOIN results r ON r.trial_id = t.id
-             WHERE t.id = $1",
-        )
-        .bind(trial_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        Ok(Some(TrialRecord {
-            id: row.try_get("id")?,
-            sweep: row.try_get("sweep")?,
-            state: row.try_get("state")?,
-            attempts: row.try_get::<i32, _>("attempts")? as u32,
-            worker_id: row.try_get("worker_id")?,
-            last_error: row.try_get("last_error")?,
-            recorded_by: row.try_get("recorded_by")?,
-            retries: row.try_get::<i64, _>("retries")?.max(0) as u32,
-        }))
+        let row = sqlx::query(&read::trial_record_sql("$1"))
+            .bind(trial_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(read::decode_trial_record).transpose()?)
     }
 }
