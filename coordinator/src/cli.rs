@@ -293,7 +293,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Watch(args) => watch(args).await,
             Command::Health(args) => health(args).await,
             Command::Run(args) => crate::local_run::run(args).await,
-            Command::LocalWorker(args) => worker::client::run(args).await,
+            Command::LocalWorker(args) => worker::client::run_until_signalled(args).await,
         }
     });
     match outcome {

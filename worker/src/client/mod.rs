@@ -1,6 +1,8 @@
 //! The worker's loop: lease trials from the coordinator up to the number of free slots, run each
 //! on its own thread, heartbeat while they run, report results (retrying until acknowledged),
-//! and on SIGTERM stop leasing, cancel what runs, and release it so another worker takes it.
+//! and on shutdown stop leasing, cancel what runs, and release it so another worker takes it.
+//! [`run`] is the loop on a given client and shutdown token; [`run_until_signalled`] is what the
+//! binaries call, with SIGTERM and Ctrl-C as the shutdown.
 
 mod backoff;
 mod convert;
@@ -72,39 +74,112 @@ pub struct WorkerArgs {
 /// How long a result is retried after shutdown has begun before it is left to lease expiry.
 const SHUTDOWN_REPORT_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn run(args: WorkerArgs) -> Result<()> {
-    let slots = args.slots.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|cores| cores.get() as u32)
-            .unwrap_or(1)
-    });
-    if slots == 0 {
-        anyhow::bail!("--slots = 0 is invalid: a worker needs at least one slot");
+/// How one worker runs: what the command line says, or what a test chooses.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This worker's name in leases and logs.
+    pub worker_id: String,
+    /// Trials run at once, one thread each.
+    pub slots: u32,
+    /// Threads each trial's matrix products may use.
+    pub threads_per_trial: usize,
+    /// Where trials that keep checkpoints write them (SWEEP/TRIAL_ID below it).
+    pub checkpoint_root: Option<std::path::PathBuf>,
+    /// Longest wait between two lease requests when there is no work.
+    pub max_idle_poll: Duration,
+    /// Stop once there has been nothing to run for this long.
+    pub exit_when_idle: Option<Duration>,
+}
+
+impl WorkerArgs {
+    /// The settings these arguments ask for, or an error naming the argument that is wrong.
+    pub fn settings(&self) -> Result<WorkerSettings> {
+        let slots = self.slots.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|cores| cores.get() as u32)
+                .unwrap_or(1)
+        });
+        if slots == 0 {
+            anyhow::bail!("--slots = 0 is invalid: a worker needs at least one slot");
+        }
+        if self.threads_per_trial == 0 {
+            anyhow::bail!("--threads-per-trial = 0 is invalid: a trial needs at least one thread");
+        }
+        Ok(WorkerSettings {
+            worker_id: self.worker_id.clone().unwrap_or_else(default_worker_id),
+            slots,
+            threads_per_trial: self.threads_per_trial as usize,
+            checkpoint_root: self.checkpoint_dir.clone(),
+            max_idle_poll: Duration::from_millis(self.max_idle_poll_ms.max(10)),
+            exit_when_idle: self.exit_when_idle.map(Duration::from_secs),
+        })
     }
-    if args.threads_per_trial == 0 {
-        anyhow::bail!("--threads-per-trial = 0 is invalid: a trial needs at least one thread");
+
+    /// How to reach the coordinator these arguments name.
+    pub fn connection(&self) -> Result<Connection> {
+        Ok(Connection {
+            url: self.coordinator.clone(),
+            tls_ca: self.tls_ca.clone(),
+            token: Token::load(self.token_file.as_deref(), "WORKER_TOKEN")?,
+        })
     }
-    let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+}
+
+/// What one run of the loop did; logged when the worker stops.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerSummary {
+    /// Trials leased and started.
+    pub started: u64,
+    /// Heartbeats the coordinator answered.
+    pub heartbeats: u64,
+    /// Results the coordinator acknowledged (first or duplicate).
+    pub results_reported: u64,
+    /// Failures the coordinator acknowledged.
+    pub failures_reported: u64,
+    /// Reports the coordinator refused for good (a malformed result, a lease it no longer knows).
+    pub reports_refused: u64,
+    /// Reports that failed and were tried again after a back-off.
+    pub report_retries: u64,
+    /// Trials stopped because the coordinator said their lease was lost.
+    pub lost_leases: u64,
+    /// Trials stopped because their lease ran out with no heartbeat getting through.
+    pub expired_leases: u64,
+    /// Trials given back to the coordinator at shutdown.
+    pub released: u64,
+    /// Finished trials whose report never got through before the shutdown grace ended.
+    pub unreported: u64,
+}
+
+/// The worker binary's loop (and `coordinator local-worker`'s): the first SIGTERM or Ctrl-C
+/// drains, a lazily connected client rides out coordinator restarts.
+pub async fn run_until_signalled(args: WorkerArgs) -> Result<()> {
+    let settings = args.settings()?;
     let shutdown = crate::shutdown::on_termination_signal()?;
-    let connection = Connection {
-        url: args.coordinator.clone(),
-        tls_ca: args.tls_ca.clone(),
-        token: Token::load(args.token_file.as_deref(), "WORKER_TOKEN")?,
-    };
-    // Connecting lazily lets a worker start before its coordinator and ride out restarts.
-    let client = connection.connect_lazy()?;
-    info!(worker_id = %worker_id, slots, coordinator = %args.coordinator, "worker started");
+    let client = args.connection()?.connect_lazy()?;
+    info!(worker_id = %settings.worker_id, slots = settings.slots, coordinator = %args.coordinator, "worker started");
+    run(settings, client, shutdown).await.map(|_| ())
+}
+
+/// Leases, runs, heartbeats and reports trials through `client` until `shutdown` is cancelled
+/// (or, with `exit_when_idle`, until there has been nothing to do for that long); then releases
+/// what still runs and waits a grace period for the reports in flight.
+pub async fn run(
+    settings: WorkerSettings,
+    client: Client,
+    shutdown: CancellationToken,
+) -> Result<WorkerSummary> {
     Worker {
         client,
-        worker_id,
-        slots,
-        threads_per_trial: args.threads_per_trial as usize,
-        checkpoint_root: args.checkpoint_dir.clone(),
-        max_idle_poll: Duration::from_millis(args.max_idle_poll_ms.max(10)),
-        exit_when_idle: args.exit_when_idle.map(Duration::from_secs),
+        worker_id: settings.worker_id,
+        slots: settings.slots,
+        threads_per_trial: settings.threads_per_trial,
+        checkpoint_root: settings.checkpoint_root,
+        max_idle_poll: settings.max_idle_poll,
+        exit_when_idle: settings.exit_when_idle,
         running: HashMap::new(),
         heartbeat_interval: Duration::from_secs(5),
         lease_duration: Duration::from_secs(15),
+        summary: WorkerSummary::default(),
     }
     .run(shutdown)
     .await
@@ -128,10 +203,11 @@ struct Worker {
     running: HashMap<String, RunningTrial>,
     heartbeat_interval: Duration,
     lease_duration: Duration,
+    summary: WorkerSummary,
 }
 
 impl Worker {
-    async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+    async fn run(mut self, shutdown: CancellationToken) -> Result<WorkerSummary> {
         let (finished_sender, mut finished_receiver) = mpsc::unbounded_channel::<FinishedTrial>();
         let mut reports = tokio::task::JoinSet::new();
         let mut lease_backoff = Backoff::new(Duration::from_millis(50), self.max_idle_poll);
@@ -153,9 +229,7 @@ impl Worker {
                     next_lease = tokio::time::Instant::now();
                 }
                 Some(joined) = reports.join_next(), if !reports.is_empty() => {
-                    if let Err(error) = joined {
-                        warn!(cause = %error, "result report task failed");
-                    }
+                    self.count_report(joined);
                 }
                 _ = tokio::time::sleep_until(next_heartbeat) => {
                     self.heartbeat().await;
@@ -174,6 +248,8 @@ impl Worker {
                         Ok(_) => {
                             lease_backoff.reset();
                             next_lease = tokio::time::Instant::now();
+                            // The coordinator's interval may be shorter than the one armed.
+                            next_heartbeat = next_heartbeat.min(Instant::now() + self.heartbeat_interval);
                         }
                         Err(status) => {
                             let delay = lease_backoff.next_delay();
@@ -192,13 +268,30 @@ impl Worker {
             tokio::select! {
                 _ = &mut grace => {
                     warn!(worker_id = %self.worker_id, unreported = reports.len(), "results left unreported; their leases will expire and the trials run again");
+                    self.summary.unreported += reports.len() as u64;
                     break;
                 }
-                _ = reports.join_next() => {}
+                Some(joined) = reports.join_next() => self.count_report(joined),
             }
         }
-        info!(worker_id = %self.worker_id, "worker stopped");
-        Ok(())
+        info!(worker_id = %self.worker_id, summary = ?self.summary, "worker stopped");
+        Ok(self.summary)
+    }
+
+    fn count_report(&mut self, joined: Result<ReportOutcome, tokio::task::JoinError>) {
+        match joined {
+            Ok(outcome) => {
+                let summary = &mut self.summary;
+                summary.report_retries += outcome.retries;
+                match outcome.acknowledged {
+                    Some(Acknowledged::Result) => summary.results_reported += 1,
+                    Some(Acknowledged::Failure) => summary.failures_reported += 1,
+                    Some(Acknowledged::Refused) => summary.reports_refused += 1,
+                    Some(Acknowledged::NothingToReport) | None => {}
+                }
+            }
+            Err(error) => warn!(cause = %error, "result report task failed"),
+        }
     }
 
     async fn lease(
@@ -223,6 +316,7 @@ impl Worker {
         }
         let lease_deadline = requested_at + self.lease_duration;
         let count = response.trials.len();
+        self.summary.started += count as u64;
         for leased in response.trials {
             info!(trial_id = %leased.trial_id, worker_id = %self.worker_id, sweep = %leased.sweep, attempt = leased.attempt, "trial started");
             let trial = RunningTrial::start(
@@ -260,6 +354,7 @@ impl Worker {
         let requested_at = Instant::now();
         match self.client.heartbeat(request).await {
             Ok(response) => {
+                self.summary.heartbeats += 1;
                 let response = response.into_inner();
                 if response.lease_duration_ms > 0 {
                     self.lease_duration = Duration::from_millis(response.lease_duration_ms);
@@ -274,6 +369,7 @@ impl Worker {
                         // The coordinator gave this trial to someone else; finishing it is wasted work.
                         warn!(trial_id = %lost.trial_id, worker_id = %self.worker_id, "lease lost, stopping the trial");
                         trial.progress.cancel();
+                        self.summary.lost_leases += 1;
                     }
                 }
             }
@@ -291,6 +387,7 @@ impl Worker {
             if now >= trial.lease_deadline && !trial.progress.is_cancelled() {
                 warn!(trial_id = %trial.lease.trial_id, worker_id = %self.worker_id, "lease expired without a heartbeat getting through, stopping the trial");
                 trial.progress.cancel();
+                self.summary.expired_leases += 1;
             }
         }
     }
@@ -317,7 +414,9 @@ impl Worker {
             .await
         {
             Ok(Ok(response)) => {
-                info!(worker_id = %self.worker_id, released = response.into_inner().released, "running trials released")
+                let released = response.into_inner().released;
+                self.summary.released += u64::from(released);
+                info!(worker_id = %self.worker_id, released, "running trials released")
             }
             Ok(Err(status)) => {
                 warn!(worker_id = %self.worker_id, error = %status.message(), "cannot release trials; their leases will expire")
@@ -329,6 +428,21 @@ impl Worker {
     }
 }
 
+/// What the coordinator said to a finished trial's report.
+enum Acknowledged {
+    Result,
+    Failure,
+    Refused,
+    NothingToReport,
+}
+
+/// How one report ended: acknowledged (None when shutdown's grace ran out first), after how many
+/// failed tries.
+struct ReportOutcome {
+    acknowledged: Option<Acknowledged>,
+    retries: u64,
+}
+
 /// Reports one finished trial, retrying with capped exponential back-off and jitter until the
 /// coordinator acknowledges it (or, after shutdown has begun, until the grace period ends).
 async fn report_finished(
@@ -337,9 +451,14 @@ async fn report_finished(
     trial: RunningTrial,
     finished: FinishedTrial,
     shutdown: CancellationToken,
-) {
+) -> ReportOutcome {
     let trial_id = trial.lease.trial_id.clone();
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut retries = 0;
+    let acknowledged = |acknowledged, retries| ReportOutcome {
+        acknowledged: Some(acknowledged),
+        retries,
+    };
     loop {
         let outcome = match &finished.outcome {
             running::TrialOutcome::Measured(measurements) => client
@@ -352,6 +471,7 @@ async fn report_finished(
                 .map(|response| {
                     let duplicate = response.into_inner().duplicate;
                     info!(trial_id = %trial_id, worker_id = %worker_id, duplicate, "result reported");
+                    Acknowledged::Result
                 }),
             running::TrialOutcome::Failed(error) => client
                 .report_failure(wire::ReportFailureRequest {
@@ -363,20 +483,22 @@ async fn report_finished(
                 .map(|response| {
                     let failed = response.into_inner().failed_permanently;
                     warn!(trial_id = %trial_id, worker_id = %worker_id, error = %error, failed_permanently = failed, "trial failure reported");
+                    Acknowledged::Failure
                 }),
             running::TrialOutcome::Cancelled => {
                 debug!(trial_id = %trial_id, worker_id = %worker_id, "trial cancelled; nothing to report");
-                return;
+                return acknowledged(Acknowledged::NothingToReport, retries);
             }
         };
         match outcome {
-            Ok(()) => return,
+            Ok(outcome) => return acknowledged(outcome, retries),
             Err(status) if is_permanent(&status) => {
                 warn!(trial_id = %trial_id, worker_id = %worker_id, code = ?status.code(), error = %status.message(), "report refused");
-                return;
+                return acknowledged(Acknowledged::Refused, retries);
             }
             Err(status) => {
                 let delay = backoff.next_delay();
+                retries += 1;
                 warn!(trial_id = %trial_id, worker_id = %worker_id, code = ?status.code(), error = %status.message(), retry_in_ms = delay.as_millis() as u64, "report failed, retrying");
                 if shutdown.is_cancelled() {
                     tokio::time::sleep(delay).await;
