@@ -79,32 +79,49 @@ impl SweepReport {
         }
     }
 
+    /// Reads the sweep's stored results and computes the report from them; the computation
+    /// (rank statistics, groupings, survival curves) runs off the async runtime, which serves
+    /// workers meanwhile.
     pub async fn load(store: &dyn Store, sweep: &str) -> Result<Self, StoreError> {
         let counts = store.sweep_counts(Some(sweep)).await?;
-        let SweepCounts {
-            total,
-            done,
-            failed,
-            diverged,
-            ..
-        } = counts.into_iter().next().unwrap_or_default();
+        let counts = counts.into_iter().next().unwrap_or_default();
         let widths = store.width_summaries(sweep).await?;
         let rows = store.trial_rows(sweep).await?;
+        let landscapes = store.landscape_slices(sweep).await?;
+        let sweep = sweep.to_string();
+        let computed = tokio::task::spawn_blocking(move || {
+            Self::compute(sweep, counts, widths, rows, landscapes)
+        })
+        .await;
+        match computed {
+            Ok(report) => Ok(report),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    /// The report of stored results.
+    fn compute(
+        sweep: String,
+        counts: SweepCounts,
+        widths: Vec<crate::store::WidthSummary>,
+        rows: Vec<crate::store::TrialRow>,
+        mut landscapes: Vec<crate::store::StoredSlice>,
+    ) -> Self {
         let analysis = analysis::analyse(&rows);
         let groups = groups::groupings(&rows);
         let survival = survival::survival_by_width(&rows);
         let msd = msd::msd_by_width(&rows);
         let bound_curves = bound_curves::curves_by_width(&rows);
-        let mut landscapes = store.landscape_slices(sweep).await?;
         let mut seen = std::collections::HashSet::new();
         landscapes.retain(|slice| seen.insert(slice.width));
         landscapes.sort_by_key(|slice| slice.width);
-        Ok(Self {
-            sweep: sweep.to_string(),
-            total,
-            done,
-            failed,
-            diverged,
+        Self {
+            sweep,
+            total: counts.total,
+            done: counts.done,
+            failed: counts.failed,
+            diverged: counts.diverged,
             widths,
             analysis,
             groups,
@@ -112,7 +129,7 @@ impl SweepReport {
             msd,
             landscapes,
             bound_curves,
-        })
+        }
     }
 
     /// Writes into `directory`: `report.csv`, `report.json`, and each figure as SVG and as PNG
