@@ -80,15 +80,7 @@ impl Connection {
 
     /// Connects now; fails if the coordinator cannot be reached.
     pub async fn connect(&self) -> Result<Client, ConnectError> {
-        let channel =
-            self.endpoint()?
-                .connect()
-                .await
-                .map_err(|error| ConnectError::Unreachable {
-                    url: self.url.clone(),
-                    reason: source_chain(&error),
-                })?;
-        Ok(self.client(channel))
+        Ok(self.client(self.health_channel().await?))
     }
 
     /// Connects on first use and reconnects after failures (for workers that outlive restarts).

@@ -1,6 +1,6 @@
 //! Text forms of a report: an aligned terminal table, CSV and Markdown (JSON is the serde form).
 
-use crate::store::{Summary, reported_measurements};
+use crate::store::{Summary, WidthSummary, reported_measurements};
 use vocabulary::catalog::{self, Uses};
 
 use super::SweepReport;
@@ -52,20 +52,7 @@ pub fn to_table(report: &SweepReport) -> String {
     ];
     header.extend(table_columns().iter().map(|(title, _)| title.to_string()));
     let mut rows = vec![header];
-    for width in &report.widths {
-        let mut row = vec![
-            width.width.to_string(),
-            format!("{}/{}", width.done, width.trials),
-            width.failed.to_string(),
-            width.diverged.to_string(),
-        ];
-        row.extend(
-            table_columns()
-                .iter()
-                .map(|(_, name)| cell(width.measurement(name))),
-        );
-        rows.push(row);
-    }
+    rows.extend(report.widths.iter().map(width_row));
 
     let mut text = format!(
         "sweep {}: {} of {} trials done, {} failed, {} diverged\n",
@@ -232,17 +219,7 @@ pub fn to_markdown(report: &SweepReport) -> String {
     text.push_str(&format!("| {} |\n", header.join(" | ")));
     text.push_str(&format!("|{}\n", "---:|".repeat(header.len())));
     for width in &report.widths {
-        let mut row = vec![
-            width.width.to_string(),
-            format!("{}/{}", width.done, width.trials),
-            width.failed.to_string(),
-            width.diverged.to_string(),
-        ];
-        row.extend(
-            table_columns()
-                .iter()
-                .map(|(_, name)| cell(width.measurement(name))),
-        );
+        let mut row = width_row(width);
         row.push(match confidence_interval(width.measurement("error_gap")) {
             Some((low, high)) => format!("[{}, {}]", number(low), number(high)),
             None => "–".to_string(),
@@ -259,4 +236,20 @@ pub fn to_markdown(report: &SweepReport) -> String {
         text.push_str("```\n");
     }
     text
+}
+
+/// A width's counts and table columns, as the table and the Markdown both print them.
+fn width_row(width: &WidthSummary) -> Vec<String> {
+    let mut row = vec![
+        width.width.to_string(),
+        format!("{}/{}", width.done, width.trials),
+        width.failed.to_string(),
+        width.diverged.to_string(),
+    ];
+    row.extend(
+        table_columns()
+            .iter()
+            .map(|(_, name)| cell(width.measurement(name))),
+    );
+    row
 }

@@ -313,13 +313,11 @@ where
                 .map(move |layer| (trial_id, layer))
         })
         .collect();
-    for chunk in layers.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<DB>::new(LAYER_COLUMNS);
-        insert.push_values(chunk, |mut row, &(trial_id, layer)| {
-            push_layer_row(&mut row, trial_id, layer)
-        });
-        inserts.push(insert);
-    }
+    inserts.extend(chunked_inserts(
+        LAYER_COLUMNS,
+        &layers,
+        |mut row, (trial_id, layer)| push_layer_row(&mut row, trial_id, layer),
+    ));
     let radii: Vec<(&'a str, usize, &'a proto::v1::RadiusMeasurement)> = recorded
         .iter()
         .flat_map(|report| {
@@ -332,13 +330,11 @@ where
                 .map(move |(index, radius)| (trial_id, index, radius))
         })
         .collect();
-    for chunk in radii.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<DB>::new(RADIUS_COLUMNS);
-        insert.push_values(chunk, |mut row, &(trial_id, index, radius)| {
-            push_radius_row(&mut row, trial_id, index, radius)
-        });
-        inserts.push(insert);
-    }
+    inserts.extend(chunked_inserts(
+        RADIUS_COLUMNS,
+        &radii,
+        |mut row, (trial_id, index, radius)| push_radius_row(&mut row, trial_id, index, radius),
+    ));
     let bounds: Vec<(&'a str, u64, &'a proto::v1::BoundMeasurement)> = recorded
         .iter()
         .flat_map(|report| {
@@ -351,13 +347,13 @@ where
                 .map(move |bound| (trial_id, train_size, bound))
         })
         .collect();
-    for chunk in bounds.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<DB>::new(BOUND_COLUMNS);
-        insert.push_values(chunk, |mut row, &(trial_id, train_size, bound)| {
+    inserts.extend(chunked_inserts(
+        BOUND_COLUMNS,
+        &bounds,
+        |mut row, (trial_id, train_size, bound)| {
             push_bound_row(&mut row, trial_id, bound, train_size)
-        });
-        inserts.push(insert);
-    }
+        },
+    ));
     let statistics: Vec<(&'a str, &'a proto::v1::ProbeStatistic)> = recorded
         .iter()
         .flat_map(|report| {
@@ -369,15 +365,15 @@ where
                 .map(move |statistic| (trial_id, statistic))
         })
         .collect();
-    for chunk in statistics.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<DB>::new(PROBE_STATISTIC_COLUMNS);
-        insert.push_values(chunk, |mut row, &(trial_id, statistic)| {
+    inserts.extend(chunked_inserts(
+        PROBE_STATISTIC_COLUMNS,
+        &statistics,
+        |mut row, (trial_id, statistic)| {
             row.push_bind(trial_id)
                 .push_bind(statistic.name.as_str())
                 .push_bind(finite(statistic.value));
-        });
-        inserts.push(insert);
-    }
+        },
+    ));
     let slices: Vec<(&'a str, &'a proto::v1::LandscapeSlice)> = recorded
         .iter()
         .filter_map(|report| {
@@ -385,18 +381,18 @@ where
             Some((report.lease.trial_id.as_str(), slice))
         })
         .collect();
-    for chunk in slices.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::<DB>::new(LANDSCAPE_COLUMNS);
-        insert.push_values(chunk, |mut row, &(trial_id, slice)| {
+    inserts.extend(chunked_inserts(
+        LANDSCAPE_COLUMNS,
+        &slices,
+        |mut row, (trial_id, slice)| {
             row.push_bind(trial_id)
                 .push_bind(slice.plane.as_str())
                 .push_bind(i64::from(slice.grid))
                 .push_bind(slice.extent)
                 .push_bind(slice.losses.as_slice())
                 .push_bind(trajectory_json(&slice.trajectory));
-        });
-        inserts.push(insert);
-    }
+        },
+    ));
     inserts
 }
 
@@ -589,4 +585,23 @@ impl<'a> ReportTriage<'a> {
         }
         (outcomes, duplicates)
     }
+}
+
+/// Multi-row INSERTs of `rows` under `columns`, at most [`ROWS_PER_INSERT`] rows each.
+fn chunked_inserts<'a, DB, R>(
+    columns: &'static str,
+    rows: &[R],
+    mut push_row: impl FnMut(Separated<'_, 'a, DB, &'static str>, R),
+) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    R: Copy,
+{
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut insert = QueryBuilder::<DB>::new(columns);
+            insert.push_values(chunk.iter().copied(), &mut push_row);
+            insert
+        })
+        .collect()
 }

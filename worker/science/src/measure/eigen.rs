@@ -192,13 +192,14 @@ fn sorted(values: Vec<f64>, component: impl Fn(usize, usize) -> f64, n: usize) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::{Stream, stream};
     use rand::Rng;
     use rand_distr::StandardNormal;
 
-    fn exact_descending(matrix: &nalgebra::DMatrix<f64>) -> Vec<f64> {
+    /// A symmetric matrix's eigenvalues, largest first, by nalgebra's exact decomposition.
+    pub(crate) fn exact_descending(matrix: &nalgebra::DMatrix<f64>) -> Vec<f64> {
         let mut values: Vec<f64> = matrix
             .clone()
             .symmetric_eigen()

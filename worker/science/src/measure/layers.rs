@@ -2,6 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::measure::network_norms::weights_and_displacement;
 use crate::measure::norms::{frobenius_norm, spectral_norm, two_one_norm};
 use crate::measurements::LayerMeasurement;
 use crate::model::mlp::Mlp;
@@ -15,16 +16,7 @@ pub fn measure_layers(
 ) -> Vec<LayerMeasurement> {
     let mut measurements = Vec::with_capacity(mlp.layers().len());
     for (index, layer) in mlp.layers().iter().enumerate() {
-        let range = layer.weight_range();
-        let weights: Vec<f64> = parameters[range.clone()]
-            .iter()
-            .map(|&w| f64::from(w))
-            .collect();
-        let displacement: Vec<f64> = parameters[range.clone()]
-            .iter()
-            .zip(&initial[range])
-            .map(|(&now, &start)| f64::from(now) - f64::from(start))
-            .collect();
+        let (weights, displacement) = weights_and_displacement(layer, parameters, initial);
         let (rows, cols) = (layer.fan_out, layer.fan_in);
         measurements.push(LayerMeasurement {
             layer: index as u32 + 1,

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use crate::measure::bounds::{LayerNorms, SampleStatistics};
 use crate::measure::norms::{frobenius_norm, one_infinity_norm, spectral_norm, two_one_norm};
-use crate::model::mlp::Mlp;
+use crate::model::mlp::{LayerShape, Mlp};
 
 /// [`LayerNorms`] of every layer's weight matrix at `parameters`, distances from `initial`;
 /// spectral norms by `power_iterations` steps of power iteration.
@@ -19,16 +19,7 @@ pub fn layer_norms(
     mlp.layers()
         .iter()
         .map(|layer| {
-            let range = layer.weight_range();
-            let weights: Vec<f64> = parameters[range.clone()]
-                .iter()
-                .map(|&w| f64::from(w))
-                .collect();
-            let displacement: Vec<f64> = parameters[range.clone()]
-                .iter()
-                .zip(&initial[range])
-                .map(|(&now, &start)| f64::from(now) - f64::from(start))
-                .collect();
+            let (weights, displacement) = weights_and_displacement(layer, parameters, initial);
             let (rows, cols) = (layer.fan_out, layer.fan_in);
             LayerNorms {
                 fan_in: layer.fan_in,
@@ -47,6 +38,26 @@ pub fn layer_norms(
 /// parameter squared (biases included, as in their code) applied to the all-ones input, in
 /// f64. All values along the way are non-negative, so ReLU acts as the identity; for a tanh
 /// network the same ReLU-form value Σ_paths Π w² is returned (the activation is not applied).
+/// A dense layer's weights W (row-major, fan_out × fan_in) and their displacement W − W⁰ from
+/// initialisation, in double precision.
+pub fn weights_and_displacement(
+    layer: &LayerShape,
+    parameters: &[f32],
+    initial: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let range = layer.weight_range();
+    let weights = parameters[range.clone()]
+        .iter()
+        .map(|&w| f64::from(w))
+        .collect();
+    let displacement = parameters[range.clone()]
+        .iter()
+        .zip(&initial[range])
+        .map(|(&now, &start)| f64::from(now) - f64::from(start))
+        .collect();
+    (weights, displacement)
+}
+
 pub fn path_norm(mlp: &Mlp, parameters: &[f32]) -> f64 {
     let mut values = vec![1.0f64; mlp.input_dim()];
     for layer in mlp.layers() {

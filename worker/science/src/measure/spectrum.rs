@@ -197,15 +197,9 @@ mod tests {
     use vocabulary::Activation;
 
     fn exact_descending(matrix: &[f64], n: usize) -> Vec<f64> {
-        let dense = nalgebra::DMatrix::from_row_slice(n, n, matrix);
-        let mut values: Vec<f64> = dense
-            .symmetric_eigen()
-            .eigenvalues
-            .iter()
-            .copied()
-            .collect();
-        values.sort_by(|a, b| b.total_cmp(a));
-        values
+        crate::measure::eigen::tests::exact_descending(&nalgebra::DMatrix::from_row_slice(
+            n, n, matrix,
+        ))
     }
 
     /// Q diag(λ) Qᵀ with a random orthogonal Q (QR of a Gaussian matrix) and the given spectrum.
