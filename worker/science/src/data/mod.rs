@@ -53,6 +53,29 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// A synthetic set whose labels are each replaced, with probability `config.label_noise`,
+    /// by a class drawn uniformly.
+    pub fn with_label_noise(
+        inputs: Vec<f32>,
+        mut labels: Vec<u32>,
+        dim: usize,
+        config: &DataConfig,
+        label_noise: &mut impl rand::Rng,
+    ) -> Self {
+        for label in &mut labels {
+            if label_noise.random::<f64>() < config.label_noise {
+                *label = label_noise.random_range(0..config.classes as u32);
+            }
+        }
+        Self {
+            n: labels.len(),
+            inputs,
+            labels,
+            dim,
+            classes: config.classes,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.n
     }

@@ -75,18 +75,7 @@ fn labelled_set(
         }
         start = end;
     }
-    for label in &mut labels {
-        if label_noise.random::<f64>() < config.label_noise {
-            *label = label_noise.random_range(0..config.classes as u32);
-        }
-    }
-    Dataset {
-        inputs,
-        labels,
-        n: size,
-        dim,
-        classes: config.classes,
-    }
+    Dataset::with_label_noise(inputs, labels, dim, config, label_noise)
 }
 
 fn argmax(values: &[f32]) -> u32 {

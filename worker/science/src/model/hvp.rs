@@ -339,38 +339,11 @@ pub(crate) mod tests {
     use rand_distr::StandardNormal;
     use vocabulary::Init;
 
-    /// An independent f64 forward pass and mean cross-entropy, written without the engine.
+    /// An independent f64 forward pass and mean cross-entropy, written without the engine (the
+    /// one the engine's own gradient tests use).
     fn reference_loss(mlp: &Mlp, parameters: &[f64], inputs: &[f64], labels: &[u32]) -> f64 {
-        let mut total = 0.0;
-        for (example, &label) in labels.iter().enumerate() {
-            let dim = mlp.input_dim();
-            let mut values: Vec<f64> = inputs[example * dim..(example + 1) * dim].to_vec();
-            for (index, layer) in mlp.layers().iter().enumerate() {
-                let weights = &parameters[layer.weight_range()];
-                let mut next = vec![0.0; layer.fan_out];
-                for (out, slot) in next.iter_mut().enumerate() {
-                    let mut sum = layer
-                        .bias_range()
-                        .map_or(0.0, |range| parameters[range][out]);
-                    for (column, value) in values.iter().enumerate() {
-                        sum += weights[out * layer.fan_in + column] * value;
-                    }
-                    *slot = if index + 1 < mlp.layers().len() {
-                        match mlp.activation() {
-                            Activation::Relu => sum.max(0.0),
-                            Activation::Tanh => sum.tanh(),
-                        }
-                    } else {
-                        sum
-                    };
-                }
-                values = next;
-            }
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let log_sum = values.iter().map(|v| (v - max).exp()).sum::<f64>().ln() + max;
-            total += log_sum - values[label as usize];
-        }
-        total / labels.len() as f64
+        crate::model::mlp::tests::reference_loss(mlp, parameters, inputs, labels, mlp.activation())
+            .0
     }
 
     /// The dense Hessian of the reference loss by second central differences with step h:

@@ -667,7 +667,7 @@ impl Workspace {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::{Stream, stream};
 
@@ -706,7 +706,7 @@ mod tests {
     }
 
     /// An independent f64 implementation of the forward pass and the mean cross-entropy.
-    fn reference_loss(
+    pub(crate) fn reference_loss(
         mlp: &Mlp,
         parameters: &[f64],
         inputs: &[f64],
@@ -748,6 +748,15 @@ mod tests {
         (total / labels.len() as f64, all_logits)
     }
 
+    fn assert_logits_match(got: &[f32], expected: &[Vec<f64>], tolerance: f64) {
+        for (got, want) in got.iter().zip(expected.iter().flatten()) {
+            assert!(
+                (f64::from(*got) - want).abs() < tolerance,
+                "logit {got} vs {want}"
+            );
+        }
+    }
+
     /// Non-zero biases, so that their gradient path is exercised away from zero.
     fn randomize_biases(mlp: &Mlp, parameters: &mut [f32], rng: &mut impl Rng) {
         for layer in mlp.layers() {
@@ -786,16 +795,7 @@ mod tests {
             "loss {loss} vs {expected_loss}"
         );
         mlp.forward(&parameters, &inputs, batch, &mut workspace);
-        for (got, want) in workspace
-            .logits()
-            .iter()
-            .zip(expected_logits.iter().flatten())
-        {
-            assert!(
-                (f64::from(*got) - want).abs() < 1e-5,
-                "logit {got} vs {want}"
-            );
-        }
+        assert_logits_match(workspace.logits(), &expected_logits, 1e-5);
 
         assert_gradient_matches_central_differences(
             &mlp,
@@ -876,16 +876,7 @@ mod tests {
             let inputs64: Vec<f64> = inputs.iter().map(|&v| f64::from(v)).collect();
             let (_, expected_logits) =
                 reference_loss(&mlp, &parameters64, &inputs64, &labels, Activation::Tanh);
-            for (got, want) in workspace
-                .logits()
-                .iter()
-                .zip(expected_logits.iter().flatten())
-            {
-                assert!(
-                    (f64::from(*got) - want).abs() < 1e-4,
-                    "logit {got} vs {want}"
-                );
-            }
+            assert_logits_match(workspace.logits(), &expected_logits, 1e-4);
             // Every 397th parameter: all layers, weights and biases, and every band.
             assert_gradient_matches_central_differences(
                 &mlp,
