@@ -128,6 +128,19 @@ pub struct CoordinatorService {
 }
 
 impl CoordinatorService {
+    /// A worker's request, once its worker id is one a worker could send; the worker is seen.
+    fn worker_request<T: FromWorker>(&self, request: Request<T>) -> Result<T, Status> {
+        let request = request.into_inner();
+        let worker_id = request.worker_id();
+        if worker_id.is_empty() || worker_id.len() > 256 {
+            return Err(Status::invalid_argument(
+                "`worker_id` must be 1 to 256 characters",
+            ));
+        }
+        self.metrics.worker_seen(worker_id);
+        Ok(request)
+    }
+
     /// Needs a Tokio runtime: it starts the group-commit queues for leases and reports.
     pub fn new(store: Arc<dyn Store>, settings: SchedulerSettings, metrics: Arc<Metrics>) -> Self {
         let lease_ms = settings.lease_ms();
@@ -183,17 +196,40 @@ fn wire_lease(lease: LeaseRef) -> wire::LeaseRef {
     }
 }
 
-fn require_worker_id(worker_id: &str) -> Result<(), Status> {
-    if worker_id.is_empty() || worker_id.len() > 256 {
-        return Err(Status::invalid_argument(
-            "`worker_id` must be 1 to 256 characters",
-        ));
-    }
-    Ok(())
+/// A request a worker sends, naming itself.
+trait FromWorker {
+    fn worker_id(&self) -> &str;
 }
+
+macro_rules! from_worker {
+    ($($request:ty),*) => {$(
+        impl FromWorker for $request {
+            fn worker_id(&self) -> &str {
+                &self.worker_id
+            }
+        }
+    )*};
+}
+
+from_worker!(
+    wire::LeaseTrialsRequest,
+    wire::HeartbeatRequest,
+    wire::ReportResultRequest,
+    wire::ReportFailureRequest,
+    wire::ReleaseTrialsRequest
+);
 
 /// More leases than this in one heartbeat or release is not a worker's honest request.
 const MAX_LEASES_PER_CALL: usize = 10_000;
+
+fn at_most_leases_per_call(call: &str, leases: usize) -> Result<(), Status> {
+    if leases > MAX_LEASES_PER_CALL {
+        return Err(Status::invalid_argument(format!(
+            "a {call} may carry at most {MAX_LEASES_PER_CALL} leases, got {leases}"
+        )));
+    }
+    Ok(())
+}
 
 pub fn counts_to_wire(counts: store::SweepCounts) -> wire::SweepCounts {
     wire::SweepCounts {
@@ -254,9 +290,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         request: Request<wire::LeaseTrialsRequest>,
     ) -> Result<Response<wire::LeaseTrialsResponse>, Status> {
         let started = Instant::now();
-        let request = request.into_inner();
-        require_worker_id(&request.worker_id)?;
-        self.metrics.worker_seen(&request.worker_id);
+        let request = self.worker_request(request)?;
         let max_trials = request.max_trials.clamp(1, self.settings.max_lease_batch);
         let leased = self
             .leases
@@ -292,15 +326,8 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         request: Request<wire::HeartbeatRequest>,
     ) -> Result<Response<wire::HeartbeatResponse>, Status> {
         let started = Instant::now();
-        let request = request.into_inner();
-        require_worker_id(&request.worker_id)?;
-        self.metrics.worker_seen(&request.worker_id);
-        if request.running.len() > MAX_LEASES_PER_CALL {
-            return Err(Status::invalid_argument(format!(
-                "a heartbeat may carry at most {MAX_LEASES_PER_CALL} leases, got {}",
-                request.running.len()
-            )));
-        }
+        let request = self.worker_request(request)?;
+        at_most_leases_per_call("heartbeat", request.running.len())?;
         let mut leases = Vec::with_capacity(request.running.len());
         for progress in request.running {
             let lease = lease_ref(progress.lease)?;
@@ -330,9 +357,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         request: Request<wire::ReportResultRequest>,
     ) -> Result<Response<wire::ReportResultResponse>, Status> {
         let started = Instant::now();
-        let request = request.into_inner();
-        require_worker_id(&request.worker_id)?;
-        self.metrics.worker_seen(&request.worker_id);
+        let request = self.worker_request(request)?;
         let lease = lease_ref(request.lease)?;
         let Some(result) = request.result else {
             return Err(Status::invalid_argument("missing `result`"));
@@ -367,9 +392,7 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         request: Request<wire::ReportFailureRequest>,
     ) -> Result<Response<wire::ReportFailureResponse>, Status> {
         let started = Instant::now();
-        let request = request.into_inner();
-        require_worker_id(&request.worker_id)?;
-        self.metrics.worker_seen(&request.worker_id);
+        let request = self.worker_request(request)?;
         let lease = lease_ref(request.lease)?;
         let outcome = self
             .store
@@ -387,14 +410,8 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::ReleaseTrialsRequest>,
     ) -> Result<Response<wire::ReleaseTrialsResponse>, Status> {
-        let request = request.into_inner();
-        require_worker_id(&request.worker_id)?;
-        if request.leases.len() > MAX_LEASES_PER_CALL {
-            return Err(Status::invalid_argument(format!(
-                "a release may carry at most {MAX_LEASES_PER_CALL} leases, got {}",
-                request.leases.len()
-            )));
-        }
+        let request = self.worker_request(request)?;
+        at_most_leases_per_call("release", request.leases.len())?;
         let mut leases = Vec::with_capacity(request.leases.len());
         for lease in request.leases {
             leases.push(lease_ref(Some(lease))?);

@@ -271,51 +271,26 @@ pub struct RunArgs {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve(args).await,
-            Command::Submit(args) => submit(args).await,
-            Command::Status(args) => status(args).await,
-            Command::Report(args) => report(args).await,
-            Command::Export(args) => export(args).await,
-            Command::Retry(args) => retry(args).await,
-            Command::Watch(args) => watch(args).await,
-            Command::Health(args) => health(args).await,
-            Command::Run(args) => crate::local_run::run(args).await,
-            Command::LocalWorker(args) => worker::client::run_until_signalled(args).await,
-        }
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-pub fn init_logging(filter: &str) {
     // The PNG rasteriser warns about each degenerate (zero-length) stroke a figure may contain,
     // which is no concern of a user's: only its errors are shown.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},tiny_skia=error"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,tiny_skia=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: not in Slurm's output files, `docker logs` or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    worker::process::main(
+        &format!("{},tiny_skia=error", cli.log),
+        "warn,tiny_skia=error",
+        async move {
+            match cli.command {
+                Command::Serve(args) => serve(args).await,
+                Command::Submit(args) => submit(args).await,
+                Command::Status(args) => status(args).await,
+                Command::Report(args) => report(args).await,
+                Command::Export(args) => export(args).await,
+                Command::Retry(args) => retry(args).await,
+                Command::Watch(args) => watch(args).await,
+                Command::Health(args) => health(args).await,
+                Command::Run(args) => crate::local_run::run(args).await,
+                Command::LocalWorker(args) => worker::client::run_until_signalled(args).await,
+            }
+        },
+    )
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

@@ -14,7 +14,7 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::report::{
-    SweepReport, analysis_table, bounds_plot_svg, confidence_interval, landscape_svg, msd_svg,
+    SweepReport, analysis_table, bounds_plot_svg, gap_interval, landscape_svg, msd_svg,
     stay_vs_noise_svg, survival_svg, table_columns,
 };
 use crate::store::{Store, StoreError};
@@ -163,19 +163,20 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}/{}</td>",
-            width.width, width.done, width.trials
+            width.width, width.summary.done, width.summary.trials
         );
         for (_, measurement) in table_columns() {
-            let summary = width.measurement(measurement);
-            let cell = match (summary.mean, summary.std_dev) {
-                (None, _) => "–".to_string(),
-                (Some(mean), None) => format!("{mean:.4}"),
-                (Some(mean), Some(std_dev)) => format!("{mean:.4} ± {std_dev:.4}"),
+            let cell = match width.summary.measurement(measurement) {
+                None => "–".to_string(),
+                Some(summary) => match summary.std_dev {
+                    None => format!("{:.4}", summary.mean),
+                    Some(std_dev) => format!("{:.4} ± {std_dev:.4}", summary.mean),
+                },
             };
             let _ = write!(body, "<td>{cell}</td>");
         }
-        let interval = confidence_interval(width.measurement("error_gap"))
-            .map(|(low, high)| format!("[{low:.4}, {high:.4}]"))
+        let interval = gap_interval(width)
+            .map(|interval| format!("[{:.4}, {:.4}]", interval.low, interval.high))
             .unwrap_or_else(|| "–".to_string());
         let _ = write!(body, "<td>{interval}</td></tr>");
     }

@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Coordinator, Database, start_worker, stderr_of, stdout_of, tiny_sweep, wait_until};
+use common::{
+    Coordinator, Database, start_worker, stderr_of, stdout_of, stdout_of_success, tiny_sweep,
+    wait_until,
+};
 
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -41,12 +44,8 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
 
     let coordinator = Coordinator::start(&directory.path().join("sweeps.db"), 10.0);
     let submitted = coordinator.submit(&sweep_file);
-    assert!(submitted.status.success(), "{}", stderr_of(&submitted));
-    assert!(
-        stdout_of(&submitted).contains("12 trials"),
-        "{}",
-        stdout_of(&submitted)
-    );
+    let said = stdout_of_success(&submitted);
+    assert!(said.contains("12 trials"), "{said}");
 
     let _first = start_worker(&coordinator.url, "e2e-worker-a", 1);
     let _second = start_worker(&coordinator.url, "e2e-worker-b", 1);
@@ -87,19 +86,15 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
 
     // Resubmitting the same file changes nothing; a changed file under the same name is refused.
     let again = coordinator.submit(&sweep_file);
-    assert!(again.status.success(), "{}", stderr_of(&again));
-    assert!(
-        stdout_of(&again).contains("already submitted"),
-        "{}",
-        stdout_of(&again)
-    );
+    let said = stdout_of_success(&again);
+    assert!(said.contains("already submitted"), "{said}");
     std::fs::write(&sweep_file, tiny_sweep("e2e-basic", &[4, 8, 32], 4, 200)).expect("write sweep");
     let changed = coordinator.submit(&sweep_file);
-    assert!(!changed.status.success());
+    let refusal = stderr_of(&changed);
+    assert!(!changed.status.success(), "{refusal}");
     assert!(
-        stderr_of(&changed).contains("already exists with different contents"),
-        "{}",
-        stderr_of(&changed)
+        refusal.contains("already exists with different contents"),
+        "{refusal}"
     );
     assert_eq!(
         database.count("SELECT COUNT(*) FROM trials"),
@@ -108,8 +103,7 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
     );
 
     let status = coordinator.client(&["status", "e2e-basic"]);
-    assert!(status.status.success(), "{}", stderr_of(&status));
-    let status_text = stdout_of(&status);
+    let status_text = stdout_of_success(&status);
     assert!(
         status_text
             .lines()
@@ -118,24 +112,13 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
     );
 
     let report = coordinator.client(&["report", "e2e-basic", "--format", "csv"]);
-    assert!(report.status.success(), "{}", stderr_of(&report));
-    let csv = stdout_of(&report);
+    let csv = stdout_of_success(&report);
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 4, "a header and one row per width: {csv}");
     assert!(rows[1].starts_with("e2e-basic,4,4,4,0,0,"), "{csv}");
 
     // The database can be read directly too, with the same answer.
-    let direct = common::coordinator_command()
-        .args([
-            "report",
-            "e2e-basic",
-            "--format",
-            "csv",
-            "--db",
-            &coordinator.db_url,
-        ])
-        .output()
-        .expect("report runs");
+    let direct = coordinator.on_database("report", "e2e-basic", &["--format", "csv"]);
     assert_eq!(stdout_of(&direct), csv);
 
     // Watching a finished sweep ends at once; without a terminal the progress is plain lines.
@@ -153,17 +136,8 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
 
     // The figures of a sweep run elsewhere, from its database.
     let figures = directory.path().join("figures");
-    let written = common::coordinator_command()
-        .args([
-            "report",
-            "e2e-basic",
-            "--db",
-            &coordinator.db_url,
-            "--figures",
-        ])
-        .arg(&figures)
-        .output()
-        .expect("report runs");
+    let figures_path = figures.to_str().expect("a UTF-8 path");
+    let written = coordinator.on_database("report", "e2e-basic", &["--figures", figures_path]);
     assert!(written.status.success(), "{}", stderr_of(&written));
     for name in [
         "bounds-vs-width.svg",
@@ -191,17 +165,8 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
     assert!(markdown.starts_with("## Sweep `e2e-basic`"), "{markdown}");
 
     let exported = directory.path().join("trials.csv");
-    let export = common::coordinator_command()
-        .args([
-            "export",
-            "e2e-basic",
-            "--db",
-            &coordinator.db_url,
-            "--output",
-        ])
-        .arg(&exported)
-        .output()
-        .expect("export runs");
+    let exported_path = exported.to_str().expect("a UTF-8 path");
+    let export = coordinator.on_database("export", "e2e-basic", &["--output", exported_path]);
     assert!(export.status.success(), "{}", stderr_of(&export));
     let trials = std::fs::read_to_string(&exported).expect("export written");
     let lines: Vec<&str> = trials.lines().collect();
@@ -215,17 +180,7 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         "{trials}"
     );
 
-    let jsonl = common::coordinator_command()
-        .args([
-            "export",
-            "e2e-basic",
-            "--db",
-            &coordinator.db_url,
-            "--format",
-            "jsonl",
-        ])
-        .output()
-        .expect("export runs");
+    let jsonl = coordinator.on_database("export", "e2e-basic", &["--format", "jsonl"]);
     let objects: Vec<serde_json::Value> = stdout_of(&jsonl)
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
@@ -239,17 +194,7 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
 
     // Standard output is a pipe here, so the binary bytes may go there; the unit tests in
     // `report::export_parquet` read the columns back.
-    let parquet = common::coordinator_command()
-        .args([
-            "export",
-            "e2e-basic",
-            "--db",
-            &coordinator.db_url,
-            "--format",
-            "parquet",
-        ])
-        .output()
-        .expect("export runs");
+    let parquet = coordinator.on_database("export", "e2e-basic", &["--format", "parquet"]);
     assert!(parquet.status.success(), "{}", stderr_of(&parquet));
     assert!(
         parquet.stdout.starts_with(b"PAR1") && parquet.stdout.ends_with(b"PAR1"),
@@ -257,10 +202,7 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         parquet.stdout.len()
     );
 
-    let unknown = common::coordinator_command()
-        .args(["export", "no-such-sweep", "--db", &coordinator.db_url])
-        .output()
-        .expect("export runs");
+    let unknown = coordinator.on_database("export", "no-such-sweep", &[]);
     assert!(!unknown.status.success());
     assert!(
         stderr_of(&unknown).contains("unknown sweep `no-such-sweep`"),

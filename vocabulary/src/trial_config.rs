@@ -815,6 +815,56 @@ impl DataConfig {
 }
 
 impl TrialConfig {
+    /// A small valid configuration (teacher–student data 8 → 3 classes, 64 training points, a
+    /// ReLU network of width 16, 100 steps, a 50-step probe with two absolute radii): what tests and
+    /// benchmarks start from and adjust field by field.
+    pub fn example() -> TrialConfig {
+        TrialConfig {
+            seed: 7,
+            data: DataConfig {
+                teacher_width: 8,
+                ..DataConfig::synthetic(DataSet::TeacherStudent, 8, 3, 64, 64)
+            },
+            model: ModelConfig {
+                depth: 2,
+                width: 16,
+                activation: Activation::Relu,
+                bias: true,
+                init: Init::He,
+            },
+            training: TrainingConfig {
+                loss: Loss::CrossEntropy,
+                learning_rate: 0.1,
+                momentum: 0.0,
+                batch_size: 16,
+                noise_sigma: 0.0,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
+                target_loss: Some(0.01),
+                max_steps: 100,
+                eval_every: 10,
+                polish_tolerance: None,
+                polish_max_steps: 2000,
+            },
+            probe: ProbeConfig {
+                batch_size: None,
+                steps: 50,
+                learning_rate: None,
+                noise_sigma: 0.01,
+                noise_form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
+                radii: vec![0.1, 1.0],
+                radius_unit: RadiusUnit::Absolute,
+                replicates: 2,
+                snapshots: 10,
+                basin_steps: 50,
+                landscape_grid: 0,
+                landscape_plane: LandscapePlane::Pca,
+            },
+            measure: MeasureConfig::default(),
+        }
+    }
+
     /// Checks every value against its allowed range; the error names the key and the value.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.data.validate()?;
@@ -1035,50 +1085,7 @@ mod tests {
     use super::*;
 
     pub(crate) fn small_config() -> TrialConfig {
-        TrialConfig {
-            seed: 7,
-            data: DataConfig {
-                teacher_width: 8,
-                ..DataConfig::synthetic(DataSet::TeacherStudent, 8, 3, 64, 64)
-            },
-            model: ModelConfig {
-                depth: 2,
-                width: 16,
-                activation: Activation::Relu,
-                bias: true,
-                init: Init::He,
-            },
-            training: TrainingConfig {
-                loss: Loss::CrossEntropy,
-                learning_rate: 0.1,
-                momentum: 0.0,
-                batch_size: 16,
-                noise_sigma: 0.0,
-                noise_form: NoiseForm::PerCoordinate,
-                inverse_temperature: None,
-                target_loss: Some(0.01),
-                max_steps: 100,
-                eval_every: 10,
-                polish_tolerance: None,
-                polish_max_steps: 2000,
-            },
-            probe: ProbeConfig {
-                batch_size: None,
-                steps: 50,
-                learning_rate: None,
-                noise_sigma: 0.01,
-                noise_form: NoiseForm::PerCoordinate,
-                inverse_temperature: None,
-                radii: vec![0.1, 1.0],
-                radius_unit: RadiusUnit::Absolute,
-                replicates: 2,
-                snapshots: 10,
-                basin_steps: 50,
-                landscape_grid: 0,
-                landscape_plane: LandscapePlane::Pca,
-            },
-            measure: MeasureConfig::default(),
-        }
+        TrialConfig::example()
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Every bound's gap estimate and the measured gaps per width, as mean and standard deviation over
 //! seeds: what the headline figure draws, one line per bound with error bars.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::statistics::mean_interval;
+use super::aggregate::width_summaries;
+use super::statistics::MeanInterval;
 use crate::store::TrialRow;
 use vocabulary::catalog::{self, Uses};
 
@@ -22,10 +21,8 @@ pub fn series() -> Vec<(&'static str, &'static str)> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WidthPoint {
     pub width: u64,
-    pub mean: f64,
-    /// Sample standard deviation; None for a single trial.
-    pub std_dev: Option<f64>,
-    pub trials: usize,
+    #[serde(flatten)]
+    pub summary: MeanInterval,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,26 +32,19 @@ pub struct Curve {
     pub points: Vec<WidthPoint>,
 }
 
-/// The series of [`series`] that some finished, non-diverged trial measured, in that order.
+/// The series of [`series`] that some finished, non-diverged trial measured, in that order,
+/// over the same per-width groups as the report's table.
 pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
+    let widths = width_summaries(rows, Uses::PLOTTED);
     series()
         .into_iter()
         .filter_map(|(measurement, label)| {
-            let mut widths: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-            for row in rows.iter().filter(|row| row.is_measured()) {
-                if let (Some(width), Some(value)) = (row.number("width"), row.number(measurement)) {
-                    widths.entry(width as u64).or_default().push(value);
-                }
-            }
             let points: Vec<WidthPoint> = widths
-                .into_iter()
-                .filter_map(|(width, values)| {
-                    let summary = mean_interval(&values)?;
+                .iter()
+                .filter_map(|width| {
                     Some(WidthPoint {
-                        width,
-                        mean: summary.mean,
-                        std_dev: summary.std_dev,
-                        trials: summary.count,
+                        width: width.width,
+                        summary: width.summary.measurement(measurement)?,
                     })
                 })
                 .collect();
@@ -105,12 +95,18 @@ mod tests {
         assert_eq!(names, ["vc_gap_estimate", "error_gap"]);
         let vc = &curves[0].points;
         assert_eq!(vc.len(), 1);
-        assert_eq!((vc[0].width, vc[0].mean, vc[0].trials), (16, 3.0, 2));
+        assert_eq!(
+            (vc[0].width, vc[0].summary.mean, vc[0].summary.count),
+            (16, 3.0, 2)
+        );
         // Sample sd of (2, 4): sqrt(2).
-        assert!((vc[0].std_dev.expect("two trials") - 2f64.sqrt()).abs() < 1e-12);
+        assert!((vc[0].summary.std_dev.expect("two trials") - 2f64.sqrt()).abs() < 1e-12);
         let gap = &curves[1].points;
         assert_eq!(gap.len(), 2);
-        assert!((gap[0].mean - 0.2).abs() < 1e-12);
-        assert_eq!((gap[1].width, gap[1].mean, gap[1].std_dev), (64, 0.2, None));
+        assert!((gap[0].summary.mean - 0.2).abs() < 1e-12);
+        assert_eq!(
+            (gap[1].width, gap[1].summary.mean, gap[1].summary.std_dev),
+            (64, 0.2, None)
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Text forms of a report: an aligned terminal table, CSV and Markdown (JSON is the serde form).
 
-use crate::store::{Summary, WidthSummary, reported_measurements};
+use super::aggregate::WidthSummary;
+use super::statistics::{Interval, MeanInterval};
 use vocabulary::catalog::{self, Uses};
 
 use super::SweepReport;
@@ -34,11 +35,24 @@ fn number(value: f64) -> String {
     }
 }
 
-fn cell(summary: Summary) -> String {
-    match (summary.mean, summary.std_dev) {
-        (None, _) => "–".to_string(),
-        (Some(mean), None) => number(mean),
-        (Some(mean), Some(std_dev)) => format!("{}±{}", number(mean), number(std_dev)),
+/// The measurements summarised per width in a report: the catalog's [`Uses::REPORTED`] columns.
+pub fn reported_measurements() -> impl Iterator<Item = &'static str> {
+    catalog::used_for(Uses::REPORTED).map(|entry| entry.column)
+}
+
+fn cell(summary: Option<MeanInterval>) -> String {
+    match summary {
+        None => "–".to_string(),
+        Some(MeanInterval {
+            mean,
+            std_dev: None,
+            ..
+        }) => number(mean),
+        Some(MeanInterval {
+            mean,
+            std_dev: Some(std_dev),
+            ..
+        }) => format!("{}±{}", number(mean), number(std_dev)),
     }
 }
 
@@ -175,18 +189,23 @@ pub fn to_csv(report: &SweepReport) -> String {
     for width in &report.widths {
         text.push_str(&format!(
             "{},{},{},{},{},{}",
-            report.sweep, width.width, width.trials, width.done, width.failed, width.diverged
+            report.sweep,
+            width.width,
+            width.summary.trials,
+            width.summary.done,
+            width.summary.failed,
+            width.summary.diverged
         ));
         for name in reported_measurements() {
-            let summary = width.measurement(name);
-            let interval = confidence_interval(summary);
+            let summary = width.summary.measurement(name);
+            let interval = summary.and_then(|summary| summary.interval);
             text.push_str(&format!(
                 ",{},{},{},{},{}",
-                optional(summary.mean),
-                optional(summary.std_dev),
-                summary.count,
-                optional(interval.map(|(low, _)| low)),
-                optional(interval.map(|(_, high)| high)),
+                optional(summary.map(|summary| summary.mean)),
+                optional(summary.and_then(|summary| summary.std_dev)),
+                summary.map_or(0, |summary| summary.count),
+                optional(interval.map(|interval| interval.low)),
+                optional(interval.map(|interval| interval.high)),
             ));
         }
         text.push('\n');
@@ -194,16 +213,9 @@ pub fn to_csv(report: &SweepReport) -> String {
     text
 }
 
-/// The 95% Student-t interval for the mean over seeds, from the count, mean and standard deviation.
-pub fn confidence_interval(summary: Summary) -> Option<(f64, f64)> {
-    let (mean, std_dev) = (summary.mean?, summary.std_dev?);
-    if summary.count < 2 {
-        return None;
-    }
-    let count = summary.count as usize;
-    let half_width =
-        super::statistics::student_t_quantile_975(count - 1) * std_dev / (count as f64).sqrt();
-    Some((mean - half_width, mean + half_width))
+/// A width's 95% Student-t interval of the mean gap over seeds, when it has one.
+pub fn gap_interval(width: &WidthSummary) -> Option<Interval> {
+    width.summary.measurement("error_gap")?.interval
 }
 
 /// The per-width table (mean ± standard deviation, with the 95% interval of the gap) and the
@@ -220,8 +232,8 @@ pub fn to_markdown(report: &SweepReport) -> String {
     text.push_str(&format!("|{}\n", "---:|".repeat(header.len())));
     for width in &report.widths {
         let mut row = width_row(width);
-        row.push(match confidence_interval(width.measurement("error_gap")) {
-            Some((low, high)) => format!("[{}, {}]", number(low), number(high)),
+        row.push(match gap_interval(width) {
+            Some(Interval { low, high }) => format!("[{}, {}]", number(low), number(high)),
             None => "–".to_string(),
         });
         text.push_str(&format!("| {} |\n", row.join(" | ")));
@@ -242,14 +254,14 @@ pub fn to_markdown(report: &SweepReport) -> String {
 fn width_row(width: &WidthSummary) -> Vec<String> {
     let mut row = vec![
         width.width.to_string(),
-        format!("{}/{}", width.done, width.trials),
-        width.failed.to_string(),
-        width.diverged.to_string(),
+        format!("{}/{}", width.summary.done, width.summary.trials),
+        width.summary.failed.to_string(),
+        width.summary.diverged.to_string(),
     ];
     row.extend(
         table_columns()
             .iter()
-            .map(|(_, name)| cell(width.measurement(name))),
+            .map(|(_, name)| cell(width.summary.measurement(name))),
     );
     row
 }

@@ -1,7 +1,8 @@
 //! The width × axis tables of a report: one per other axis that varies, a row per cell.
 
 use super::SweepReport;
-use super::groups::{CellSummary, Grouping};
+use super::groups::Grouping;
+use super::statistics::MeanInterval;
 
 /// Columns of a crossed table: header and measurement.
 const COLUMNS: [(&str, &str); 5] = [
@@ -12,15 +13,15 @@ const COLUMNS: [(&str, &str); 5] = [
     ("λ_max", "hessian_lambda_max"),
 ];
 
-fn cell_text(summary: Option<CellSummary>) -> String {
+fn cell_text(summary: Option<MeanInterval>) -> String {
     match summary {
         None => "–".to_string(),
-        Some(CellSummary {
+        Some(MeanInterval {
             mean,
             std_dev: Some(std_dev),
             ..
         }) => format!("{mean:.3}±{std_dev:.3}"),
-        Some(CellSummary { mean, .. }) => format!("{mean:.3}"),
+        Some(MeanInterval { mean, .. }) => format!("{mean:.3}"),
     }
 }
 
@@ -31,14 +32,9 @@ fn crossed_table(grouping: &Grouping) -> String {
     let mut rows = vec![header];
     for cell in &grouping.cells {
         let mut row: Vec<String> = cell.axes.iter().map(|(_, value)| value.clone()).collect();
-        row.push(format!("{}/{}", cell.done, cell.trials));
+        row.push(format!("{}/{}", cell.summary.done, cell.summary.trials));
         for (_, measurement) in COLUMNS {
-            let summary = cell
-                .measurements
-                .iter()
-                .find(|(name, _)| name == measurement)
-                .and_then(|(_, summary)| *summary);
-            row.push(cell_text(summary));
+            row.push(cell_text(cell.summary.measurement(measurement)));
         }
         rows.push(row);
     }

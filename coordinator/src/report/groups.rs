@@ -5,43 +5,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::Summary;
 use super::parameters::{self, Parameters};
-use super::statistics::{MeanInterval, mean_interval};
 use crate::store::TrialRow;
-use vocabulary::catalog::{self, Uses};
+use vocabulary::catalog::Uses;
 
-/// One cell: the axis values that define it, its trial counts, and per measurement the mean,
-/// standard deviation and 95% interval over the cell's finished, non-diverged trials.
+/// One cell: the axis values that define it, and its trials summarised over the catalog's
+/// [`Uses::CELL`] columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     /// Each axis with its value as shown (text, so a noise form is a value like a width).
     pub axes: Vec<(String, String)>,
-    pub trials: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub diverged: u64,
-    pub measurements: Vec<(String, Option<CellSummary>)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CellSummary {
-    pub count: usize,
-    pub mean: f64,
-    pub std_dev: Option<f64>,
-    pub low: Option<f64>,
-    pub high: Option<f64>,
-}
-
-impl From<MeanInterval> for CellSummary {
-    fn from(summary: MeanInterval) -> Self {
-        Self {
-            count: summary.count,
-            mean: summary.mean,
-            std_dev: summary.std_dev,
-            low: summary.interval.map(|interval| interval.low),
-            high: summary.interval.map(|interval| interval.high),
-        }
-    }
+    #[serde(flatten)]
+    pub summary: Summary,
 }
 
 /// The cells of one grouping (say width × noise_sigma), in axis-value order.
@@ -101,43 +77,23 @@ fn grouping(rows: &[TrialRow], parameters: &[Parameters], axes: &[&str]) -> Grou
 }
 
 fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
-    let count = |state: &str| members.iter().filter(|row| row.state == state).count() as u64;
-    let measured: Vec<&&TrialRow> = members.iter().filter(|row| row.is_measured()).collect();
     Cell {
         axes: axes
             .iter()
             .map(|axis| axis.to_string())
             .zip(shown)
             .collect(),
-        trials: members.len() as u64,
-        done: count("done"),
-        failed: count("failed"),
-        diverged: members
-            .iter()
-            .filter(|row| row.outcome.as_deref() == Some("diverged"))
-            .count() as u64,
-        measurements: catalog::used_for(Uses::CELL)
-            .map(|entry| entry.column)
-            .map(|name| {
-                let values: Vec<f64> = measured.iter().filter_map(|row| row.number(name)).collect();
-                (
-                    name.to_string(),
-                    mean_interval(&values).map(CellSummary::from),
-                )
-            })
-            .collect(),
+        summary: Summary::of(members, Uses::CELL),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::statistics::MeanInterval;
 
-    fn gap_of(cell: &Cell) -> Option<CellSummary> {
-        cell.measurements
-            .iter()
-            .find(|(name, _)| name == "error_gap")
-            .and_then(|(_, summary)| *summary)
+    fn gap_of(cell: &Cell) -> Option<MeanInterval> {
+        cell.summary.measurement("error_gap")
     }
 
     fn trial(width: f64, noise: f64, seed: f64, gap: f64) -> TrialRow {
@@ -190,13 +146,13 @@ mod tests {
         // Width 8 alone: gaps 0.1, 0.3, 0.2, 0.4: mean 0.25, sd sqrt(0.05/3), 95% t(3) interval
         // 0.25 ± 3.182446 · sqrt(0.05/3) / 2.
         let width_8 = &groupings[0].cells[0];
-        assert_eq!((width_8.trials, width_8.done), (4, 4));
+        assert_eq!((width_8.summary.trials, width_8.summary.done), (4, 4));
         let gap = gap_of(width_8).expect("a summary");
         assert!((gap.mean - 0.25).abs() < 1e-12);
         let sd = (0.05f64 / 3.0).sqrt();
         assert!((gap.std_dev.expect("sd") - sd).abs() < 1e-12);
         let half = 3.182446 * sd / 2.0;
-        assert!((gap.high.expect("interval") - (0.25 + half)).abs() < 1e-5);
+        assert!((gap.interval.expect("interval").high - (0.25 + half)).abs() < 1e-5);
 
         let crossed = &groupings[1].cells;
         assert_eq!(crossed.len(), 4);
@@ -209,7 +165,14 @@ mod tests {
         );
         assert!((gap_of(&crossed[1]).expect("a summary").mean - 0.3).abs() < 1e-12);
         let empty = &crossed[3];
-        assert_eq!((empty.trials, empty.done, empty.failed), (1, 0, 1));
+        assert_eq!(
+            (
+                empty.summary.trials,
+                empty.summary.done,
+                empty.summary.failed
+            ),
+            (1, 0, 1)
+        );
         assert_eq!(gap_of(empty), None, "nothing finished to summarise");
     }
 }

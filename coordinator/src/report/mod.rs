@@ -1,6 +1,7 @@
 //! The bound-versus-width report of a sweep: per-width aggregates, formatted as a terminal table,
 //! CSV or JSON, and figures as SVG and PNG.
 
+pub mod aggregate;
 pub mod analysis;
 pub mod bound_curves;
 pub mod export;
@@ -19,7 +20,7 @@ pub mod statistics;
 pub mod survival;
 
 pub use format::{
-    ReportFormat, analysis_table, confidence_interval, table_columns, to_csv, to_markdown, to_table,
+    ReportFormat, analysis_table, gap_interval, table_columns, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, stay_vs_noise_svg};
@@ -29,7 +30,9 @@ pub use plot_survival::survival_svg;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError, StoredSlice, SweepCounts, WidthSummary};
+use crate::store::{Store, StoreError, StoredSlice, SweepCounts};
+pub use aggregate::WidthSummary;
+use vocabulary::catalog::Uses;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepReport {
@@ -85,14 +88,12 @@ impl SweepReport {
     pub async fn load(store: &dyn Store, sweep: &str) -> Result<Self, StoreError> {
         let counts = store.sweep_counts(Some(sweep)).await?;
         let counts = counts.into_iter().next().unwrap_or_default();
-        let widths = store.width_summaries(sweep).await?;
         let rows = store.trial_rows(sweep).await?;
         let landscapes = store.landscape_slices(sweep).await?;
         let sweep = sweep.to_string();
-        let computed = tokio::task::spawn_blocking(move || {
-            Self::compute(sweep, counts, widths, rows, landscapes)
-        })
-        .await;
+        let computed =
+            tokio::task::spawn_blocking(move || Self::compute(sweep, counts, rows, landscapes))
+                .await;
         match computed {
             Ok(report) => Ok(report),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -104,10 +105,10 @@ impl SweepReport {
     fn compute(
         sweep: String,
         counts: SweepCounts,
-        widths: Vec<crate::store::WidthSummary>,
         rows: Vec<crate::store::TrialRow>,
         mut landscapes: Vec<crate::store::StoredSlice>,
     ) -> Self {
+        let widths = aggregate::width_summaries(&rows, Uses::REPORTED);
         let analysis = analysis::analyse(&rows);
         let groups = groups::groupings(&rows);
         let survival = survival::survival_by_width(&rows);

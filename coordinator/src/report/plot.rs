@@ -76,15 +76,10 @@ fn drawable(curve: &Curve) -> Vec<BarPoint> {
     curve
         .points
         .iter()
-        .filter(|point| point.mean > 0.0 && point.mean.is_finite())
+        .filter(|point| point.summary.mean > 0.0 && point.summary.mean.is_finite())
         .map(|point| {
-            let sd = point.std_dev.unwrap_or(0.0);
-            (
-                point.width as f64,
-                point.mean,
-                point.mean - sd,
-                point.mean + sd,
-            )
+            let (mean, sd) = (point.summary.mean, point.summary.std_dev.unwrap_or(0.0));
+            (point.width as f64, mean, mean - sd, mean + sd)
         })
         .collect()
 }
@@ -208,12 +203,7 @@ pub fn stay_vs_noise_svg(report: &SweepReport) -> Option<Result<String, String>>
         ) else {
             continue;
         };
-        let summary = cell
-            .measurements
-            .iter()
-            .find(|(name, _)| name == "stay_probability_1")
-            .and_then(|(_, summary)| *summary);
-        if let Some(summary) = summary
+        if let Some(summary) = cell.summary.measurement("stay_probability_1")
             && sigma > 0.0
         {
             lines.entry(width as u64).or_default().push((
@@ -340,6 +330,7 @@ mod tests {
     #[test]
     fn the_headline_figure_has_a_line_per_measured_bound_with_error_bars() {
         use super::super::bound_curves::{Curve, WidthPoint};
+        use super::super::statistics::MeanInterval;
         let curve = |measurement: &str, label: &str, means: [f64; 3]| Curve {
             measurement: measurement.to_string(),
             label: label.to_string(),
@@ -348,9 +339,12 @@ mod tests {
                 .zip(means)
                 .map(|(width, mean)| WidthPoint {
                     width,
-                    mean,
-                    std_dev: Some(mean / 4.0),
-                    trials: 3,
+                    summary: MeanInterval {
+                        count: 3,
+                        mean,
+                        std_dev: Some(mean / 4.0),
+                        interval: None,
+                    },
                 })
                 .collect(),
         };

@@ -16,8 +16,16 @@ pub fn msd_svg(report: &SweepReport) -> Option<Result<String, String>> {
     Some(drawn_svg((960, 620), |root| draw_msd(report, root)))
 }
 
-fn positive(step: u64, value: f64) -> Option<(f64, f64)> {
-    (step > 0 && value > 0.0 && value.is_finite()).then_some((step as f64, value))
+/// The (step, value) points a log-log axis can show.
+fn positive_points(steps: &[u64], values: impl Iterator<Item = Option<f64>>) -> Vec<(f64, f64)> {
+    steps
+        .iter()
+        .zip(values)
+        .filter_map(|(&step, value)| {
+            let value = value?;
+            (step > 0 && value > 0.0 && value.is_finite()).then_some((step as f64, value))
+        })
+        .collect()
 }
 
 fn draw_msd<Backend: DrawingBackend>(
@@ -27,26 +35,12 @@ fn draw_msd<Backend: DrawingBackend>(
     let measured: Vec<Vec<(f64, f64)>> = report
         .msd
         .iter()
-        .map(|width| {
-            width
-                .steps
-                .iter()
-                .zip(&width.msd)
-                .filter_map(|(&step, &msd)| positive(step, msd))
-                .collect()
-        })
+        .map(|width| positive_points(&width.steps, width.msd.iter().copied().map(Some)))
         .collect();
     let predicted: Vec<Vec<(f64, f64)>> = report
         .msd
         .iter()
-        .map(|width| {
-            width
-                .steps
-                .iter()
-                .zip(&width.predicted_msd)
-                .filter_map(|(&step, msd)| positive(step, (*msd)?))
-                .collect()
-        })
+        .map(|width| positive_points(&width.steps, width.predicted_msd.iter().copied()))
         .collect();
     let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, 1.0f64, f64::MAX, f64::MIN);
     for &(x, y) in measured.iter().chain(&predicted).flatten() {

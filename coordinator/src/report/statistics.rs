@@ -8,10 +8,10 @@
 //! normal approximation, and why the rank correlations are the O(n²) textbook definitions
 //! rather than the O(n log n) algorithms.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A closed interval `[low, high]`, used for 95% two-sided confidence intervals.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     pub low: f64,
     pub high: f64,
@@ -28,7 +28,7 @@ impl Interval {
 }
 
 /// The mean of a set of runs (typically seeds) with its uncertainty.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanInterval {
     /// How many finite values the summary is over; non-finite ones (diverged runs reported as
     /// NaN or infinity) are left out, and a reader needs to know how many remained.
@@ -67,7 +67,13 @@ pub fn mean_interval(values: &[f64]) -> Option<MeanInterval> {
     // Two-pass variance: the one-pass sum-of-squares formula loses all precision when the
     // values are large and close together (e.g. losses around 1e3 differing in the 6th digit).
     let sum_squares: f64 = finite.iter().map(|v| (v - mean) * (v - mean)).sum();
-    let std_dev = (sum_squares / (n - 1.0)).sqrt();
+    // Equal values have no spread, though their mean, rounded, may differ from them in the last bit.
+    let equal = finite.iter().all(|v| *v == finite[0]);
+    let std_dev = if equal {
+        0.0
+    } else {
+        (sum_squares / (n - 1.0)).sqrt()
+    };
     let half_width = student_t_quantile_975(count - 1) * std_dev / n.sqrt();
     Some(MeanInterval {
         count,
@@ -381,6 +387,10 @@ mod tests {
 
         assert_eq!(mean_interval(&[]), None);
         assert_eq!(mean_interval(&[f64::NAN, f64::INFINITY]), None);
+
+        // Three copies of 0.1: their float mean is not 0.1 exactly, their spread is still 0.
+        let equal = mean_interval(&[0.1, 0.1, 0.1]).expect("three");
+        assert_eq!(equal.std_dev, Some(0.0));
     }
 
     #[test]

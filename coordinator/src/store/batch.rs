@@ -12,7 +12,7 @@ use crate::sweep::{PlannedTrial, SweepPlan};
 
 use super::{LeaseRequest, LeasedTrial, RecordOutcome, ResultReport, StoreError};
 
-/// The columns of `results` in the order [`push_result_row`] binds them.
+/// The columns of `results` in the order [`result_inserts`] binds them.
 pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outcome, diverged_phase, \
      train_loss, test_loss, train_error, test_error, loss_gap, error_gap, steps, reached_target, \
      parameter_count, train_size, margin_gamma, mean_input_norm_squared, vc_capacity, \
@@ -79,67 +79,6 @@ pub fn push_trial_row<'a, DB>(
         .push_bind(now_ms);
 }
 
-/// One row of `results`.
-pub fn push_result_row<'a, DB>(
-    row: &mut Separated<'_, 'a, DB, &'static str>,
-    report: &'a ResultReport,
-    now_ms: i64,
-) where
-    DB: Database,
-    i64: Encode<'a, DB> + Type<DB>,
-    bool: Encode<'a, DB> + Type<DB>,
-    f64: Encode<'a, DB> + Type<DB>,
-    Option<f64>: Encode<'a, DB> + Type<DB>,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    Option<&'a str>: Encode<'a, DB> + Type<DB>,
-    Option<String>: Encode<'a, DB> + Type<DB>,
-{
-    let result = &report.result;
-    let train_size = result.train_size;
-    row.push_bind(report.lease.trial_id.as_str())
-        .push_bind(report.worker_id.as_str())
-        .push_bind(result.outcome.as_str())
-        .push_bind((!result.diverged_phase.is_empty()).then_some(result.diverged_phase.as_str()))
-        .push_bind(finite(result.train_loss))
-        .push_bind(finite(result.test_loss))
-        .push_bind(finite(result.train_error))
-        .push_bind(finite(result.test_error))
-        .push_bind(finite(result.test_loss - result.train_loss))
-        .push_bind(finite(result.test_error - result.train_error))
-        .push_bind(result.steps as i64)
-        .push_bind(result.reached_target)
-        .push_bind(result.parameter_count as i64)
-        .push_bind(train_size as i64)
-        .push_bind(finite(result.margin_gamma))
-        .push_bind(finite(result.mean_input_norm_squared))
-        .push_bind(finite(result.vc_capacity))
-        .push_bind(finite(result.spectral_capacity))
-        .push_bind(gap_estimate(result.vc_capacity, train_size))
-        .push_bind(gap_estimate(result.spectral_capacity, train_size))
-        .push_bind(finite(result.minimum_norm))
-        .push_bind(finite(result.stay_fraction))
-        .push_bind(finite(result.max_distance))
-        .push_bind(finite(result.final_distance))
-        .push_bind(result.train_seconds)
-        .push_bind(result.probe_seconds)
-        .push_bind(result.measure_seconds)
-        .push_bind(now_ms)
-        .push_bind(
-            result
-                .hessian_top_eigenvalues
-                .first()
-                .copied()
-                .and_then(finite),
-        )
-        .push_bind(finite(result.hessian_lambda_min))
-        .push_bind(finite(result.hessian_trace))
-        .push_bind(finite(result.stability_margin))
-        .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues))
-        .push_bind(result.polish_steps as i64)
-        .push_bind(finite(result.gradient_norm))
-        .push_bind(msd_curve_json(&result.msd_curve));
-}
-
 /// The MSD curve as `{"step": [...], "msd": [...], "msd_hessian_top": [...],
 /// "predicted_msd": [...]}`, non-finite values as null; None without a curve.
 fn msd_curve_json(curve: &[proto::v1::MsdPoint]) -> Option<String> {
@@ -164,7 +103,6 @@ fn msd_curve_json(curve: &[proto::v1::MsdPoint]) -> Option<String> {
 /// One row of `layer_measurements`.
 pub fn push_layer_row<'a, DB>(
     row: &mut Separated<'_, 'a, DB, &'static str>,
-    trial_id: &'a str,
     layer: &'a proto::v1::LayerMeasurement,
 ) where
     DB: Database,
@@ -172,8 +110,7 @@ pub fn push_layer_row<'a, DB>(
     Option<f64>: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
 {
-    row.push_bind(trial_id)
-        .push_bind(layer.layer as i64)
+    row.push_bind(layer.layer as i64)
         .push_bind(layer.fan_in as i64)
         .push_bind(layer.fan_out as i64)
         .push_bind(finite(layer.spectral_norm))
@@ -186,7 +123,6 @@ pub fn push_layer_row<'a, DB>(
 /// One row of `probe_radii`.
 pub fn push_radius_row<'a, DB>(
     row: &mut Separated<'_, 'a, DB, &'static str>,
-    trial_id: &'a str,
     index: usize,
     radius: &'a proto::v1::RadiusMeasurement,
 ) where
@@ -197,8 +133,7 @@ pub fn push_radius_row<'a, DB>(
     &'a str: Encode<'a, DB> + Type<DB>,
     Option<String>: Encode<'a, DB> + Type<DB>,
 {
-    row.push_bind(trial_id)
-        .push_bind(index as i64)
+    row.push_bind(index as i64)
         .push_bind(radius.radius)
         .push_bind(finite(radius.stay_probability))
         .push_bind(finite(radius.mean_exit_step))
@@ -223,7 +158,6 @@ pub const BOUND_COLUMNS: &str = "INSERT INTO bounds (trial_id, name, capacity, g
 /// One row of `bounds`.
 pub fn push_bound_row<'a, DB>(
     row: &mut Separated<'_, 'a, DB, &'static str>,
-    trial_id: &'a str,
     bound: &'a proto::v1::BoundMeasurement,
     train_size: u64,
 ) where
@@ -231,8 +165,7 @@ pub fn push_bound_row<'a, DB>(
     Option<f64>: Encode<'a, DB> + Type<DB>,
     &'a str: Encode<'a, DB> + Type<DB>,
 {
-    row.push_bind(trial_id)
-        .push_bind(bound.name.as_str())
+    row.push_bind(bound.name.as_str())
         .push_bind(finite(bound.capacity))
         .push_bind(gap_estimate(bound.capacity, train_size));
 }
@@ -278,10 +211,91 @@ where
         .chunks(ROWS_PER_INSERT)
         .map(|chunk| {
             let mut insert = QueryBuilder::<DB>::new(RESULT_COLUMNS);
+            // One row of `results` per report.
             insert.push_values(chunk, |mut row, report| {
-                push_result_row(&mut row, report, now_ms)
+                let result = &report.result;
+                let train_size = result.train_size;
+                row.push_bind(report.lease.trial_id.as_str())
+                    .push_bind(report.worker_id.as_str())
+                    .push_bind(result.outcome.as_str())
+                    .push_bind(
+                        (!result.diverged_phase.is_empty())
+                            .then_some(result.diverged_phase.as_str()),
+                    )
+                    .push_bind(finite(result.train_loss))
+                    .push_bind(finite(result.test_loss))
+                    .push_bind(finite(result.train_error))
+                    .push_bind(finite(result.test_error))
+                    .push_bind(finite(result.test_loss - result.train_loss))
+                    .push_bind(finite(result.test_error - result.train_error))
+                    .push_bind(result.steps as i64)
+                    .push_bind(result.reached_target)
+                    .push_bind(result.parameter_count as i64)
+                    .push_bind(train_size as i64)
+                    .push_bind(finite(result.margin_gamma))
+                    .push_bind(finite(result.mean_input_norm_squared))
+                    .push_bind(finite(result.vc_capacity))
+                    .push_bind(finite(result.spectral_capacity))
+                    .push_bind(gap_estimate(result.vc_capacity, train_size))
+                    .push_bind(gap_estimate(result.spectral_capacity, train_size))
+                    .push_bind(finite(result.minimum_norm))
+                    .push_bind(finite(result.stay_fraction))
+                    .push_bind(finite(result.max_distance))
+                    .push_bind(finite(result.final_distance))
+                    .push_bind(result.train_seconds)
+                    .push_bind(result.probe_seconds)
+                    .push_bind(result.measure_seconds)
+                    .push_bind(now_ms)
+                    .push_bind(
+                        result
+                            .hessian_top_eigenvalues
+                            .first()
+                            .copied()
+                            .and_then(finite),
+                    )
+                    .push_bind(finite(result.hessian_lambda_min))
+                    .push_bind(finite(result.hessian_trace))
+                    .push_bind(finite(result.stability_margin))
+                    .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues))
+                    .push_bind(result.polish_steps as i64)
+                    .push_bind(finite(result.gradient_norm))
+                    .push_bind(msd_curve_json(&result.msd_curve));
             });
             insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
+            insert
+        })
+        .collect()
+}
+
+/// Multi-row INSERTs under `columns` of one kind of row under each recorded result (`rows`
+/// picks them from the result), at most [`ROWS_PER_INSERT`] rows each; every row starts with its
+/// trial's id and `push_row` binds the rest.
+fn inserts_under<'a, DB, Row, Rows>(
+    recorded: &[&'a ResultReport],
+    columns: &'static str,
+    rows: impl Fn(&'a proto::v1::TrialResult) -> Rows,
+    mut push_row: impl FnMut(&mut Separated<'_, 'a, DB, &'static str>, Row),
+) -> Vec<QueryBuilder<'a, DB>>
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+    Rows: Iterator<Item = Row>,
+    Row: Copy,
+{
+    let rows: Vec<(&'a str, Row)> = recorded
+        .iter()
+        .flat_map(|report| {
+            let trial_id = report.lease.trial_id.as_str();
+            rows(&report.result).map(move |row| (trial_id, row))
+        })
+        .collect();
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut insert = QueryBuilder::<DB>::new(columns);
+            insert.push_values(chunk.iter().copied(), |mut row, (trial_id, item)| {
+                row.push_bind(trial_id);
+                push_row(&mut row, item);
+            });
             insert
         })
         .collect()
@@ -301,92 +315,42 @@ where
     &'a str: Encode<'a, DB> + Type<DB>,
     Option<String>: Encode<'a, DB> + Type<DB>,
 {
-    let mut inserts = Vec::new();
-    let layers: Vec<(&'a str, &'a proto::v1::LayerMeasurement)> = recorded
-        .iter()
-        .flat_map(|report| {
-            let trial_id = report.lease.trial_id.as_str();
-            report
-                .result
-                .layers
-                .iter()
-                .map(move |layer| (trial_id, layer))
-        })
-        .collect();
-    inserts.extend(chunked_inserts(
+    let mut inserts = inserts_under(
+        recorded,
         LAYER_COLUMNS,
-        &layers,
-        |mut row, (trial_id, layer)| push_layer_row(&mut row, trial_id, layer),
-    ));
-    let radii: Vec<(&'a str, usize, &'a proto::v1::RadiusMeasurement)> = recorded
-        .iter()
-        .flat_map(|report| {
-            let trial_id = report.lease.trial_id.as_str();
-            report
-                .result
-                .radii
-                .iter()
-                .enumerate()
-                .map(move |(index, radius)| (trial_id, index, radius))
-        })
-        .collect();
-    inserts.extend(chunked_inserts(
+        |result| result.layers.iter(),
+        push_layer_row,
+    );
+    inserts.extend(inserts_under(
+        recorded,
         RADIUS_COLUMNS,
-        &radii,
-        |mut row, (trial_id, index, radius)| push_radius_row(&mut row, trial_id, index, radius),
+        |result| result.radii.iter().enumerate(),
+        |row, (index, radius)| push_radius_row(row, index, radius),
     ));
-    let bounds: Vec<(&'a str, u64, &'a proto::v1::BoundMeasurement)> = recorded
-        .iter()
-        .flat_map(|report| {
-            let trial_id = report.lease.trial_id.as_str();
-            let train_size = report.result.train_size;
-            report
-                .result
-                .bounds
-                .iter()
-                .map(move |bound| (trial_id, train_size, bound))
-        })
-        .collect();
-    inserts.extend(chunked_inserts(
+    inserts.extend(inserts_under(
+        recorded,
         BOUND_COLUMNS,
-        &bounds,
-        |mut row, (trial_id, train_size, bound)| {
-            push_bound_row(&mut row, trial_id, bound, train_size)
+        |result| {
+            let train_size = result.train_size;
+            result.bounds.iter().map(move |bound| (train_size, bound))
         },
+        |row, (train_size, bound)| push_bound_row(row, bound, train_size),
     ));
-    let statistics: Vec<(&'a str, &'a proto::v1::ProbeStatistic)> = recorded
-        .iter()
-        .flat_map(|report| {
-            let trial_id = report.lease.trial_id.as_str();
-            report
-                .result
-                .probe_statistics
-                .iter()
-                .map(move |statistic| (trial_id, statistic))
-        })
-        .collect();
-    inserts.extend(chunked_inserts(
+    inserts.extend(inserts_under(
+        recorded,
         PROBE_STATISTIC_COLUMNS,
-        &statistics,
-        |mut row, (trial_id, statistic)| {
-            row.push_bind(trial_id)
-                .push_bind(statistic.name.as_str())
+        |result| result.probe_statistics.iter(),
+        |row, statistic| {
+            row.push_bind(statistic.name.as_str())
                 .push_bind(finite(statistic.value));
         },
     ));
-    let slices: Vec<(&'a str, &'a proto::v1::LandscapeSlice)> = recorded
-        .iter()
-        .filter_map(|report| {
-            let slice = report.result.landscape.as_ref()?;
-            Some((report.lease.trial_id.as_str(), slice))
-        })
-        .collect();
-    inserts.extend(chunked_inserts(
+    inserts.extend(inserts_under(
+        recorded,
         LANDSCAPE_COLUMNS,
-        &slices,
-        |mut row, (trial_id, slice)| {
-            row.push_bind(trial_id)
-                .push_bind(slice.plane.as_str())
+        |result| result.landscape.iter(),
+        |row, slice| {
+            row.push_bind(slice.plane.as_str())
                 .push_bind(i64::from(slice.grid))
                 .push_bind(slice.extent)
                 .push_bind(slice.losses.as_slice())
@@ -585,23 +549,4 @@ impl<'a> ReportTriage<'a> {
         }
         (outcomes, duplicates)
     }
-}
-
-/// Multi-row INSERTs of `rows` under `columns`, at most [`ROWS_PER_INSERT`] rows each.
-fn chunked_inserts<'a, DB, R>(
-    columns: &'static str,
-    rows: &[R],
-    mut push_row: impl FnMut(Separated<'_, 'a, DB, &'static str>, R),
-) -> Vec<QueryBuilder<'a, DB>>
-where
-    DB: Database,
-    R: Copy,
-{
-    rows.chunks(ROWS_PER_INSERT)
-        .map(|chunk| {
-            let mut insert = QueryBuilder::<DB>::new(columns);
-            insert.push_values(chunk.iter().copied(), &mut push_row);
-            insert
-        })
-        .collect()
 }

@@ -16,7 +16,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use vocabulary::catalog::{self, Uses};
+use vocabulary::catalog;
 
 use crate::sweep::SweepPlan;
 
@@ -192,68 +192,6 @@ impl SweepCounts {
 
     pub fn is_complete(&self) -> bool {
         self.finished() == self.total
-    }
-}
-
-/// Mean, standard deviation and count of one measurement over the finished trials of a group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Summary {
-    pub count: u64,
-    pub mean: Option<f64>,
-    pub std_dev: Option<f64>,
-}
-
-impl Summary {
-    /// From the SQL aggregates COUNT(x), AVG(x) and AVG(x*x) (sample standard deviation).
-    pub fn from_moments(count: i64, mean: Option<f64>, mean_of_squares: Option<f64>) -> Self {
-        let count = count.max(0) as u64;
-        let std_dev = match (mean, mean_of_squares) {
-            (Some(mean), Some(mean_of_squares)) if count >= 2 => {
-                let n = count as f64;
-                let variance = (mean_of_squares - mean * mean) * n / (n - 1.0);
-                // E[x²] − E[x]² cancels catastrophically for equal values; that rounding is not spread.
-                let rounding = 1e-12 * mean_of_squares.abs();
-                Some(if variance <= rounding {
-                    0.0
-                } else {
-                    variance.sqrt()
-                })
-            }
-            _ => None,
-        };
-        Self {
-            count,
-            mean,
-            std_dev,
-        }
-    }
-}
-
-/// The measurements summarized per width in a report: the catalog's [`Uses::REPORTED`] columns
-/// of the `trial_results` view.
-pub fn reported_measurements() -> impl Iterator<Item = &'static str> {
-    catalog::used_for(Uses::REPORTED).map(|entry| entry.column)
-}
-
-/// One width's row of a report: trial counts and a [`Summary`] per reported measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct WidthSummary {
-    pub width: u64,
-    pub trials: u64,
-    pub done: u64,
-    pub failed: u64,
-    pub diverged: u64,
-    /// In the order of [`reported_measurements`].
-    pub measurements: Vec<(String, Summary)>,
-}
-
-impl WidthSummary {
-    pub fn measurement(&self, name: &str) -> Summary {
-        self.measurements
-            .iter()
-            .find(|(candidate, _)| candidate == name)
-            .map(|(_, summary)| *summary)
-            .unwrap_or_default()
     }
 }
 
@@ -451,9 +389,6 @@ pub trait Store: Send + Sync {
 
     /// Trial counts by state for one sweep, or for every sweep.
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError>;
-
-    /// Per-width aggregates of the finished trials of a sweep, in width order.
-    async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError>;
 
     /// Every trial of a sweep in grid order, with its measurements where it has a result.
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError>;

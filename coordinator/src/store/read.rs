@@ -1,13 +1,11 @@
-//! The read side both stores share: the same SQL on SQLite and PostgreSQL (only the bind
-//! parameter's spelling differs), decoded by the same code, fetched by one generic function.
+//! The read side both stores share: the same SQL text on SQLite and PostgreSQL (`$1` is a
+//! numbered parameter to both; sqlx binds it by its number on SQLite), the fixed statements in
+//! `sql/`, decoded by the same code, fetched by one generic function.
 
 use sqlx::{ColumnIndex, Database, Decode, Executor, IntoArguments, Pool, Row, Type};
 use vocabulary::catalog::{self, Kind};
 
-use super::{
-    StoreError, StoredSlice, Summary, SweepCounts, TrialRecord, TrialRow, WidthSummary,
-    reported_measurements, trial_row_numbers,
-};
+use super::{StoreError, StoredSlice, SweepCounts, TrialRecord, TrialRow, trial_row_numbers};
 
 /// Every row of `sql`, with `key` bound to its one parameter, decoded by `decode`.
 pub async fn fetch_decoded<'k, DB, T>(
@@ -28,26 +26,10 @@ where
         .collect()
 }
 
-/// Trial counts by state per sweep, oldest sweep first; `first` is the optional sweep name's bind
-/// parameter and `first_as_text` the same typed as text (PostgreSQL needs the type for IS NULL).
-pub fn sweep_counts_sql(first: &str, first_as_text: &str) -> String {
-    format!(
-        "SELECT s.name, s.trial_count, s.duplicate_reports,
-                COUNT(t.id) FILTER (WHERE t.state = 'pending') AS pending,
-                COUNT(t.id) FILTER (WHERE t.state = 'leased') AS leased,
-                COUNT(t.id) FILTER (WHERE t.state = 'done') AS done,
-                COUNT(t.id) FILTER (WHERE t.state = 'failed') AS failed,
-                COUNT(r.trial_id) FILTER (WHERE r.outcome = 'diverged') AS diverged
-         FROM sweeps s
-         LEFT JOIN trials t ON t.sweep = s.name
-         LEFT JOIN results r ON r.trial_id = t.id
-         WHERE {first_as_text} IS NULL OR s.name = {first}
-         GROUP BY s.name
-         ORDER BY MIN(s.created_at_ms), s.name"
-    )
-}
+/// Trial counts by state per sweep, oldest sweep first; `$1` is the optional sweep name.
+pub const SWEEP_COUNTS: &str = include_str!("sql/sweep_counts.sql");
 
-/// One row of [`sweep_counts_sql`], from either backend.
+/// One row of [`SWEEP_COUNTS`], from either backend.
 pub fn decode_sweep_counts<'r, R>(row: &'r R) -> Result<SweepCounts, sqlx::Error>
 where
     R: Row,
@@ -69,18 +51,10 @@ where
     })
 }
 
-/// One trial's state and history; `placeholder` is the trial id's bind parameter.
-pub fn trial_record_sql(placeholder: &str) -> String {
-    format!(
-        "SELECT t.id, t.sweep, t.state, CAST(t.attempts AS BIGINT) AS attempts, t.worker_id,
-                t.last_error, r.worker_id AS recorded_by,
-                (SELECT COUNT(*) FROM trial_retries h WHERE h.trial_id = t.id) AS retries
-         FROM trials t LEFT JOIN results r ON r.trial_id = t.id
-         WHERE t.id = {placeholder}"
-    )
-}
+/// One trial's record by its id, `$1`.
+pub const TRIAL_RECORD: &str = include_str!("sql/trial_record.sql");
 
-/// One row of [`trial_record_sql`], from either backend.
+/// One row of [`TRIAL_RECORD`], from either backend.
 pub fn decode_trial_record<'r, R>(row: &'r R) -> Result<TrialRecord, sqlx::Error>
 where
     R: Row,
@@ -101,62 +75,9 @@ where
     })
 }
 
-/// The per-width report query over the `trial_results` view, the same on both backends;
-/// `placeholder` is the sweep name's bind parameter (`?` or `$1`). Built only from the catalog's
-/// constant column names, never from input.
-pub fn width_summaries_sql(placeholder: &str) -> String {
-    let mut sql = String::from(
-        "SELECT width, COUNT(*) AS trials,
-                COUNT(*) FILTER (WHERE state = 'done') AS done,
-                COUNT(*) FILTER (WHERE state = 'failed') AS failed,
-                COUNT(*) FILTER (WHERE outcome = 'diverged') AS diverged",
-    );
-    for name in reported_measurements() {
-        // Diverged trials are counted, not averaged; integer columns are averaged as floats.
-        let value =
-            format!("(CASE WHEN outcome <> 'diverged' THEN CAST({name} AS DOUBLE PRECISION) END)");
-        sql.push_str(&format!(
-            ", COUNT({value}) AS {name}_count, AVG({value}) AS {name}_mean, AVG({value} * {value}) AS {name}_square"
-        ));
-    }
-    sql.push_str(&format!(
-        " FROM trial_results WHERE sweep = {placeholder} GROUP BY width ORDER BY width"
-    ));
-    sql
-}
-
-/// One row of [`width_summaries_sql`], from either backend.
-pub fn decode_width_summary<'r, R>(row: &'r R) -> Result<WidthSummary, sqlx::Error>
-where
-    R: Row,
-    for<'n> &'n str: ColumnIndex<R>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let count =
-        |name: &str| -> Result<u64, sqlx::Error> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    let mut measurements = Vec::new();
-    for name in reported_measurements() {
-        let summary = Summary::from_moments(
-            row.try_get::<i64, _>(format!("{name}_count").as_str())?,
-            row.try_get::<Option<f64>, _>(format!("{name}_mean").as_str())?,
-            row.try_get::<Option<f64>, _>(format!("{name}_square").as_str())?,
-        );
-        measurements.push((name.to_string(), summary));
-    }
-    Ok(WidthSummary {
-        width: count("width")?,
-        trials: count("trials")?,
-        done: count("done")?,
-        failed: count("failed")?,
-        diverged: count("diverged")?,
-        measurements,
-    })
-}
-
 /// The rows of a sweep from the `trial_results` view, every number as a float (a boolean as 0 or
-/// 1), in grid order; `placeholder` is the sweep name's bind parameter.
-pub fn trial_rows_sql(placeholder: &str) -> String {
+/// 1), in grid order; `$1` is the sweep's name.
+pub fn trial_rows_sql() -> String {
     let numbers: Vec<String> = catalog::catalog()
         .iter()
         .filter_map(|entry| {
@@ -175,7 +96,7 @@ pub fn trial_rows_sql(placeholder: &str) -> String {
     format!(
         "SELECT trial_id, state, outcome, worker_id, last_error, params, replicate_exit_steps_1,
                 msd_curve, {}
-         FROM trial_results WHERE sweep = {placeholder} ORDER BY ordinal",
+         FROM trial_results WHERE sweep = $1 ORDER BY ordinal",
         numbers.join(", ")
     )
 }
@@ -209,19 +130,10 @@ where
     })
 }
 
-/// A sweep's landscape slices in grid order; `placeholder` is the sweep name's bind parameter.
-pub fn landscape_slices_sql(placeholder: &str) -> String {
-    format!(
-        "SELECT l.trial_id, t.width, t.seed, l.plane, l.grid, l.extent, l.losses, l.trajectory,
-                p.radius
-         FROM landscape_slices l
-         JOIN trials t ON t.id = l.trial_id
-         LEFT JOIN probe_radii p ON p.trial_id = l.trial_id AND p.radius_index = 0
-         WHERE t.sweep = {placeholder} ORDER BY t.ordinal"
-    )
-}
+/// A sweep's landscape slices in grid order; `$1` is the sweep's name.
+pub const LANDSCAPE_SLICES: &str = include_str!("sql/landscape_slices.sql");
 
-/// One row of [`landscape_slices_sql`], from either backend. A blob that is not whole f32 values
+/// One row of [`LANDSCAPE_SLICES`], from either backend. A blob that is not whole f32 values
 /// or trajectory text that is not the stored JSON is a decode error, not a panic.
 pub fn decode_stored_slice<'r, R>(row: &'r R) -> Result<StoredSlice, sqlx::Error>
 where

@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{
     FailureOutcome, HeartbeatOutcome, LeaseRef, LeaseRequest, LeasedTrial, Reclaimed,
     RecordOutcome, RegisterOutcome, ResultReport, RetryFilter, Store, StoreError, StoredSlice,
-    SweepCounts, TrialRecord, TrialRow, WidthSummary,
+    SweepCounts, TrialRecord, TrialRow,
 };
 use super::{batch, read, schema, view};
 use crate::sweep::SweepPlan;
@@ -430,7 +430,7 @@ impl Store for SqliteStore {
     }
 
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError> {
-        let rows = sqlx::query(&read::sweep_counts_sql("?1", "?1"))
+        let rows = sqlx::query(read::SWEEP_COUNTS)
             .bind(sweep)
             .fetch_all(&self.pool)
             .await?;
@@ -444,17 +444,9 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn width_summaries(&self, sweep: &str) -> Result<Vec<WidthSummary>, StoreError> {
-        self.require_sweep(sweep).await?;
-        read::fetch_decoded(&self.pool, &read::width_summaries_sql("?1"), sweep, |row| {
-            read::decode_width_summary(row)
-        })
-        .await
-    }
-
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
         self.require_sweep(sweep).await?;
-        read::fetch_decoded(&self.pool, &read::trial_rows_sql("?1"), sweep, |row| {
+        read::fetch_decoded(&self.pool, &read::trial_rows_sql(), sweep, |row| {
             read::decode_trial_row(row)
         })
         .await
@@ -462,17 +454,14 @@ impl Store for SqliteStore {
 
     async fn landscape_slices(&self, sweep: &str) -> Result<Vec<StoredSlice>, StoreError> {
         self.require_sweep(sweep).await?;
-        read::fetch_decoded(
-            &self.pool,
-            &read::landscape_slices_sql("?1"),
-            sweep,
-            |row| read::decode_stored_slice(row),
-        )
+        read::fetch_decoded(&self.pool, read::LANDSCAPE_SLICES, sweep, |row| {
+            read::decode_stored_slice(row)
+        })
         .await
     }
 
     async fn trial(&self, trial_id: &str) -> Result<Option<TrialRecord>, StoreError> {
-        let row = sqlx::query(&read::trial_record_sql("?1"))
+        let row = sqlx::query(read::TRIAL_RECORD)
             .bind(trial_id)
             .fetch_optional(&self.pool)
             .await?;

@@ -2,41 +2,24 @@
 //! results, aggregates.
 
 use super::*;
+use crate::report::aggregate::{WidthSummary, width_summaries};
 use crate::sweep::{DEFAULT_MAX_TRIALS, SweepPlan};
+use vocabulary::catalog::Uses;
 
-const SWEEP: &str = r#"
-name = "store-test"
-max_attempts = 2
+/// The report's per-width rows of what the store holds for `sweep`.
+async fn widths_of(store: &dyn Store, sweep: &str) -> Result<Vec<WidthSummary>, StoreError> {
+    Ok(width_summaries(
+        &store.trial_rows(sweep).await?,
+        Uses::REPORTED,
+    ))
+}
 
-[data]
-dataset = "teacher_student"
-input_dim = 4
-classes = 3
-train_size = 32
-test_size = 32
-teacher_width = 4
-
-[model]
-depth = 2
-width = 8
-activation = "relu"
-
-[training]
-loss = "cross_entropy"
-learning_rate = 0.1
-batch_size = 8
-max_steps = 20
-
-[probe]
-steps = 10
-noise_sigma = 0.01
-radii = [0.5]
-replicates = 2
-
-[grid]
-model.width = [8, 16]
-seed = [0, 1]
-"#;
+/// A sweep of tiny networks; its settings are shared with the other unit tests' sweep.
+const SWEEP: &str = concat!(
+    "\nname = \"store-test\"\nmax_attempts = 2\n",
+    include_str!("../sweep/testdata/tiny_settings.toml"),
+    "[grid]\nmodel.width = [8, 16]\nseed = [0, 1]\n"
+);
 
 /// A store of one backend with the test sweep registered, and what must be cleaned up after it.
 struct Fixture {
@@ -445,15 +428,16 @@ async fn a_result_is_recorded_once_and_duplicates_are_counted(fixture: Fixture) 
         (trial.state.as_str(), trial.recorded_by.as_deref()),
         ("done", Some("a"))
     );
-    let summaries = fixture
-        .store
-        .width_summaries("store-test")
+    let summaries = widths_of(fixture.store.as_ref(), "store-test")
         .await
         .expect("summaries");
-    let gap = summaries[0].measurement("spectral_gap_estimate");
+    let gap = summaries[0]
+        .summary
+        .measurement("spectral_gap_estimate")
+        .expect("one value");
     assert_eq!(gap.count, 1);
     assert!(
-        (gap.mean.expect("mean") - 3.0).abs() < 1e-12,
+        (gap.mean - 3.0).abs() < 1e-12,
         "sqrt(900 / 100) = 3, got {gap:?}"
     );
 }
@@ -597,7 +581,7 @@ async fn failures_retry_until_max_attempts_and_releases_cost_no_attempt(fixture:
     assert_eq!(counts(fixture.store.as_ref()).await.failed, 1);
 }
 
-async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
+async fn trial_rows_aggregate_per_width_over_finished_trials(fixture: Fixture) {
     let leased = fixture
         .store
         .lease_trials("a", 4, 1_000, 0)
@@ -617,31 +601,31 @@ async fn width_summaries_aggregate_finished_trials_per_width(fixture: Fixture) {
             .await
             .expect("record");
     }
-    let summaries = fixture
-        .store
-        .width_summaries("store-test")
+    let summaries = widths_of(fixture.store.as_ref(), "store-test")
         .await
         .expect("summaries");
     assert_eq!(summaries.len(), 2);
     let narrow = &summaries[0];
-    assert_eq!((narrow.width, narrow.trials, narrow.done), (8, 2, 2));
-    let test_error = narrow.measurement("test_error");
+    assert_eq!(
+        (narrow.width, narrow.summary.trials, narrow.summary.done),
+        (8, 2, 2)
+    );
+    let test_error = narrow.summary.measurement("test_error").expect("two");
     assert_eq!(test_error.count, 2);
-    assert!((test_error.mean.expect("mean") - 0.2).abs() < 1e-12);
+    assert!((test_error.mean - 0.2).abs() < 1e-12);
     // Sample standard deviation of {0.1, 0.3}: sqrt(((0.1)² + (0.1)²) / 1) = 0.1414…
     assert!((test_error.std_dev.expect("sd") - 0.02f64.sqrt()).abs() < 1e-9);
     let wide = &summaries[1];
-    assert_eq!((wide.width, wide.trials, wide.done), (16, 2, 1));
     assert_eq!(
-        wide.measurement("test_error").std_dev,
-        None,
-        "one value has no spread"
+        (wide.width, wide.summary.trials, wide.summary.done),
+        (16, 2, 1)
     );
-    assert_eq!(wide.measurement("stay_probability_1").mean, Some(1.0));
+    let single = wide.summary.measurement("test_error").expect("one");
+    assert_eq!(single.std_dev, None, "one value has no spread");
+    let stay = wide.summary.measurement("stay_probability_1");
+    assert_eq!(stay.map(|stay| stay.mean), Some(1.0));
 
-    let unknown = fixture
-        .store
-        .width_summaries("nope")
+    let unknown = widths_of(fixture.store.as_ref(), "nope")
         .await
         .expect_err("unknown sweep");
     assert!(matches!(unknown, StoreError::UnknownSweep(_)));
@@ -775,16 +759,17 @@ async fn a_report_batch_answers_each_report_alone(fixture: Fixture) {
         (first.state.as_str(), first.recorded_by.as_deref()),
         ("done", Some("a"))
     );
-    let summaries = fixture
-        .store
-        .width_summaries("store-test")
+    let summaries = widths_of(fixture.store.as_ref(), "store-test")
         .await
         .expect("summaries");
-    let test_error: Vec<(u64, Option<f64>)> = summaries
+    let test_error: Vec<(usize, Option<f64>)> = summaries
         .iter()
-        .map(|summary| {
-            let error = summary.measurement("test_error");
-            (error.count, error.mean)
+        .map(|width| {
+            let error = width.summary.measurement("test_error");
+            (
+                error.map_or(0, |error| error.count),
+                error.map(|error| error.mean),
+            )
         })
         .collect();
     // Width 8 holds trials 0 and 1 (0.1, 0.2); width 16 holds trial 2 (0.3, stored first).
@@ -1026,7 +1011,7 @@ store_conformance_suite!(
         a_result_is_recorded_once_and_duplicates_are_counted,
         a_late_report_counts_unless_the_trial_is_leased_to_someone_else,
         failures_retry_until_max_attempts_and_releases_cost_no_attempt,
-        width_summaries_aggregate_finished_trials_per_width,
+        trial_rows_aggregate_per_width_over_finished_trials,
         a_lease_batch_deals_disjoint_trials_in_arrival_order_each_call_its_own_lease,
         a_report_batch_answers_each_report_alone,
         trial_rows_show_every_trial_in_grid_order_with_its_measurements,

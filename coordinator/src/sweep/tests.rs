@@ -1,37 +1,11 @@
 use super::*;
 
-const SWEEP: &str = r#"
-name = "demo"
-
-[data]
-dataset = "teacher_student"
-input_dim = 4
-classes = 3
-train_size = 32
-test_size = 32
-teacher_width = 4
-
-[model]
-depth = 2
-width = 8
-activation = "relu"
-
-[training]
-loss = "cross_entropy"
-learning_rate = 0.1
-batch_size = 8
-max_steps = 20
-
-[probe]
-steps = 10
-noise_sigma = 0.01
-radii = [0.5]
-replicates = 2
-
-[grid]
-model.width = [8, 16, 32]
-seed = { start = 0, stop = 3 }
-"#;
+/// A sweep of tiny networks; its settings are shared with the other unit tests' sweep.
+const SWEEP: &str = concat!(
+    "\nname = \"demo\"\n",
+    include_str!("testdata/tiny_settings.toml"),
+    "[grid]\nmodel.width = [8, 16, 32]\nseed = { start = 0, stop = 3 }\n"
+);
 
 fn plan(text: &str) -> Result<SweepPlan, SweepError> {
     SweepPlan::from_toml("demo.toml", text, DEFAULT_MAX_TRIALS)

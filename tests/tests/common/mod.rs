@@ -86,6 +86,16 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// `coordinator SUBCOMMAND SWEEP --db URL ARGS…` run to its end on this coordinator's database,
+    /// as a user who reads results without the server would run it.
+    pub fn on_database(&self, subcommand: &str, sweep: &str, args: &[&str]) -> Output {
+        coordinator_command()
+            .args([subcommand, sweep, "--db", &self.db_url])
+            .args(args)
+            .output()
+            .expect("the coordinator runs")
+    }
+
     /// `coordinator serve` on 127.0.0.1:0 with the given lease length; reads the bound port.
     pub fn start(db_path: &Path, lease_seconds: f64) -> Self {
         Self::start_with(db_path, lease_seconds, &[], "http")
@@ -247,6 +257,12 @@ pub fn output_text(output: &Output) -> String {
 
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The standard output of a command that must have succeeded (its standard error shown if not).
+pub fn stdout_of_success(output: &Output) -> String {
+    assert!(output.status.success(), "{}", stderr_of(output));
+    stdout_of(output)
 }
 
 pub fn stderr_of(output: &Output) -> String {

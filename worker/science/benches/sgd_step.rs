@@ -29,10 +29,7 @@ use science::rng::{Stream, stream};
 use science::train::noise::NoiseSettings;
 use science::train::sgd::{NoisySgd, SgdSettings};
 use science::{SilentObserver, run_trial_with_threads};
-use vocabulary::{
-    Activation, DataConfig, DataSet, Init, Loss, MeasureConfig, ModelConfig, NoiseForm,
-    ProbeConfig, RadiusUnit, TrainingConfig, TrialConfig,
-};
+use vocabulary::{Activation, DataConfig, DataSet, Init, RadiusUnit, TrialConfig};
 
 const INPUT: usize = 784;
 const CLASSES: usize = 10;
@@ -382,14 +379,7 @@ fn our_step_on_threads(width: usize, threads: usize) -> Timing {
         noise: NoiseSettings::silent(),
         batch_size: BATCH,
     };
-    let mut sgd = NoisySgd::new(
-        &mlp,
-        parameters,
-        &dataset,
-        settings,
-        stream(3, Stream::BatchOrder),
-        stream(3, Stream::TrainingNoise),
-    );
+    let mut sgd = NoisySgd::for_training(&mlp, parameters, &dataset, settings, 3);
     timing(|| {
         sgd.step(&mlp);
     })
@@ -483,48 +473,26 @@ impl PyTorch {
 
 /// A trial of the default sweep's shape on 784-dimensional inputs: every phase runs.
 fn phase_cost_trial(width: usize) -> TrialConfig {
-    TrialConfig {
-        seed: 1,
-        data: DataConfig {
-            teacher_width: 32,
-            ..DataConfig::synthetic(DataSet::TeacherStudent, INPUT, CLASSES, 2048, 1024)
-        },
-        model: ModelConfig {
-            depth: 3,
-            width,
-            activation: Activation::Relu,
-            bias: true,
-            init: Init::He,
-        },
-        training: TrainingConfig {
-            loss: Loss::CrossEntropy,
-            learning_rate: 0.05,
-            momentum: 0.9,
-            batch_size: BATCH,
-            noise_sigma: 0.0,
-            noise_form: NoiseForm::PerCoordinate,
-            inverse_temperature: None,
-            target_loss: None,
-            max_steps: 400,
-            eval_every: 100,
-            polish_tolerance: None,
-            polish_max_steps: 2000,
-        },
-        probe: ProbeConfig {
-            batch_size: None,
-            steps: 100,
-            learning_rate: Some(0.01),
-            noise_sigma: 0.01,
-            noise_form: NoiseForm::PerCoordinate,
-            inverse_temperature: None,
-            radii: vec![0.1, 0.5, 1.0],
-            radius_unit: RadiusUnit::RelativeToMinimumNorm,
-            replicates: 4,
-            snapshots: 5,
-            basin_steps: 20,
-            landscape_grid: 0,
-            landscape_plane: vocabulary::LandscapePlane::Pca,
-        },
-        measure: MeasureConfig::default(),
-    }
+    let mut config = TrialConfig::example();
+    config.seed = 1;
+    config.data = DataConfig {
+        teacher_width: 32,
+        ..DataConfig::synthetic(DataSet::TeacherStudent, INPUT, CLASSES, 2048, 1024)
+    };
+    config.model.depth = 3;
+    config.model.width = width;
+    config.training.learning_rate = 0.05;
+    config.training.momentum = 0.9;
+    config.training.batch_size = BATCH;
+    config.training.target_loss = None;
+    config.training.max_steps = 400;
+    config.training.eval_every = 100;
+    config.probe.steps = 100;
+    config.probe.learning_rate = Some(0.01);
+    config.probe.radii = vec![0.1, 0.5, 1.0];
+    config.probe.radius_unit = RadiusUnit::RelativeToMinimumNorm;
+    config.probe.replicates = 4;
+    config.probe.snapshots = 5;
+    config.probe.basin_steps = 20;
+    config
 }

@@ -472,57 +472,23 @@ mod tests {
     use super::*;
     use crate::observer::SilentObserver;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use vocabulary::{
-        Activation, DataConfig, DataSet, Init, LandscapePlane, Loss, MeasureConfig, ModelConfig,
-        NoiseForm, ProbeConfig, RadiusUnit, TrainingConfig,
-    };
+    use vocabulary::{Activation, DataConfig, DataSet, LandscapePlane, RadiusUnit};
     use vocabulary::{BoundName, ProbeStatisticName};
 
+    /// The example configuration made easy to fit: width 32 with momentum, trained to loss 0.05.
     fn easy_config() -> TrialConfig {
-        TrialConfig {
-            seed: 7,
-            data: DataConfig {
-                teacher_width: 8,
-                ..DataConfig::synthetic(DataSet::TeacherStudent, 8, 3, 128, 256)
-            },
-            model: ModelConfig {
-                depth: 2,
-                width: 32,
-                activation: Activation::Relu,
-                bias: true,
-                init: Init::He,
-            },
-            training: TrainingConfig {
-                loss: Loss::CrossEntropy,
-                learning_rate: 0.1,
-                momentum: 0.9,
-                batch_size: 16,
-                noise_sigma: 0.0,
-                noise_form: NoiseForm::PerCoordinate,
-                inverse_temperature: None,
-                target_loss: Some(0.05),
-                max_steps: 5000,
-                eval_every: 20,
-                polish_tolerance: None,
-                polish_max_steps: 2000,
-            },
-            probe: ProbeConfig {
-                batch_size: None,
-                steps: 100,
-                learning_rate: Some(0.01),
-                noise_sigma: 0.01,
-                noise_form: NoiseForm::PerCoordinate,
-                inverse_temperature: None,
-                radii: vec![0.1, 1.0],
-                radius_unit: RadiusUnit::RelativeToMinimumNorm,
-                replicates: 3,
-                snapshots: 10,
-                basin_steps: 50,
-                landscape_grid: 0,
-                landscape_plane: LandscapePlane::Pca,
-            },
-            measure: MeasureConfig::default(),
-        }
+        let mut config = TrialConfig::example();
+        (config.data.train_size, config.data.test_size) = (128, 256);
+        config.model.width = 32;
+        config.training.momentum = 0.9;
+        config.training.target_loss = Some(0.05);
+        config.training.max_steps = 5000;
+        config.training.eval_every = 20;
+        config.probe.steps = 100;
+        config.probe.learning_rate = Some(0.01);
+        config.probe.radius_unit = RadiusUnit::RelativeToMinimumNorm;
+        config.probe.replicates = 3;
+        config
     }
 
     #[test]

@@ -151,14 +151,8 @@ mod tests {
         let clean = generate(&config(3.0), 5);
         let noisy = generate(&noisy, 5);
         assert_eq!(clean.train.inputs, noisy.train.inputs);
-        let changed = clean
-            .train
-            .labels
-            .iter()
-            .zip(&noisy.train.labels)
-            .filter(|(a, b)| a != b)
-            .count() as f64
-            / 400.0;
+        let changed =
+            crate::data::share_of_changed_labels(&clean.train.labels, &noisy.train.labels);
         // Half the labels are redrawn and a quarter of those keep their class: ≈ 3/8 change.
         assert!(
             (0.28..0.47).contains(&changed),

@@ -52,6 +52,13 @@ pub struct Dataset {
     pub classes: usize,
 }
 
+/// The share of positions where two label lists disagree: how much label noise changed.
+#[cfg(test)]
+pub(crate) fn share_of_changed_labels(clean: &[u32], noisy: &[u32]) -> f64 {
+    let changed = clean.iter().zip(noisy).filter(|(a, b)| a != b).count();
+    changed as f64 / clean.len().max(1) as f64
+}
+
 impl Dataset {
     /// A synthetic set whose labels are each replaced, with probability `config.label_noise`,
     /// by a class drawn uniformly.

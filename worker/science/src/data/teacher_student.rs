@@ -112,15 +112,8 @@ mod tests {
         for class in 0..3 {
             assert!(clean.train.labels.contains(&class));
         }
-        let changed = clean
-            .train
-            .labels
-            .iter()
-            .zip(&noisy.train.labels)
-            .filter(|(a, b)| a != b)
-            .count();
         // Half the labels are redrawn and a third of those keep their class: ≈ 1/3 change.
-        let share = changed as f64 / 300.0;
+        let share = crate::data::share_of_changed_labels(&clean.train.labels, &noisy.train.labels);
         assert!(
             (0.22..0.45).contains(&share),
             "share of changed labels {share}"

@@ -42,31 +42,25 @@ pub fn frobenius_norm(matrix: &[f64]) -> f64 {
     euclidean_norm(matrix)
 }
 
-/// The (2,1) norm: the sum of the ℓ2 norms of the rows.
-pub fn two_one_norm(matrix: &[f64], rows: usize, cols: usize) -> f64 {
+/// The rows of a rows × cols row-major matrix; none when it has no columns.
+fn matrix_rows(matrix: &[f64], rows: usize, cols: usize) -> std::slice::ChunksExact<'_, f64> {
     assert_eq!(
         matrix.len(),
         rows * cols,
         "matrix has the wrong number of entries"
     );
-    if cols == 0 {
-        return 0.0;
-    }
-    matrix.chunks_exact(cols).map(euclidean_norm).sum()
+    // An empty matrix has no rows to cut, whatever the width of the (absent) chunks.
+    matrix.chunks_exact(cols.max(1))
+}
+
+/// The (2,1) norm: the sum of the ℓ2 norms of the rows.
+pub fn two_one_norm(matrix: &[f64], rows: usize, cols: usize) -> f64 {
+    matrix_rows(matrix, rows, cols).map(euclidean_norm).sum()
 }
 
 /// The ℓ1,∞ norm: the largest ℓ1 norm of a row.
 pub fn one_infinity_norm(matrix: &[f64], rows: usize, cols: usize) -> f64 {
-    assert_eq!(
-        matrix.len(),
-        rows * cols,
-        "matrix has the wrong number of entries"
-    );
-    if cols == 0 {
-        return 0.0;
-    }
-    matrix
-        .chunks_exact(cols)
+    matrix_rows(matrix, rows, cols)
         .map(|row| row.iter().map(|v| v.abs()).sum::<f64>())
         .fold(0.0, f64::max)
 }

@@ -165,16 +165,8 @@ impl<'a> HessianOperator<'a> {
                 None => false,
             };
             let input_view = MatrixView::row_major(input, batch, layer.fan_in);
-            let weights = MatrixView::row_major(
-                &parameters[layer.weight_range()],
-                layer.fan_out,
-                layer.fan_in,
-            );
-            let weights_direction = MatrixView::row_major(
-                &direction[layer.weight_range()],
-                layer.fan_out,
-                layer.fan_in,
-            );
+            let weights = layer.weights(parameters);
+            let weights_direction = layer.weights(direction);
             multiply(output, input_view, weights.transposed(), has_bias, threads);
             multiply(
                 r_output,
@@ -288,16 +280,8 @@ impl<'a> HessianOperator<'a> {
             let Some(r_input) = r_input else {
                 continue;
             };
-            let weights = MatrixView::row_major(
-                &parameters[layer.weight_range()],
-                layer.fan_out,
-                layer.fan_in,
-            );
-            let weights_direction = MatrixView::row_major(
-                &direction[layer.weight_range()],
-                layer.fan_out,
-                layer.fan_in,
-            );
+            let weights = layer.weights(parameters);
+            let weights_direction = layer.weights(direction);
             let next = &mut self.delta_next[..batch * layer.fan_in];
             let r_next = &mut self.r_delta_next[..batch * layer.fan_in];
             multiply(next, delta_view, weights, false, threads);
@@ -334,6 +318,7 @@ impl<'a> HessianOperator<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::mlp::tests::{random_batch, randomize_biases};
     use crate::rng::{Stream, stream};
     use rand::Rng;
     use rand_distr::StandardNormal;
@@ -395,19 +380,8 @@ pub(crate) mod tests {
         let mlp = Mlp::new(input_dim, width, classes, depth, activation, bias);
         let mut rng = stream(seed, Stream::Init);
         let mut parameters = mlp.initialize(Init::He, &mut rng);
-        for layer in mlp.layers() {
-            if let Some(range) = layer.bias_range() {
-                for value in &mut parameters[range] {
-                    *value = rng.random_range(-0.5..0.5);
-                }
-            }
-        }
-        let inputs: Vec<f32> = (0..batch * input_dim)
-            .map(|_| rng.sample(StandardNormal))
-            .collect();
-        let labels: Vec<u32> = (0..batch)
-            .map(|_| rng.random_range(0..classes as u32))
-            .collect();
+        randomize_biases(&mlp, &mut parameters, &mut rng);
+        let (inputs, labels) = random_batch(&mut rng, batch, input_dim, classes);
         TinyProblem {
             mlp,
             parameters,

@@ -26,6 +26,11 @@ impl LayerShape {
         self.weight_offset..self.weight_offset + self.fan_in * self.fan_out
     }
 
+    /// This layer's fan_out × fan_in weight block of a flat parameter (or direction) vector.
+    pub fn weights<'a>(&self, parameters: &'a [f32]) -> MatrixView<'a> {
+        MatrixView::row_major(&parameters[self.weight_range()], self.fan_out, self.fan_in)
+    }
+
     pub fn bias_range(&self) -> Option<Range<usize>> {
         let start = self.weight_offset + self.fan_in * self.fan_out;
         self.has_bias.then(|| start..start + self.fan_out)
@@ -185,11 +190,7 @@ impl Mlp {
                 )
             };
             let output = &mut current[0][..layer.fan_out * batch];
-            let weights = MatrixView::row_major(
-                &parameters[layer.weight_range()],
-                layer.fan_out,
-                layer.fan_in,
-            );
+            let weights = layer.weights(parameters);
             let combine = match layer.bias_range() {
                 Some(range) => {
                     for (unit, &bias) in output.chunks_exact_mut(batch).zip(&parameters[range]) {
@@ -351,11 +352,7 @@ impl Mlp {
                 multiply(
                     sent,
                     delta_view.transposed(),
-                    MatrixView::row_major(
-                        &sink.parameters()[layer.weight_range()],
-                        layer.fan_out,
-                        layer.fan_in,
-                    ),
+                    layer.weights(sink.parameters()),
                     false,
                     self.threads,
                 );
@@ -758,7 +755,23 @@ pub(crate) mod tests {
     }
 
     /// Non-zero biases, so that their gradient path is exercised away from zero.
-    fn randomize_biases(mlp: &Mlp, parameters: &mut [f32], rng: &mut impl Rng) {
+    /// `batch` standard normal inputs of `input_dim` and labels drawn uniformly from `classes`.
+    pub(crate) fn random_batch(
+        rng: &mut impl Rng,
+        batch: usize,
+        input_dim: usize,
+        classes: usize,
+    ) -> (Vec<f32>, Vec<u32>) {
+        let inputs: Vec<f32> = (0..batch * input_dim)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let labels: Vec<u32> = (0..batch)
+            .map(|_| rng.random_range(0..classes as u32))
+            .collect();
+        (inputs, labels)
+    }
+
+    pub(crate) fn randomize_biases(mlp: &Mlp, parameters: &mut [f32], rng: &mut impl Rng) {
         for layer in mlp.layers() {
             if let Some(range) = layer.bias_range() {
                 for value in &mut parameters[range] {
@@ -774,12 +787,7 @@ pub(crate) mod tests {
         let mut rng = stream(11 + depth as u64, Stream::Init);
         let mut parameters = mlp.initialize(Init::He, &mut rng);
         randomize_biases(&mlp, &mut parameters, &mut rng);
-        let inputs: Vec<f32> = (0..batch * input_dim)
-            .map(|_| rng.sample(StandardNormal))
-            .collect();
-        let labels: Vec<u32> = (0..batch)
-            .map(|_| rng.random_range(0..classes as u32))
-            .collect();
+        let (inputs, labels) = random_batch(&mut rng, batch, input_dim, classes);
 
         let mut workspace = Workspace::new(&mlp, batch);
         let mut gradient = vec![0.0f32; mlp.parameter_count()];

@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::model::mlp::{Mlp, Workspace};
 use crate::model::simd::{largest_magnitude, on_widest_simd};
 use crate::model::team::share_out;
+use crate::rng::{Stream, stream};
 use crate::train::noise::{NoiseScales, NoiseSettings};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
@@ -97,6 +98,25 @@ pub struct NoisySgd<'d> {
 }
 
 impl<'d> NoisySgd<'d> {
+    /// The optimizer of a trial's training run from `seed`: its batch order and gradient noise
+    /// come from the seed's [`Stream::BatchOrder`] and [`Stream::TrainingNoise`].
+    pub fn for_training(
+        mlp: &Mlp,
+        parameters: Vec<f32>,
+        dataset: &'d Dataset,
+        settings: SgdSettings,
+        seed: u64,
+    ) -> Self {
+        Self::new(
+            mlp,
+            parameters,
+            dataset,
+            settings,
+            stream(seed, Stream::BatchOrder),
+            stream(seed, Stream::TrainingNoise),
+        )
+    }
+
     /// An optimizer that trains `parameters` from where they are.
     pub fn new(
         mlp: &Mlp,
@@ -303,14 +323,7 @@ mod tests {
                     batch_size: 16,
                 };
                 let parameters = mlp.initialize(Init::He, &mut stream(2, Stream::Init));
-                let mut sgd = NoisySgd::new(
-                    &mlp,
-                    parameters,
-                    &dataset,
-                    settings,
-                    stream(2, Stream::BatchOrder),
-                    stream(2, Stream::TrainingNoise),
-                );
+                let mut sgd = NoisySgd::for_training(&mlp, parameters, &dataset, settings, 2);
                 for step in 1..=12 {
                     let report = sgd.step(&mlp);
                     let largest = sgd

@@ -10,7 +10,6 @@ use crate::measurements::Phase;
 use crate::model::evaluate::{FullGradient, evaluate};
 use crate::model::mlp::Mlp;
 use crate::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
-use crate::rng::{Stream, stream};
 use crate::train::noise::NoiseSettings;
 use crate::train::sgd::{NoisySgd, SgdSettings};
 
@@ -102,14 +101,7 @@ fn run_sgd(
         },
         batch_size: config.batch_size,
     };
-    let mut sgd = NoisySgd::new(
-        mlp,
-        std::mem::take(parameters),
-        dataset,
-        settings,
-        stream(seed, Stream::BatchOrder),
-        stream(seed, Stream::TrainingNoise),
-    );
+    let mut sgd = NoisySgd::for_training(mlp, std::mem::take(parameters), dataset, settings, seed);
     let run = sgd_steps(&mut sgd, mlp, dataset, config, observer);
     *parameters = sgd.into_parameters();
     run
