@@ -47,7 +47,8 @@ impl SymmetricOperator for DenseOperator {
 /// Ritz values of a Lanczos run and the Ritz vectors of the top ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LanczosSpectrum {
-    /// The largest `k` Ritz values, descending: estimates of λ_1 ≥ … ≥ λ_k.
+    /// The largest `k` Ritz values, descending: estimates of λ_1 ≥ … ≥ λ_k; fewer when the
+    /// Krylov space ran out first (then they are exact, up to rounding).
     pub top: Vec<f64>,
     /// Unit Ritz vectors (length D) of `top`, in the same order.
     pub top_vectors: Vec<Vec<f64>>,
@@ -121,6 +122,9 @@ pub fn lanczos(
         basis.push(work.iter().map(|v| v / beta).collect());
     }
     let taken = alphas.len();
+    // A Hessian of rank below k (every ReLU dead, say) exhausts the Krylov space early: it has
+    // only `taken` Ritz pairs to give.
+    let k = k.min(taken);
     let eigen = tridiagonal_eigen(&alphas, &betas[..taken - 1])?;
     let top_vectors = eigen.vectors[..k]
         .iter()
@@ -195,6 +199,7 @@ mod tests {
     use crate::model::hvp::tests::{dense_from_products, tiny_problem};
     use crate::rng::{Stream, stream};
     use vocabulary::Activation;
+    use crate::model::mlp::Mlp;
 
     fn exact_descending(matrix: &[f64], n: usize) -> Vec<f64> {
         crate::measure::eigen::tests::exact_descending(&nalgebra::DMatrix::from_row_slice(
@@ -298,6 +303,32 @@ mod tests {
         assert!(result.steps <= 4, "{}", result.steps);
         assert!((result.top[0] - 3.0).abs() < 1e-10 && (result.top[1] - 2.0).abs() < 1e-10);
         assert!((result.smallest + 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn lanczos_on_a_rank_one_hessian_of_dead_relus_returns_what_it_found() {
+        // Every hidden ReLU dead: the loss depends only on the output biases, and with 2 classes
+        // their Hessian is p(1 − p) [[1, −1], [−1, 1]], of rank 1. Asking for more eigenvalues than
+        // the exhausted Krylov space holds Ritz pairs used to index past them.
+        let problem = tiny_problem(Activation::Relu, true, 2, 5);
+        let mlp = Mlp::new(3, 4, 2, 2, Activation::Relu, true);
+        let mut parameters = mlp.initialize(vocabulary::Init::He, &mut stream(5, Stream::Init));
+        let hidden = mlp.layers()[0].bias_range().expect("biases");
+        parameters[hidden].fill(-100.0);
+        let labels: Vec<u32> = problem.labels.iter().map(|label| label % 2).collect();
+        let mut operator = HessianOperator::new(&mlp, &parameters, &problem.inputs, &labels, 4);
+        let dimension = operator.dimension();
+        let dense = dense_from_products(&mut operator);
+        let exact = exact_descending(&dense, dimension);
+        assert!(exact[0] > 1e-3 && exact[1].abs() < 1e-9, "{:?}", &exact[..3]);
+        let mut rng = stream(6, Stream::PowerIteration);
+        let asked = 5;
+        let result = lanczos(&mut operator, asked, 20, &mut rng).expect("converges");
+        // Two exact Krylov directions, and f32 rounding may leave a third.
+        assert!(result.steps < asked, "{}", result.steps);
+        assert_eq!(result.top.len(), result.top_vectors.len());
+        assert!(result.top.len() <= result.steps);
+        assert!((result.top[0] - exact[0]).abs() < 1e-5 * exact[0], "{:?}", result.top);
     }
 
     #[test]
