@@ -170,6 +170,18 @@ fn check_ranges(result: &wire::TrialResult) -> Result<(), Status> {
                 "distance_from_init_two_one",
                 layer.distance_from_init_two_one,
             ),
+            (
+                "probe_max_displacement_spectral",
+                layer.probe_max_displacement_spectral,
+            ),
+            (
+                "probe_max_displacement_frobenius",
+                layer.probe_max_displacement_frobenius,
+            ),
+            (
+                "probe_max_displacement_two_one",
+                layer.probe_max_displacement_two_one,
+            ),
         ] {
             in_range(
                 &format!("result.layers[{index}].{field}"),

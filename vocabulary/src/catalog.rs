@@ -536,7 +536,7 @@ const LEADING: &[Measurement] = &[
         0,
         "predicted_stay_probability",
         Unit::Share,
-        "predicted stay probability (first radius)",
+        "predicted stay probability, estimate (first radius)",
         Uses::ANALYSED,
     ),
     radius(
@@ -584,7 +584,7 @@ const LEADING: &[Measurement] = &[
         1,
         "predicted_stay_probability",
         Unit::Share,
-        "predicted stay probability (second radius)",
+        "predicted stay probability, estimate (second radius)",
         Uses::NONE,
     ),
     in_table(

@@ -23,7 +23,8 @@ pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outc
 
 pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
      spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
-     distance_from_init_two_one) ";
+     distance_from_init_two_one, probe_max_displacement_spectral, \
+     probe_max_displacement_frobenius, probe_max_displacement_two_one) ";
 
 pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
      stay_probability, mean_exit_step, occupancy, median_exit_step, replicate_exit_steps, \
@@ -117,7 +118,10 @@ pub fn push_layer_row<'a, DB>(
         .push_bind(finite(layer.frobenius_norm))
         .push_bind(finite(layer.distance_from_init_spectral))
         .push_bind(finite(layer.distance_from_init_frobenius))
-        .push_bind(finite(layer.distance_from_init_two_one));
+        .push_bind(finite(layer.distance_from_init_two_one))
+        .push_bind(finite(layer.probe_max_displacement_spectral))
+        .push_bind(finite(layer.probe_max_displacement_frobenius))
+        .push_bind(finite(layer.probe_max_displacement_two_one));
 }
 
 /// One row of `probe_radii`.

@@ -69,6 +69,13 @@ pub struct LayerMeasurement {
     pub distance_from_init_frobenius: f64,
     /// (2,1) norm of W − W₀: the sum of the ℓ2 norms of its rows.
     pub distance_from_init_two_one: f64,
+    /// max_t ||W_t − Ŵ||_op over every step of every probe replicate (warm-started power
+    /// iteration, see `measure::excursion`); NaN without a completed probe.
+    pub probe_max_displacement_spectral: f64,
+    /// max_t ||W_t − Ŵ||_F over the probe.
+    pub probe_max_displacement_frobenius: f64,
+    /// max_t ||W_t − Ŵ||_{2,1} over the probe.
+    pub probe_max_displacement_two_one: f64,
 }
 
 /// Stagnation statistics of the probe for one ball around the trained point.
@@ -92,8 +99,8 @@ pub struct RadiusMeasurement {
     pub mean_exits: f64,
     /// Mean over replicates of the steps that come back into the ball after leaving it.
     pub mean_reentries: f64,
-    /// The linearised prediction's lower bound on `stay_probability` (science.md §3.8); NaN
-    /// without a Hessian to predict from.
+    /// The linearised prediction of `stay_probability` (science.md §3.8): an estimate, not a
+    /// bound (see `LinearizedProbe::stay_probability`); NaN without a Hessian to predict from.
     pub predicted_stay_probability: f64,
 }
 

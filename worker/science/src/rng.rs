@@ -20,6 +20,8 @@ pub enum Stream {
     HessianLanczos,
     /// Rademacher probes of Hutchinson's trace estimate.
     HessianTrace,
+    /// Start vectors of the probe's per-layer operator-norm excursion.
+    ProbeExcursion,
     /// Gradient noise of probe replicate `i`.
     ProbeNoise(u32),
     /// Batch order of probe replicate `i`.
@@ -45,6 +47,7 @@ impl Stream {
             Stream::PowerIteration => 8,
             Stream::HessianLanczos => 10,
             Stream::HessianTrace => 11,
+            Stream::ProbeExcursion => 12,
             Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
             Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
             Stream::Flatness(draw) => (3 << 32) | u64::from(draw),
@@ -82,6 +85,9 @@ mod tests {
             Stream::BatchOrder,
             Stream::TrainingNoise,
             Stream::PowerIteration,
+            Stream::HessianLanczos,
+            Stream::HessianTrace,
+            Stream::ProbeExcursion,
             Stream::ProbeNoise(0),
             Stream::ProbeNoise(1),
             Stream::ProbeBatches(0),

@@ -374,7 +374,7 @@ fn measure_trained_point(
     measurements: &mut TrialMeasurements,
 ) {
     let mut power_rng = stream(config.seed, Stream::PowerIteration);
-    let layers = measure_layers(
+    let mut layers = measure_layers(
         mlp,
         parameters,
         initial,
@@ -435,14 +435,12 @@ fn measure_trained_point(
             }
         })
         .collect();
-    // The Frobenius norm bounds the operator norm from above; the probe's displacement is small
-    // next to ||Ŵ||_op, so s_ℓ loosens little, and no power iteration runs at every step.
     let probe_excursions: Vec<ProbeExcursion> = layer_excursions
         .iter()
         .zip(&layers)
         .map(|(excursion, layer)| ProbeExcursion {
             minimum_spectral: layer.spectral_norm,
-            max_spectral_displacement: excursion.max_frobenius,
+            max_spectral_displacement: excursion.max_spectral,
             max_two_one_displacement: excursion.max_two_one,
         })
         .collect();
@@ -461,9 +459,15 @@ fn measure_trained_point(
         layers: &norms,
         gamma,
         delta: config.measure.delta,
+        max_width: max_width as f64,
         flatness_sigma,
         probe_excursions: &probe_excursions,
     });
+    for (layer, excursion) in layers.iter_mut().zip(layer_excursions) {
+        layer.probe_max_displacement_spectral = excursion.max_spectral;
+        layer.probe_max_displacement_frobenius = excursion.max_frobenius;
+        layer.probe_max_displacement_two_one = excursion.max_two_one;
+    }
     measurements.layers = layers;
 }
 
@@ -544,6 +548,14 @@ mod tests {
         assert!((0.0..=1.0).contains(&statistic("hessian_aligned_share")));
         assert!(statistic("predicted_rms_distance") > 0.0);
         assert!(statistic("final_rms_distance") > 0.0);
+        for layer in &measurements.layers {
+            // ||·||_op ≤ ||·||_F ≤ ||·||_{2,1} for the same largest displacement.
+            assert!(layer.probe_max_displacement_spectral > 0.0, "{layer:?}");
+            assert!(
+                layer.probe_max_displacement_spectral <= layer.probe_max_displacement_frobenius
+            );
+            assert!(layer.probe_max_displacement_frobenius <= layer.probe_max_displacement_two_one);
+        }
         for radius in &measurements.radii {
             assert!((0.0..=1.0).contains(&radius.predicted_stay_probability));
             assert!(radius.mean_reentries <= radius.mean_exits);

@@ -46,6 +46,9 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 distance_from_init_spectral: layer.distance_from_init_spectral,
                 distance_from_init_frobenius: layer.distance_from_init_frobenius,
                 distance_from_init_two_one: layer.distance_from_init_two_one,
+                probe_max_displacement_spectral: layer.probe_max_displacement_spectral,
+                probe_max_displacement_frobenius: layer.probe_max_displacement_frobenius,
+                probe_max_displacement_two_one: layer.probe_max_displacement_two_one,
             })
             .collect(),
         bounds: measurements

@@ -30,6 +30,8 @@ pub struct TrainedPoint<'a> {
     pub layers: &'a [LayerNorms],
     pub gamma: f64,
     pub delta: f64,
+    /// W, the widest layer (inputs and outputs included), for the ln W of the spectral forms.
+    pub max_width: f64,
     /// σ' of the PAC-Bayes flatness search; NaN when it was skipped.
     pub flatness_sigma: f64,
     /// Per layer, what the probe saw; empty without a completed probe.
@@ -84,7 +86,7 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
     );
     push(
         BoundName::GolowichRakhlinShamir,
-        golowich_rakhlin_shamir_capacity(point.layers, &sample, gamma),
+        golowich_rakhlin_shamir_capacity(point.layers, &sample, gamma, delta),
     );
     push(
         BoundName::PathNorm,
@@ -108,6 +110,7 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
             stagnation_localized_capacity(
                 point.probe_excursions,
                 &sample,
+                point.max_width,
                 DISTINCT_MINIMA,
                 gamma,
                 delta,
@@ -154,6 +157,7 @@ mod tests {
                 layers: &layers,
                 gamma: 0.5,
                 delta: 0.01,
+                max_width: 6.0,
                 flatness_sigma: f64::NAN,
                 probe_excursions: &[],
             };
@@ -180,7 +184,7 @@ mod tests {
                 .expect("GRS for any depth");
             assert_eq!(
                 grs.capacity,
-                golowich_rakhlin_shamir_capacity(&layers, &sample, 0.5)
+                golowich_rakhlin_shamir_capacity(&layers, &sample, 0.5, 0.01)
             );
         }
     }

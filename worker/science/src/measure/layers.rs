@@ -33,6 +33,9 @@ pub fn measure_layers(
             ),
             distance_from_init_frobenius: frobenius_norm(&displacement),
             distance_from_init_two_one: two_one_norm(&displacement, rows, cols),
+            probe_max_displacement_spectral: f64::NAN,
+            probe_max_displacement_frobenius: f64::NAN,
+            probe_max_displacement_two_one: f64::NAN,
         });
     }
     measurements

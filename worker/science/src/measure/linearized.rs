@@ -132,8 +132,12 @@ impl LinearizedProbe {
         self.variances_after(steps).total()
     }
 
-    /// The predicted lower bound on the stay probability of the ball of `radius` over `steps`
-    /// steps: 1 − [`predicted_exit_probability`].
+    /// An estimate of the stay probability of the ball of `radius` over `steps` steps:
+    /// 1 − [`predicted_exit_probability`]. Not a lower bound, though the union bound and
+    /// Laurent–Massart each err low: the bulk directions share the mean eigenvalue, and since a
+    /// direction's variance is convex in its eigenvalue (Jensen) that understates the spread and
+    /// overstates the stay probability; mini-batch noise and the drift of an unpolished minimum
+    /// are left out too.
     pub fn stay_probability(&self, radius: f64, steps: u64) -> f64 {
         1.0 - self.variances_after(steps).exit_probability(radius, steps)
     }
@@ -240,7 +244,8 @@ mod tests {
     /// quadratic loss ½ θᵀHθ with H = Q diag(λ) Qᵀ known exactly: two separated top eigenvalues
     /// and a bulk of six equal ones, which the trace resolves exactly. The measured variance along
     /// each eigenvector and the MSD after T steps match the prediction within sampling error, and
-    /// the measured stay probabilities respect the predicted lower bound.
+    /// the measured stay probabilities respect the prediction (with this spectrum the bulk is
+    /// resolved exactly, so here it is a lower bound).
     #[test]
     fn the_probe_on_a_quadratic_loss_matches_the_prediction() {
         use crate::measure::probe::summarize;

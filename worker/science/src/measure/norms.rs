@@ -81,13 +81,19 @@ pub fn normalize(vector: &mut [f64]) -> bool {
     true
 }
 
-fn multiply(matrix: &[f64], rows: usize, cols: usize, vector: &[f64], output: &mut [f64]) {
+pub(crate) fn multiply(
+    matrix: &[f64],
+    rows: usize,
+    cols: usize,
+    vector: &[f64],
+    output: &mut [f64],
+) {
     for (row, slot) in matrix.chunks_exact(cols).zip(output.iter_mut()).take(rows) {
         *slot = row.iter().zip(vector).map(|(a, b)| a * b).sum();
     }
 }
 
-fn multiply_transposed(
+pub(crate) fn multiply_transposed(
     matrix: &[f64],
     rows: usize,
     cols: usize,

@@ -134,7 +134,8 @@ pub fn run_probe(
     checkpoint(observer, Phase::Probe, 0)?;
     let mut trajectories = Vec::with_capacity(probe.replicates as usize);
     let mut top_squared = Vec::with_capacity(probe.replicates as usize);
-    let mut excursions = LayerExcursions::new(mlp);
+    let mut excursions =
+        LayerExcursions::new(mlp, &mut stream(config.seed, Stream::ProbeExcursion));
     let mut plane = (probe.landscape_grid > 0)
         .then(|| PlaneProjection::new(mlp, minimum, probe.landscape_plane, config.seed));
     for replicate in 0..probe.replicates {

@@ -197,9 +197,9 @@ fn norm(values: &[f64]) -> f64 {
 mod tests {
     use super::*;
     use crate::model::hvp::tests::{dense_from_products, tiny_problem};
+    use crate::model::mlp::Mlp;
     use crate::rng::{Stream, stream};
     use vocabulary::Activation;
-    use crate::model::mlp::Mlp;
 
     fn exact_descending(matrix: &[f64], n: usize) -> Vec<f64> {
         crate::measure::eigen::tests::exact_descending(&nalgebra::DMatrix::from_row_slice(
@@ -320,7 +320,11 @@ mod tests {
         let dimension = operator.dimension();
         let dense = dense_from_products(&mut operator);
         let exact = exact_descending(&dense, dimension);
-        assert!(exact[0] > 1e-3 && exact[1].abs() < 1e-9, "{:?}", &exact[..3]);
+        assert!(
+            exact[0] > 1e-3 && exact[1].abs() < 1e-9,
+            "{:?}",
+            &exact[..3]
+        );
         let mut rng = stream(6, Stream::PowerIteration);
         let asked = 5;
         let result = lanczos(&mut operator, asked, 20, &mut rng).expect("converges");
@@ -328,7 +332,11 @@ mod tests {
         assert!(result.steps < asked, "{}", result.steps);
         assert_eq!(result.top.len(), result.top_vectors.len());
         assert!(result.top.len() <= result.steps);
-        assert!((result.top[0] - exact[0]).abs() < 1e-5 * exact[0], "{:?}", result.top);
+        assert!(
+            (result.top[0] - exact[0]).abs() < 1e-5 * exact[0],
+            "{:?}",
+            result.top
+        );
     }
 
     #[test]
