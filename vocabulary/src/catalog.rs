@@ -614,6 +614,18 @@ const LEADING: &[Measurement] = &[
         "stability margin 2/η − λ_max",
         REPORTED,
     ),
+    result(
+        "probe_stability_margin",
+        Unit::Curvature,
+        "probe stability margin 2/η_probe − λ_max",
+        REPORTED,
+    ),
+    result(
+        "training_stability_margin",
+        Unit::Curvature,
+        "training stability margin 2(1+μ)/η − λ_max",
+        REPORTED,
+    ),
     column(
         "hessian_top_eigenvalues",
         Source::Result("hessian_top_eigenvalues"),

@@ -19,7 +19,8 @@ pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outc
      spectral_capacity, vc_gap_estimate, spectral_gap_estimate, minimum_norm, stay_fraction, \
      max_distance, final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms, \
      hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin, \
-     hessian_top_eigenvalues, polish_steps, gradient_norm, msd_curve) ";
+     hessian_top_eigenvalues, polish_steps, gradient_norm, msd_curve, probe_stability_margin, \
+     training_stability_margin) ";
 
 pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
      spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
@@ -263,7 +264,9 @@ where
                     .push_bind(eigenvalues_json(&result.hessian_top_eigenvalues))
                     .push_bind(result.polish_steps as i64)
                     .push_bind(finite(result.gradient_norm))
-                    .push_bind(msd_curve_json(&result.msd_curve));
+                    .push_bind(msd_curve_json(&result.msd_curve))
+                    .push_bind(finite(result.probe_stability_margin))
+                    .push_bind(finite(result.training_stability_margin));
             });
             insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
             insert

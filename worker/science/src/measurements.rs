@@ -158,6 +158,12 @@ pub struct TrialMeasurements {
     /// 2/η − λ_max for the training learning rate η: positive when gradient descent is linearly
     /// stable at Θ̂.
     pub stability_margin: f64,
+    /// 2/η_probe − λ_max for the probe's own learning rate (it runs without momentum): what
+    /// the linearised prediction's stationarity depends on.
+    pub probe_stability_margin: f64,
+    /// 2(1 + μ)/η − λ_max for training's heavy-ball momentum μ: positive when training itself
+    /// is linearly stable at Θ̂.
+    pub training_stability_margin: f64,
     /// The other bounds of science.md §4 that apply to this network.
     pub bounds: Vec<BoundMeasurement>,
     /// The probe statistics beyond the per-radius ones, those the probe measured.

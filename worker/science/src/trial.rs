@@ -22,6 +22,7 @@ use crate::measure::norms::one_infinity_norm;
 use crate::measure::probe::{
     HessianReference, ProbeOutcome, euclidean_norm, linearized_probe, run_probe,
 };
+use crate::measure::spectrum::{heavy_ball_stability_margin, stability_margin};
 use crate::measurements::{Outcome, Phase, TrialMeasurements};
 use crate::model::evaluate::{FullGradient, evaluate};
 use crate::model::matmul::on_threads;
@@ -201,6 +202,8 @@ fn run_trial_on_threads(
         hessian_lambda_min: f64::NAN,
         hessian_trace: f64::NAN,
         stability_margin: f64::NAN,
+        probe_stability_margin: f64::NAN,
+        training_stability_margin: f64::NAN,
         bounds: Vec::new(),
         probe_statistics: Vec::new(),
         polish_steps: run.polish_steps,
@@ -231,6 +234,15 @@ fn run_trial_on_threads(
         measurements.hessian_lambda_min = hessian.lambda_min;
         measurements.hessian_trace = hessian.trace;
         measurements.stability_margin = hessian.stability_margin;
+        if let Some(&lambda_max) = hessian.top_eigenvalues.first() {
+            measurements.probe_stability_margin =
+                stability_margin(config.probe_learning_rate(), lambda_max);
+            measurements.training_stability_margin = heavy_ball_stability_margin(
+                config.training.learning_rate,
+                config.training.momentum,
+                lambda_max,
+            );
+        }
     }
     let mut layer_excursions = Vec::new();
     if !run.diverged {
@@ -548,6 +560,17 @@ mod tests {
         assert!((0.0..=1.0).contains(&statistic("hessian_aligned_share")));
         assert!(statistic("predicted_rms_distance") > 0.0);
         assert!(statistic("final_rms_distance") > 0.0);
+        // The probe runs at 0.01 without momentum; training at the example's rate with μ = 0.9.
+        let lambda_max = measurements.hessian_top_eigenvalues[0];
+        let probe_margin = 2.0 / 0.01 - lambda_max;
+        let training_margin = 2.0 * 1.9 / config.training.learning_rate - lambda_max;
+        assert!(
+            (measurements.probe_stability_margin - probe_margin).abs() < 1e-9 * probe_margin.abs()
+        );
+        assert!(
+            (measurements.training_stability_margin - training_margin).abs()
+                < 1e-9 * training_margin.abs()
+        );
         for layer in &measurements.layers {
             // ||·||_op ≤ ||·||_F ≤ ||·||_{2,1} for the same largest displacement.
             assert!(layer.probe_max_displacement_spectral > 0.0, "{layer:?}");

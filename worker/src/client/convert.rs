@@ -31,6 +31,8 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
         hessian_lambda_min: measurements.hessian_lambda_min,
         hessian_trace: measurements.hessian_trace,
         stability_margin: measurements.stability_margin,
+        probe_stability_margin: measurements.probe_stability_margin,
+        training_stability_margin: measurements.training_stability_margin,
         train_seconds: measurements.train_seconds,
         probe_seconds: measurements.probe_seconds,
         measure_seconds: measurements.measure_seconds,

@@ -182,7 +182,16 @@ pub fn hutchinson_trace(
 
 /// 2/η − λ_max: positive when gradient descent with step η is linearly stable at Θ̂.
 pub fn stability_margin(learning_rate: f64, lambda_max: f64) -> f64 {
-    2.0 / learning_rate - lambda_max
+    heavy_ball_stability_margin(learning_rate, 0.0, lambda_max)
+}
+
+/// 2(1 + μ)/η − λ_max: positive when heavy-ball momentum (v ← μv + g, Θ ← Θ − ηv, which is
+/// Θ_{t+1} = Θ_t − η g_t + μ(Θ_t − Θ_{t−1})) with 0 ≤ μ < 1 is linearly stable at Θ̂. Along an
+/// eigen-direction with curvature λ the characteristic polynomial z² − (1 + μ − ηλ) z + μ has
+/// both roots inside the unit circle exactly when 0 < ηλ < 2(1 + μ) (Polyak 1964; Goh 2017,
+/// "Why momentum really works", §2).
+pub fn heavy_ball_stability_margin(learning_rate: f64, momentum: f64, lambda_max: f64) -> f64 {
+    2.0 * (1.0 + momentum) / learning_rate - lambda_max
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -422,5 +431,43 @@ mod tests {
     fn the_stability_margin_is_two_over_eta_minus_lambda_max() {
         assert_eq!(stability_margin(0.1, 15.0), 5.0);
         assert_eq!(stability_margin(0.5, 5.0), -1.0);
+        // 2 (1 + 0.9) / 0.1 = 38.
+        assert!((heavy_ball_stability_margin(0.1, 0.9, 30.0) - 8.0).abs() < 1e-12);
+        assert_eq!(heavy_ball_stability_margin(0.1, 0.0, 15.0), 5.0);
+    }
+
+    /// |x_T| after T steps of v ← μv + λx, x ← x − ηv on the loss ½λx² from x_0 = 1: the
+    /// optimiser of `train::sgd`, written out for one coordinate.
+    fn heavy_ball_amplitude(learning_rate: f64, momentum: f64, curvature: f64) -> f64 {
+        let (mut x, mut v) = (1.0f64, 0.0f64);
+        for _ in 0..2000 {
+            v = momentum * v + curvature * x;
+            x -= learning_rate * v;
+        }
+        x.abs()
+    }
+
+    #[test]
+    fn heavy_ball_on_a_quadratic_is_stable_exactly_when_its_margin_is_positive() {
+        for (learning_rate, momentum) in [(0.1, 0.0), (0.1, 0.5), (0.05, 0.9), (0.2, 0.99)] {
+            let edge = 2.0 * (1.0 + momentum) / learning_rate;
+            for (curvature, stable) in [(0.98 * edge, true), (1.02 * edge, false)] {
+                let margin = heavy_ball_stability_margin(learning_rate, momentum, curvature);
+                assert_eq!(margin > 0.0, stable);
+                let amplitude = heavy_ball_amplitude(learning_rate, momentum, curvature);
+                let case = format!("η {learning_rate}, μ {momentum}, λ {curvature}: {amplitude}");
+                if stable {
+                    assert!(amplitude < 1e-3, "{case}");
+                } else {
+                    assert!(amplitude > 1e3, "{case}");
+                }
+            }
+            // Without momentum's extra factor the training rate would look unstable already.
+            if momentum > 0.0 {
+                let between = 0.5 * (2.0 / learning_rate + edge);
+                assert!(stability_margin(learning_rate, between) < 0.0);
+                assert!(heavy_ball_amplitude(learning_rate, momentum, between) < 1e-3);
+            }
+        }
     }
 }
