@@ -231,10 +231,19 @@ catalogued_names! {
         LossExcursionMeanTest = "loss_excursion_mean_test", Unit::None, "mean test-loss excursion", Uses::NONE;
         /// The snapshot cloud per replicate (averaged): participation ratio, k_90, top-2 share,
         /// and the share of its variance inside the top Hessian eigenvectors.
-        ParticipationRatio = "participation_ratio", Unit::None, "participation ratio", ANALYSED;
+        ParticipationRatio = "participation_ratio", Unit::None, "participation ratio",
+            Uses::REPORTED.and(Uses::ANALYSED);
         ComponentsFor90Percent = "components_for_90_percent", Unit::None, "components for 90% variance",
             Uses::NONE;
-        TopTwoShare = "top_two_share", Unit::Share, "top-2 variance share", Uses::NONE;
+        TopTwoShare = "top_two_share", Unit::Share, "top-2 variance share", Uses::REPORTED;
+        /// The snapshots in each replicate's cloud, and what a pure isotropic random walk's cloud
+        /// at the same steps gives (participation ratio and top-2 share): the null the measured
+        /// shape is read against.
+        SnapshotCount = "snapshot_count", Unit::None, "snapshots per replicate", Uses::NONE;
+        NullParticipationRatio = "null_participation_ratio", Unit::None,
+            "participation ratio of a random walk (null)", Uses::REPORTED;
+        NullTopTwoShare = "null_top_two_share", Unit::Share, "top-2 share of a random walk (null)",
+            Uses::REPORTED;
         HessianAlignedShare = "hessian_aligned_share", Unit::Share, "Hessian-aligned variance share", ANALYSED;
         /// Local convexity μ̂ = min ⟨∇R̂(Θ_t), Θ_t − Θ̂⟩ / ||Θ_t − Θ̂||² over the snapshots, and
         /// the share of positive inner products, on train and test data.

@@ -336,14 +336,23 @@ pub struct ProbeConfig {
     pub radius_unit: RadiusUnit,
     /// Independent probe runs (own noise and batch order) from the same trained point.
     pub replicates: u32,
-    /// Snapshots per replicate, evenly spaced over its steps: the points where the loss
-    /// excursion and local convexity are evaluated and whose cloud gives the effective
-    /// dimension (memory: snapshots × parameters floats). 0 skips them.
+    /// Snapshots per replicate, evenly spaced over its steps, whose cloud gives the effective
+    /// dimension (memory: snapshots × parameters floats). 0 skips them, and the evaluations
+    /// below. 20 by default (it was 5: a cloud of N points has a participation ratio below N,
+    /// and a pure random walk already gives 2.5 of 5).
     #[serde(
         default = "default_probe_snapshots",
         skip_serializing_if = "is_default_probe_snapshots"
     )]
     pub snapshots: u32,
+    /// Points per replicate, evenly spaced over its steps, where the loss excursion and the
+    /// local convexity are evaluated on the whole training and test sets: at most `snapshots`.
+    /// Each costs a full pass over both sets, so there are fewer of them than snapshots.
+    #[serde(
+        default = "default_snapshot_evaluations",
+        skip_serializing_if = "is_default_snapshot_evaluations"
+    )]
+    pub snapshot_evaluations: u32,
     /// Noise-free full-batch gradient-descent steps from each replicate's end point for the
     /// same-basin test. 0 skips it.
     #[serde(
@@ -392,8 +401,17 @@ fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
-const DEFAULT_PROBE_SNAPSHOTS: u32 = 5;
+const DEFAULT_PROBE_SNAPSHOTS: u32 = 20;
+const DEFAULT_SNAPSHOT_EVALUATIONS: u32 = 5;
 const DEFAULT_BASIN_STEPS: u32 = 20;
+
+fn default_snapshot_evaluations() -> u32 {
+    DEFAULT_SNAPSHOT_EVALUATIONS
+}
+
+fn is_default_snapshot_evaluations(value: &u32) -> bool {
+    *value == DEFAULT_SNAPSHOT_EVALUATIONS
+}
 
 fn default_probe_snapshots() -> u32 {
     DEFAULT_PROBE_SNAPSHOTS
@@ -857,6 +875,7 @@ impl TrialConfig {
                 radius_unit: RadiusUnit::Absolute,
                 replicates: 2,
                 snapshots: 10,
+                snapshot_evaluations: 5,
                 basin_steps: 50,
                 landscape_grid: 0,
                 landscape_plane: LandscapePlane::Pca,

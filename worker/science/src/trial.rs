@@ -545,6 +545,11 @@ mod tests {
         assert!(statistic("mean_distance") > 0.0);
         assert!(statistic("loss_excursion_max_train") >= statistic("loss_excursion_mean_train"));
         assert!(statistic("loss_excursion_max_test") >= statistic("loss_excursion_mean_test"));
+        // The example's 10 snapshots per replicate, each cloud beside its random-walk null (PR
+        // 55/23 and top-2 share 0.777812 for 10 evenly spaced steps, by a separate Jacobi).
+        assert_eq!(statistic("snapshot_count"), 10.0);
+        assert!((statistic("null_participation_ratio") - 55.0 / 23.0).abs() < 1e-9);
+        assert!((statistic("null_top_two_share") - 0.777_812_032_5).abs() < 1e-9);
         let ratio = statistic("participation_ratio");
         assert!((1.0..=10.0).contains(&ratio), "participation ratio {ratio}");
         assert!((1.0..=10.0).contains(&statistic("components_for_90_percent")));

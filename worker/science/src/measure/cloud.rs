@@ -41,19 +41,7 @@ pub fn cloud_spectrum<S: AsRef<[f32]>>(
     }
     let eigen = symmetric_eigen(&gram, count)?;
     let eigenvalues: Vec<f64> = eigen.values.iter().map(|&v| v.max(0.0)).collect();
-    let total: f64 = eigenvalues.iter().sum();
-    let squares: f64 = eigenvalues.iter().map(|v| v * v).sum();
-    // The relative slack keeps an exact 90% split (e.g. variances 9 and 1) from rounding up.
-    let threshold = 0.9 * total * (1.0 - 1e-12);
-    let mut cumulative = 0.0;
-    let mut components_for_90_percent = 0;
-    for value in &eigenvalues {
-        if total == 0.0 || cumulative >= threshold {
-            break;
-        }
-        cumulative += value;
-        components_for_90_percent += 1;
-    }
+    let shape = CloudShape::of(&eigenvalues);
     let dimension = centred.first().map_or(0, Vec::len);
     let mut principal_directions = Vec::new();
     for (value, weights) in eigenvalues.iter().zip(&eigen.vectors).take(directions) {
@@ -73,12 +61,73 @@ pub fn cloud_spectrum<S: AsRef<[f32]>>(
         principal_directions.push(direction);
     }
     Ok(CloudSpectrum {
-        participation_ratio: total * total / squares,
-        components_for_90_percent,
-        top_two_share: eigenvalues.iter().take(2).sum::<f64>() / total,
+        participation_ratio: shape.participation_ratio,
+        components_for_90_percent: shape.components_for_90_percent,
+        top_two_share: shape.top_two_share,
         eigenvalues,
         principal_directions,
     })
+}
+
+/// The scale-free shape of a covariance spectrum, as [`CloudSpectrum`] defines its fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CloudShape {
+    pub participation_ratio: f64,
+    pub components_for_90_percent: usize,
+    pub top_two_share: f64,
+}
+
+impl CloudShape {
+    /// From variances in descending order, none negative.
+    fn of(eigenvalues: &[f64]) -> Self {
+        let total: f64 = eigenvalues.iter().sum();
+        let squares: f64 = eigenvalues.iter().map(|v| v * v).sum();
+        // The relative slack keeps an exact 90% split (e.g. variances 9 and 1) from rounding up.
+        let threshold = 0.9 * total * (1.0 - 1e-12);
+        let mut cumulative = 0.0;
+        let mut components_for_90_percent = 0;
+        for value in eigenvalues {
+            if total == 0.0 || cumulative >= threshold {
+                break;
+            }
+            cumulative += value;
+            components_for_90_percent += 1;
+        }
+        Self {
+            participation_ratio: total * total / squares,
+            components_for_90_percent,
+            top_two_share: eigenvalues.iter().take(2).sum::<f64>() / total,
+        }
+    }
+}
+
+/// What the cloud of snapshots at `steps` t_1 < … < t_N of a pure isotropic random walk from Θ̂
+/// looks like: the reference a measured cloud's shape is read against (a "low-dimensional"
+/// cloud means something only next to it). With independent N(0, s²) increments in each of D
+/// coordinates, E⟨x_s, x_t⟩ = D s² min(t_s, t_t), and as D grows the snapshots' Gram matrix
+/// concentrates on it; centring makes it C K C with K_st = min(t_s, t_t) and C = I − 11ᵀ/N.
+/// Its spectrum's shape depends on the snapshot steps only, not on D, s or the walk's length
+/// scale. For N = 5 evenly spaced snapshots the participation ratio is 2.11 and the top-2 share
+/// 0.84; as N grows they tend to 2.5 and 0.76, the centred Brownian path's (see the tests).
+pub fn random_walk_null(steps: &[u64]) -> Result<CloudShape, EigenError> {
+    let count = steps.len();
+    let kernel: Vec<f64> = (0..count * count)
+        .map(|index| steps[index / count].min(steps[index % count]) as f64)
+        .collect();
+    // C K C: subtract row means, then column means (K is symmetric).
+    let row_means: Vec<f64> = kernel
+        .chunks_exact(count.max(1))
+        .map(|row| row.iter().sum::<f64>() / count as f64)
+        .collect();
+    let grand_mean = row_means.iter().sum::<f64>() / count as f64;
+    let centred: Vec<f64> = (0..count * count)
+        .map(|index| {
+            kernel[index] - row_means[index / count] - row_means[index % count] + grand_mean
+        })
+        .collect();
+    let eigen = symmetric_eigen(&centred, count)?;
+    let eigenvalues: Vec<f64> = eigen.values.iter().map(|&v| v.max(0.0)).collect();
+    Ok(CloudShape::of(&eigenvalues))
 }
 
 /// Σ_i Σ_k ⟨x_i − x̄, u_k⟩² / Σ_i ||x_i − x̄||²: the share of the cloud's variance inside the span
@@ -190,6 +239,64 @@ mod tests {
         assert!((spectrum.participation_ratio - 2.0).abs() < 1e-6);
         assert_eq!(spectrum.components_for_90_percent, 3);
         assert!((spectrum.top_two_share - 10.0 / 12.0).abs() < 1e-6);
+    }
+
+    /// Snapshot steps ⌈s T/N⌉, s = 1..N, as the probe takes them.
+    fn evenly_spaced(count: u64, steps: u64) -> Vec<u64> {
+        (1..=count).map(|s| (s * steps).div_ceil(count)).collect()
+    }
+
+    #[test]
+    fn the_random_walk_null_matches_a_simulated_high_dimensional_walk() {
+        use crate::rng::{Stream, stream};
+        use rand::Rng;
+        use rand_distr::StandardNormal;
+        let (dimension, length) = (20_000, 200);
+        for count in [5, 20] {
+            let steps = evenly_spaced(count, length);
+            let null = random_walk_null(&steps).expect("converges");
+            let mut rng = stream(count, Stream::ProbeNoise(0));
+            let mut position = vec![0.0f32; dimension];
+            let mut snapshots = Vec::new();
+            for step in 1..=length {
+                for value in &mut position {
+                    *value += 0.01 * rng.sample::<f32, _>(StandardNormal);
+                }
+                if steps.contains(&step) {
+                    snapshots.push(position.clone());
+                }
+            }
+            let walk = cloud_spectrum(&snapshots, 0).expect("converges");
+            let case = format!("{count} snapshots: walk {walk:?} vs null {null:?}");
+            assert!(
+                (walk.participation_ratio / null.participation_ratio - 1.0).abs() < 0.03,
+                "{case}"
+            );
+            assert!(
+                (walk.top_two_share - null.top_two_share).abs() < 0.01,
+                "{case}"
+            );
+        }
+        // Many snapshots: the centred Brownian path, whose covariance eigenvalues fall as
+        // 1/(kπ)² (Karhunen–Loève), so PR → (Σ 1/k²)²/Σ 1/k⁴ = (π²/6)²/(π⁴/90) = 2.5 and the
+        // top-2 share → (1 + 1/4)/(π²/6) = 7.5/π². A pure walk already looks "low-dimensional".
+        let many = random_walk_null(&evenly_spaced(300, 300)).expect("converges");
+        assert!((many.participation_ratio - 2.5).abs() < 0.01, "{many:?}");
+        let limit = 7.5 / std::f64::consts::PI.powi(2);
+        assert!((many.top_two_share - limit).abs() < 0.003, "{many:?}");
+        // Five snapshots (the old default): PR 40/19 and top-2 share 0.835410 (a separate Jacobi
+        // of C K C by hand); the same shape for a walk ten times longer.
+        for length in [1000, 10_000] {
+            let five = random_walk_null(&evenly_spaced(5, length)).expect("converges");
+            assert!(
+                (five.participation_ratio - 40.0 / 19.0).abs() < 1e-9,
+                "{five:?}"
+            );
+            assert!(
+                (five.top_two_share - 0.835_410_196_6).abs() < 1e-9,
+                "{five:?}"
+            );
+        }
     }
 
     #[test]

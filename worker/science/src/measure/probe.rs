@@ -128,8 +128,9 @@ pub fn run_probe(
     let radii: Vec<f64> = probe.radii.iter().map(|radius| radius * scale).collect();
     let dataset = &data.train;
     let snapshots = u64::from(probe.snapshots).min(probe.steps);
+    let evaluations = u64::from(probe.snapshot_evaluations).min(snapshots);
     let mut snapshot_statistics =
-        SnapshotStatistics::new(mlp, minimum, data, snapshots > 0, hessian.top_vectors);
+        SnapshotStatistics::new(mlp, minimum, data, evaluations > 0, hessian.top_vectors);
 
     checkpoint(observer, Phase::Probe, 0)?;
     let mut trajectories = Vec::with_capacity(probe.replicates as usize);
@@ -149,7 +150,7 @@ pub fn run_probe(
         );
         let mut distances = Vec::with_capacity(probe.steps as usize);
         let mut along_top = Vec::with_capacity(probe.steps as usize);
-        let mut taken = 0;
+        let (mut taken, mut evaluated) = (0, 0);
         for step in 1..=probe.steps {
             let report = sgd.step(mlp);
             let parameters = sgd.parameters();
@@ -162,8 +163,14 @@ pub fn run_probe(
             if !hessian.top_vectors.is_empty() {
                 along_top.push(squared_projection(parameters, minimum, hessian.top_vectors));
             }
+            if evaluated < evaluations
+                && step == ((evaluated + 1) * probe.steps).div_ceil(evaluations)
+            {
+                snapshot_statistics.evaluate(parameters);
+                evaluated += 1;
+            }
             if taken < snapshots && step == ((taken + 1) * probe.steps).div_ceil(snapshots) {
-                snapshot_statistics.observe(parameters);
+                snapshot_statistics.keep(step, parameters);
                 if let Some(plane) = &mut plane {
                     plane.observe(replicate, step, parameters);
                 }

@@ -4,7 +4,7 @@
 
 use crate::data::TrainTest;
 use crate::measure::basin::{BARRIER_POINTS, gradient_descent, linear_barrier};
-use crate::measure::cloud::{cloud_spectrum, variance_share_in_subspace};
+use crate::measure::cloud::{cloud_spectrum, random_walk_null, variance_share_in_subspace};
 use crate::measure::probe::euclidean_distance;
 use vocabulary::ProbeStatisticName;
 
@@ -67,6 +67,9 @@ pub struct SnapshotStatistics<'a> {
     excursion: [Tally; 2],
     convexity: [Tally; 2],
     snapshots: Vec<Vec<f32>>,
+    /// The steps of the current replicate's snapshots, then of the first complete cloud's.
+    snapshot_steps: Vec<u64>,
+    cloud_steps: Vec<u64>,
     participation_ratio: Tally,
     components_for_90_percent: Tally,
     top_two_share: Tally,
@@ -77,18 +80,18 @@ pub struct SnapshotStatistics<'a> {
 }
 
 impl<'a> SnapshotStatistics<'a> {
-    /// `snapshots`: whether [`SnapshotStatistics::observe`] will be called; without snapshots
-    /// the losses at Θ̂ they are compared with are not computed. `hessian_basis`: the top Hessian
+    /// `evaluations`: whether [`SnapshotStatistics::evaluate`] will be called; without any the
+    /// losses at Θ̂ they are compared with are not computed. `hessian_basis`: the top Hessian
     /// eigenvectors at Θ̂ (may be empty), for the share of each cloud's variance along them.
     pub fn new(
         mlp: &'a Mlp,
         minimum: &'a [f32],
         data: &'a TrainTest,
-        snapshots: bool,
+        evaluations: bool,
         hessian_basis: &'a [Vec<f64>],
     ) -> Self {
         let mut full = FullGradient::new(mlp, CHUNK.min(data.train.len().max(data.test.len())));
-        let base_loss = if snapshots {
+        let base_loss = if evaluations {
             [
                 full.compute(mlp, minimum, &data.train),
                 full.compute(mlp, minimum, &data.test),
@@ -105,6 +108,8 @@ impl<'a> SnapshotStatistics<'a> {
             excursion: [Tally::new(); 2],
             convexity: [Tally::new(); 2],
             snapshots: Vec::new(),
+            snapshot_steps: Vec::new(),
+            cloud_steps: Vec::new(),
             participation_ratio: Tally::new(),
             components_for_90_percent: Tally::new(),
             top_two_share: Tally::new(),
@@ -115,9 +120,15 @@ impl<'a> SnapshotStatistics<'a> {
         }
     }
 
-    /// Records the snapshot Θ_t: R̂(Θ_t) − R̂(Θ̂) and ⟨∇R̂(Θ_t), Θ_t − Θ̂⟩ / ||Θ_t − Θ̂||² on train
-    /// and test data, and keeps Θ_t for the replicate's cloud.
-    pub fn observe(&mut self, parameters: &[f32]) {
+    /// Keeps the snapshot Θ_t of step `step` for the replicate's cloud.
+    pub fn keep(&mut self, step: u64, parameters: &[f32]) {
+        self.snapshots.push(parameters.to_vec());
+        self.snapshot_steps.push(step);
+    }
+
+    /// Evaluates R̂(Θ_t) − R̂(Θ̂) and ⟨∇R̂(Θ_t), Θ_t − Θ̂⟩ / ||Θ_t − Θ̂||² at Θ_t on train and test
+    /// data.
+    pub fn evaluate(&mut self, parameters: &[f32]) {
         let distance = euclidean_distance(parameters, self.minimum);
         for (side, dataset) in [&self.data.train, &self.data.test].into_iter().enumerate() {
             let loss = self.full.compute(self.mlp, parameters, dataset);
@@ -133,7 +144,6 @@ impl<'a> SnapshotStatistics<'a> {
                 self.convexity[side].add(inner / (distance * distance));
             }
         }
-        self.snapshots.push(parameters.to_vec());
     }
 
     /// Closes a replicate that ended at `end`: the shape of its snapshot cloud; then, with
@@ -147,6 +157,10 @@ impl<'a> SnapshotStatistics<'a> {
         radius: f64,
     ) {
         let snapshots = std::mem::take(&mut self.snapshots);
+        let steps = std::mem::take(&mut self.snapshot_steps);
+        if self.cloud_steps.is_empty() {
+            self.cloud_steps = steps;
+        }
         if snapshots.len() >= 2
             && let Ok(cloud) = cloud_spectrum(&snapshots, 0)
             && cloud.participation_ratio.is_finite()
@@ -226,6 +240,27 @@ impl<'a> SnapshotStatistics<'a> {
             &self.top_two_share,
             self.top_two_share.mean(),
         );
+        let null = (self.cloud_steps.len() >= 2)
+            .then(|| random_walk_null(&self.cloud_steps).ok())
+            .flatten();
+        let with_null = Tally {
+            count: usize::from(null.is_some()),
+            ..Tally::new()
+        };
+        let count = self.cloud_steps.len() as f64;
+        push(ProbeStatisticName::SnapshotCount, &with_null, count);
+        if let Some(null) = null {
+            push(
+                ProbeStatisticName::NullParticipationRatio,
+                &with_null,
+                null.participation_ratio,
+            );
+            push(
+                ProbeStatisticName::NullTopTwoShare,
+                &with_null,
+                null.top_two_share,
+            );
+        }
         push(
             ProbeStatisticName::HessianAlignedShare,
             &self.hessian_aligned_share,
