@@ -116,6 +116,14 @@ pub struct Measurement {
     pub uses: Uses,
 }
 
+impl Measurement {
+    /// A diagnostic that is not a proven bound (the stagnation-localized one, science.md §4):
+    /// its label says so, and every table that reads it repeats it.
+    pub fn is_heuristic(&self) -> bool {
+        self.label.ends_with("(heuristic)")
+    }
+}
+
 /// Text names of a closed set, with their catalog columns: one line per member.
 macro_rules! catalogued_names {
     (

@@ -27,6 +27,9 @@ pub struct WidthSlope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasurementAnalysis {
     pub measurement: String,
+    /// Not a proven bound but a heuristic diagnostic (the catalog's label says which).
+    #[serde(default)]
+    pub heuristic: bool,
     /// None where fewer than two widths are measured or a value is not positive.
     pub width_slope: Option<WidthSlope>,
     /// Kendall's τ-b between the measurement and the gap over all measured trials.
@@ -51,6 +54,7 @@ pub fn analyse(rows: &[TrialRow]) -> Vec<MeasurementAnalysis> {
         .map(|entry| entry.column)
         .map(|measurement| MeasurementAnalysis {
             measurement: measurement.to_string(),
+            heuristic: catalog::measurement(measurement).is_some_and(|entry| entry.is_heuristic()),
             width_slope: width_slope(&trials, measurement),
             kendall_tau: statistics::kendall_tau_b(&pairs_with_gap(&trials, measurement)),
             granulated_tau: axes
@@ -171,6 +175,20 @@ mod tests {
         assert!(gap.slope.abs() < 1e-12, "{gap:?}");
         // A constant gap ranks nothing.
         assert_eq!(analysis_of(&analyses, "vc_capacity").kendall_tau, None);
+        // Only the stagnation-localized bound is marked a heuristic, in every table that reads it.
+        let heuristic: Vec<&str> = analyses
+            .iter()
+            .filter(|analysis| analysis.heuristic)
+            .map(|analysis| analysis.measurement.as_str())
+            .collect();
+        assert_eq!(heuristic, ["stagnation_localized_spectral_gap_estimate"]);
+        let report = crate::report::SweepReport {
+            analysis: analyses,
+            ..crate::report::SweepReport::empty("s")
+        };
+        let table = crate::report::analysis_table(&report);
+        assert!(table.contains("stagnation_localized_spectral_gap_estimate (heuristic)"));
+        assert!(!table.contains("vc_capacity (heuristic)"));
     }
 
     #[test]

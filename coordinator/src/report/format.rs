@@ -120,11 +120,12 @@ pub fn analysis_table(report: &SweepReport) -> String {
                 _ => format!("{:.3}", fit.slope),
             },
         };
-        let mut row = vec![
-            analysis.measurement.clone(),
-            slope,
-            tau(analysis.kendall_tau),
-        ];
+        let name = if analysis.heuristic {
+            format!("{} (heuristic)", analysis.measurement)
+        } else {
+            analysis.measurement.clone()
+        };
+        let mut row = vec![name, slope, tau(analysis.kendall_tau)];
         row.extend(analysis.granulated_tau.iter().map(|(_, value)| tau(*value)));
         rows.push(row);
     }
