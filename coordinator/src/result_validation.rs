@@ -209,6 +209,11 @@ fn check_ranges(result: &wire::TrialResult) -> Result<(), Status> {
                 Unit::Share,
                 radius.predicted_stay_probability,
             ),
+            (
+                "stay_probability_bound",
+                Unit::Share,
+                radius.stay_probability_bound,
+            ),
         ] {
             in_range(&format!("result.radii[{index}].{field}"), unit, value)?;
         }

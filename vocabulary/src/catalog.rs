@@ -266,6 +266,12 @@ catalogued_names! {
         BasinReturnShare = "basin_return_share", Unit::Share, "basin return share", ANALYSED;
         /// The mean linear-interpolation barrier between Θ̂ and each end point.
         LinearBarrier = "linear_barrier", Unit::None, "linear barrier", ANALYSED;
+        /// 1 when the probe's batch is the whole training set (no mini-batch noise beside the
+        /// injected Gaussian noise), else 0: an assumption of `stay_probability_bound`.
+        ProbeFullBatch = "probe_full_batch", Unit::Share, "full-batch probe (0/1)", Uses::NONE;
+        /// 1 when training was polished to its gradient-norm tolerance (Θ̂ is stationary, so the
+        /// probe has no drift), else 0: the bound's other assumption.
+        MinimumPolished = "minimum_polished", Unit::Share, "polished minimum (0/1)", Uses::NONE;
     }
 }
 
@@ -557,6 +563,14 @@ const LEADING: &[Measurement] = &[
         Uses::ANALYSED,
     ),
     radius(
+        "stay_probability_bound_1",
+        0,
+        "stay_probability_bound",
+        Unit::Share,
+        "stay probability, lower bound (first radius)",
+        Uses::REPORTED,
+    ),
+    radius(
         "radius_2",
         1,
         "radius",
@@ -602,6 +616,14 @@ const LEADING: &[Measurement] = &[
         "predicted_stay_probability",
         Unit::Share,
         "predicted stay probability, estimate (second radius)",
+        Uses::NONE,
+    ),
+    radius(
+        "stay_probability_bound_2",
+        1,
+        "stay_probability_bound",
+        Unit::Share,
+        "stay probability, lower bound (second radius)",
         Uses::NONE,
     ),
     in_table(

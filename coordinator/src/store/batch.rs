@@ -29,7 +29,7 @@ pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer
 
 pub const RADIUS_COLUMNS: &str = "INSERT INTO probe_radii (trial_id, radius_index, radius, \
      stay_probability, mean_exit_step, occupancy, median_exit_step, replicate_exit_steps, \
-     mean_exits, mean_reentries, predicted_stay_probability) ";
+     mean_exits, mean_reentries, predicted_stay_probability, stay_probability_bound) ";
 
 pub const TRIAL_COLUMNS: &str = "INSERT INTO trials (id, sweep, ordinal, params, width, depth, \
      learning_rate, noise_sigma, probe_noise_sigma, batch_size, seed, updated_at_ms) ";
@@ -147,7 +147,8 @@ pub fn push_radius_row<'a, DB>(
         .push_bind(exit_steps_json(&radius.replicate_exit_steps))
         .push_bind(finite(radius.mean_exits))
         .push_bind(finite(radius.mean_reentries))
-        .push_bind(finite(radius.predicted_stay_probability));
+        .push_bind(finite(radius.predicted_stay_probability))
+        .push_bind(finite(radius.stay_probability_bound));
 }
 
 /// Per-replicate exit steps as a JSON array, 0 for a replicate that stayed; None without any.

@@ -136,6 +136,7 @@ fn result_with(
             mean_exits: 0.5,
             mean_reentries: 0.25,
             predicted_stay_probability: 0.75,
+            stay_probability_bound: 0.5,
         }],
         layers: (1..=2)
             .map(|layer| proto::v1::LayerMeasurement {
@@ -913,6 +914,7 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
     assert_eq!(done.number("mean_exits_1"), Some(0.5));
     assert_eq!(done.number("mean_reentries_1"), Some(0.25));
     assert_eq!(done.number("predicted_stay_probability_1"), Some(0.75));
+    assert_eq!(done.number("stay_probability_bound_1"), Some(0.5));
     assert_eq!(
         done.msd_curve.as_deref(),
         Some(

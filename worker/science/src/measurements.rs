@@ -102,6 +102,10 @@ pub struct RadiusMeasurement {
     /// The linearised prediction of `stay_probability` (science.md §3.8): an estimate, not a
     /// bound (see `LinearizedProbe::stay_probability`); NaN without a Hessian to predict from.
     pub predicted_stay_probability: f64,
+    /// A lower bound on `stay_probability` for the linearised probe (unresolved curvature at
+    /// min(0, λ_min), the largest noise σ; see `StayProbabilityBound`); NaN without a Hessian or
+    /// where the probe is linearly unstable (λ_max > 2/η_probe).
+    pub stay_probability_bound: f64,
 }
 
 /// The probe's mean-squared displacement at one step, measured and predicted.

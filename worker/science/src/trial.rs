@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use vocabulary::TrialConfig;
+use vocabulary::{ProbeStatisticName, TrialConfig};
 
 use crate::data::Dataset;
 use crate::data::{self, DataError};
@@ -21,9 +21,10 @@ use crate::measure::margins::percentile;
 use crate::measure::norms::one_infinity_norm;
 use crate::measure::probe::{
     HessianReference, ProbeOutcome, euclidean_norm, linearized_probe, run_probe,
+    stay_probability_bound,
 };
 use crate::measure::spectrum::{heavy_ball_stability_margin, stability_margin};
-use crate::measurements::{Outcome, Phase, TrialMeasurements};
+use crate::measurements::{Outcome, Phase, ProbeStatistic, TrialMeasurements};
 use crate::model::evaluate::{FullGradient, evaluate};
 use crate::model::matmul::on_threads;
 use crate::model::mlp::{Mlp, Workspace};
@@ -249,11 +250,15 @@ fn run_trial_on_threads(
         let prediction = hessian
             .as_ref()
             .map(|hessian| linearized_probe(&mlp, config, &hessian.top_eigenvalues, hessian.trace));
+        let bound = hessian.as_ref().and_then(|hessian| {
+            stay_probability_bound(&mlp, config, &hessian.top_eigenvalues, hessian.lambda_min)
+        });
         let reference = HessianReference {
             top_vectors: hessian
                 .as_ref()
                 .map_or(&[], |hessian| hessian.top_vectors.as_slice()),
             prediction: prediction.as_ref(),
+            bound: bound.as_ref(),
         };
         let started = Instant::now();
         let mut save_error = None;
@@ -285,6 +290,11 @@ fn run_trial_on_threads(
                 measurements.final_distance = summary.final_distance;
                 measurements.radii = summary.radii;
                 measurements.probe_statistics = summary.statistics;
+                measurements.probe_statistics.extend(bound_assumptions(
+                    config,
+                    data.train.len(),
+                    run.polish_steps,
+                ));
                 measurements.msd_curve = summary.msd_curve;
                 layer_excursions = summary.layer_excursions;
                 measurements.landscape = summary.landscape;
@@ -334,6 +344,29 @@ fn run_trial_on_threads(
 }
 
 /// ||∇R̂_n(Θ)|| over `dataset`, accumulated in f64.
+/// Whether the stay-probability bound's assumptions beyond the Hessian hold: a full-batch probe
+/// (no mini-batch noise) and a minimum polished to its gradient-norm tolerance (no drift).
+fn bound_assumptions(
+    config: &TrialConfig,
+    train_size: usize,
+    polish_steps: u64,
+) -> [ProbeStatistic; 2] {
+    let full_batch = config.probe_batch_size() >= train_size;
+    // The polish stops short of its step budget exactly when it reached its tolerance.
+    let polished = config.training.polish_tolerance.is_some()
+        && polish_steps < config.training.polish_max_steps;
+    [
+        ProbeStatistic {
+            name: ProbeStatisticName::ProbeFullBatch,
+            value: f64::from(u8::from(full_batch)),
+        },
+        ProbeStatistic {
+            name: ProbeStatisticName::MinimumPolished,
+            value: f64::from(u8::from(polished)),
+        },
+    ]
+}
+
 fn gradient_norm_at(mlp: &Mlp, parameters: &[f32], dataset: &Dataset) -> f64 {
     let mut full = FullGradient::new(mlp, EVALUATION_CHUNK.min(dataset.len()));
     full.compute(mlp, parameters, dataset);
@@ -584,8 +617,16 @@ mod tests {
             );
             assert!(layer.probe_max_displacement_frobenius <= layer.probe_max_displacement_two_one);
         }
+        // The example's probe: mini-batch, from an unpolished minimum; flagged as such.
+        assert_eq!(statistic("probe_full_batch"), 0.0);
+        assert_eq!(statistic("minimum_polished"), 0.0);
         for radius in &measurements.radii {
             assert!((0.0..=1.0).contains(&radius.predicted_stay_probability));
+            assert!(
+                (0.0..=1.0).contains(&radius.stay_probability_bound),
+                "{radius:?}"
+            );
+            assert!(radius.stay_probability_bound <= radius.predicted_stay_probability + 1e-12);
             assert!(radius.mean_reentries <= radius.mean_exits);
         }
         // 100 probe steps: the curve has 64 points ending at the last step, its top-subspace
@@ -730,6 +771,18 @@ mod tests {
         assert_eq!(inner.stay_probability, 0.0);
         assert_eq!(outer.stay_probability, 1.0);
         assert!(outer.predicted_stay_probability > 0.5);
+        // Full batch, and flagged polished exactly when the polish met its tolerance; the bound
+        // holds.
+        assert_eq!(statistic("probe_full_batch"), 1.0);
+        let polished = measurements.polish_steps < config.training.polish_max_steps;
+        assert_eq!(statistic("minimum_polished"), f64::from(u8::from(polished)));
+        for radius in [inner, outer] {
+            assert!(
+                radius.stay_probability_bound <= radius.stay_probability,
+                "{radius:?}"
+            );
+        }
+        assert!(outer.stay_probability_bound > 0.0, "{outer:?}");
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
                 mean_exits: radius.mean_exits,
                 mean_reentries: radius.mean_reentries,
                 predicted_stay_probability: radius.predicted_stay_probability,
+                stay_probability_bound: radius.stay_probability_bound,
             })
             .collect(),
         msd_curve: measurements

@@ -10,7 +10,7 @@ use crate::measure::displacement::{
 };
 use crate::measure::excursion::{LayerExcursion, LayerExcursions};
 use crate::measure::landscape::PlaneProjection;
-use crate::measure::linearized::LinearizedProbe;
+use crate::measure::linearized::{LinearizedProbe, StayProbabilityBound};
 use crate::measure::snapshots::SnapshotStatistics;
 use crate::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
 use crate::measurements::{LandscapeSlice, MsdPoint, Phase, ProbeStatistic, RadiusMeasurement};
@@ -57,6 +57,7 @@ pub enum ProbeOutcome {
 pub struct HessianReference<'a> {
     pub top_vectors: &'a [Vec<f64>],
     pub prediction: Option<&'a LinearizedProbe>,
+    pub bound: Option<&'a StayProbabilityBound>,
 }
 
 /// The linearised prediction for this trial's probe from the Hessian's top eigenvalues and trace.
@@ -66,17 +67,8 @@ pub fn linearized_probe(
     top_eigenvalues: &[f64],
     trace: f64,
 ) -> LinearizedProbe {
-    let probe = &config.probe;
     let learning_rate = config.probe_learning_rate();
-    let noise = NoiseScales::new(
-        mlp,
-        NoiseSettings {
-            sigma: probe.noise_sigma,
-            form: probe.noise_form,
-            inverse_temperature: probe.inverse_temperature,
-        },
-        learning_rate,
-    );
+    let noise = probe_noise(mlp, config, learning_rate);
     let dimension = mlp.parameter_count();
     let noise_sigma = (noise.total_variance() / dimension.max(1) as f64).sqrt();
     LinearizedProbe::new(
@@ -85,6 +77,38 @@ pub fn linearized_probe(
         top_eigenvalues,
         trace,
         dimension,
+    )
+}
+
+/// The lower bound on this trial's stay probabilities from the Hessian's top eigenvalues and its
+/// λ_min estimate; None where the probe is linearly unstable (λ_max > 2/η_probe).
+pub fn stay_probability_bound(
+    mlp: &Mlp,
+    config: &TrialConfig,
+    top_eigenvalues: &[f64],
+    lambda_min: f64,
+) -> Option<StayProbabilityBound> {
+    let learning_rate = config.probe_learning_rate();
+    let noise = probe_noise(mlp, config, learning_rate);
+    StayProbabilityBound::new(
+        learning_rate,
+        noise.largest_sigma(),
+        top_eigenvalues,
+        lambda_min,
+        mlp.parameter_count(),
+    )
+}
+
+fn probe_noise(mlp: &Mlp, config: &TrialConfig, learning_rate: f64) -> NoiseScales {
+    let probe = &config.probe;
+    NoiseScales::new(
+        mlp,
+        NoiseSettings {
+            sigma: probe.noise_sigma,
+            form: probe.noise_form,
+            inverse_temperature: probe.inverse_temperature,
+        },
+        learning_rate,
     )
 }
 
@@ -211,6 +235,12 @@ pub fn run_probe(
         for measurement in &mut summary.radii {
             measurement.predicted_stay_probability =
                 prediction.stay_probability(measurement.radius, probe.steps);
+        }
+    }
+    if let Some(bound) = hessian.bound {
+        for measurement in &mut summary.radii {
+            measurement.stay_probability_bound =
+                bound.stay_probability(measurement.radius, probe.steps);
         }
     }
     summary.msd_curve = msd_curve(&msd, &top, hessian.prediction);
@@ -355,6 +385,7 @@ pub fn summarize(trajectories: &[Vec<f64>], radii: &[f64]) -> ProbeSummary {
             mean_exits: crossings[0] as f64 / replicates,
             mean_reentries: crossings[1] as f64 / replicates,
             predicted_stay_probability: f64::NAN,
+            stay_probability_bound: f64::NAN,
         });
     }
 

@@ -72,6 +72,14 @@ impl NoiseScales {
         self.blocks.is_empty()
     }
 
+    /// The largest standard deviation of any coordinate's noise (0 when silent).
+    pub fn largest_sigma(&self) -> f64 {
+        self.blocks
+            .iter()
+            .map(|(_, sigma)| f64::from(*sigma))
+            .fold(0.0, f64::max)
+    }
+
     /// E||ξ||², the total variance: Σ over blocks of size · σ².
     pub fn total_variance(&self) -> f64 {
         self.blocks
