@@ -190,7 +190,8 @@ catalogued_names! {
     /// The bounds of `science.md` §4 a trial reports beside the VC and spectral (BFT)
     /// capacities. Those ending in `_2layer` exist only for networks with one hidden layer;
     /// `path_norm` is a ranking measure (Jiang et al. 2020), not a calibrated bound.
-    /// `pac_bayes_flatness` comes from the largest weight noise that costs 0.1 training accuracy;
+    /// `pac_bayes_flatness` comes from the largest weight noise of a fixed grid that costs 0.1
+    /// training accuracy, with a union bound over the grid and the noisy network's error in it;
     /// `stagnation_localized_spectral` is our heuristic diagnostic (science.md §4), not a proven
     /// bound, and needs the probe.
     pub enum BoundName (Bound, column suffix "_gap_estimate") {

@@ -453,7 +453,8 @@ pub struct MeasureConfig {
     pub checkpoints: bool,
 }
 
-const DEFAULT_FLATNESS_DRAWS: u32 = 3;
+/// Jiang et al. (2020) average 10 draws of weight noise at each σ'.
+const DEFAULT_FLATNESS_DRAWS: u32 = 10;
 
 fn is_default_flatness_draws(value: &u32) -> bool {
     *value == DEFAULT_FLATNESS_DRAWS

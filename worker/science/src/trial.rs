@@ -14,7 +14,7 @@ use crate::measure::bounds::{
     LayerNorms, ProbeExcursion, spectral_capacity, spectral_complexity, vc_capacity, vc_dimension,
 };
 use crate::measure::excursion::LayerExcursion;
-use crate::measure::flatness::{NoisyAccuracy, flatness_sigma};
+use crate::measure::flatness::measure_flatness;
 use crate::measure::hessian_summary::summarize_hessian;
 use crate::measure::layers::measure_layers;
 use crate::measure::margins::percentile;
@@ -489,13 +489,13 @@ fn measure_trained_point(
             max_two_one_displacement: excursion.max_two_one,
         })
         .collect();
-    let flatness_sigma = flatness_sigma(&mut NoisyAccuracy::new(
+    let flatness = measure_flatness(
         mlp,
         parameters,
         train,
         config.measure.flatness_draws,
         config.seed,
-    ));
+    );
     measurements.bounds = evaluate_bounds(&TrainedPoint {
         mlp,
         parameters,
@@ -505,7 +505,7 @@ fn measure_trained_point(
         gamma,
         delta: config.measure.delta,
         max_width: max_width as f64,
-        flatness_sigma,
+        flatness,
         probe_excursions: &probe_excursions,
     });
     for (layer, excursion) in layers.iter_mut().zip(layer_excursions) {

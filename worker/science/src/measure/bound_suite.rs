@@ -10,6 +10,7 @@ use crate::measure::bounds::{
     pac_bayes_flatness_capacity, path_norm_capacity, spectral_frobenius_pac_bayes_capacity,
     spectral_two_layer_capacity, stagnation_localized_capacity,
 };
+use crate::measure::flatness::{Flatness, SIGMA_GRID_SIZE};
 use crate::measure::network_norms::{initial_image_frobenius, path_norm};
 use crate::measure::probe::euclidean_distance;
 use crate::model::mlp::Mlp;
@@ -32,8 +33,9 @@ pub struct TrainedPoint<'a> {
     pub delta: f64,
     /// W, the widest layer (inputs and outputs included), for the ln W of the spectral forms.
     pub max_width: f64,
-    /// σ' of the PAC-Bayes flatness search; NaN when it was skipped.
-    pub flatness_sigma: f64,
+    /// σ' of the PAC-Bayes flatness search and the noisy network's error there; None when it
+    /// was skipped.
+    pub flatness: Option<Flatness>,
     /// Per layer, what the probe saw; empty without a completed probe.
     pub probe_excursions: &'a [ProbeExcursion],
 }
@@ -92,13 +94,14 @@ pub fn evaluate_bounds(point: &TrainedPoint) -> Vec<BoundMeasurement> {
         BoundName::PathNorm,
         path_norm_capacity(path_norm(point.mlp, point.parameters), gamma),
     );
-    if !point.flatness_sigma.is_nan() {
+    if let Some(flatness) = point.flatness {
         let distance = euclidean_distance(point.parameters, point.initial);
         push(
             BoundName::PacBayesFlatness,
             pac_bayes_flatness_capacity(
                 distance * distance,
-                point.flatness_sigma,
+                flatness,
+                SIGMA_GRID_SIZE,
                 point.train.len() as f64,
                 delta,
             ),
@@ -158,7 +161,7 @@ mod tests {
                 gamma: 0.5,
                 delta: 0.01,
                 max_width: 6.0,
-                flatness_sigma: f64::NAN,
+                flatness: None,
                 probe_excursions: &[],
             };
             let bounds = evaluate_bounds(&point);

@@ -3,6 +3,8 @@
 //! examples. Margin-based capacities are infinite when the margin γ is not positive: the bound
 //! says nothing when the chosen percentile of training examples is misclassified.
 
+use crate::measure::flatness::Flatness;
+
 /// VC dimension of a network with one hidden layer of `hidden_units` units (Harvey et al.), in
 /// the form of the over-parametrization study's released code: P parameters, c classes, d input
 /// dimensions. For deeper networks h is the total number of hidden units.
@@ -328,16 +330,22 @@ pub fn stagnation_localized_capacity(
     (complexity + (distinct_minima / delta).ln().sqrt()).powi(2)
 }
 
-/// PAC-Bayes flatness (Jiang et al. 2020) as a bound: the posterior N(Θ̂, σ'² I) against the prior
-/// N(Θ_0, σ'² I) has KL = ||Θ̂ − Θ_0||² / (2σ'²), and McAllester's bound gives a gap of at most
-/// sqrt((KL + ln(2m/δ)) / (2(m − 1))) for the noisy network. Returned as C = m · gap².
-/// Infinite when σ' is not positive.
+/// PAC-Bayes flatness (Jiang et al. 2020, Eq. 46's σ' with McAllester's bound as in their
+/// Eq. 11) as a bound: the posterior Q = N(Θ̂, σ'² I) against the prior P = N(Θ_0, σ'² I) has
+/// KL = ||Θ̂ − Θ_0||² / (2σ'²), and with probability 1 − δ, for every σ' of a grid of K values
+/// fixed in advance (a union bound: δ/K each),
+/// L(Q) ≤ L̂(Q) + sqrt((KL + ln(2mK/δ)) / (2(m − 1))).
+/// As a gap estimate beside the others, sqrt(C/m) = max(0, L̂(Q) − L̂(Θ̂)) + that square root:
+/// the trained network's training error plus it bounds the noisy network's population error.
+/// L̂(Q) is estimated by the search's weight-noise draws. Infinite when σ' is not positive.
 pub fn pac_bayes_flatness_capacity(
     distance_from_init_squared: f64,
-    sigma: f64,
+    flatness: Flatness,
+    grid_size: usize,
     train_size: f64,
     delta: f64,
 ) -> f64 {
+    let sigma = flatness.sigma;
     if sigma.is_nan() {
         return f64::NAN;
     }
@@ -345,7 +353,9 @@ pub fn pac_bayes_flatness_capacity(
         return f64::INFINITY;
     }
     let kl = distance_from_init_squared / (2.0 * sigma * sigma);
-    train_size * (kl + (2.0 * train_size / delta).ln()) / (2.0 * (train_size - 1.0))
+    let confidence = (2.0 * train_size * grid_size as f64 / delta).ln();
+    let complexity = ((kl + confidence) / (2.0 * (train_size - 1.0))).sqrt();
+    train_size * (flatness.error_increase.max(0.0) + complexity).powi(2)
 }
 
 /// sqrt(C / m), the order of the generalization gap a capacity stands for.
@@ -518,15 +528,28 @@ mod tests {
 
     #[test]
     fn the_pac_bayes_flatness_capacity_matches_hand_computation() {
-        // ||Θ̂ − Θ_0||² = 8, σ' = 0.5: KL = 8 / 0.5 = 16. m = 101, δ = 0.01: ln(20200) = 9.913438.
-        // C = 101 · 25.913438 / 200 = 13.086286.
-        let capacity = pac_bayes_flatness_capacity(8.0, 0.5, 101.0, 0.01);
+        let flatness = |sigma: f64, error_increase: f64| Flatness {
+            sigma,
+            error_increase,
+        };
+        // ||Θ̂ − Θ_0||² = 8, σ' = 0.5: KL = 8 / 0.5 = 16. m = 101, δ = 0.01, K = 1:
+        // ln(20200) = 9.913438; C = 101 · 25.913438 / 200 = 13.086286.
+        let capacity = pac_bayes_flatness_capacity(8.0, flatness(0.5, 0.0), 1, 101.0, 0.01);
         assert!((capacity - 13.086_286).abs() < 1e-5, "{capacity}");
+        // K = 240 adds ln 240 = 5.480639; an error increase of 0.05 adds to the root:
+        // sqrt(31.394077/200) = 0.396195, + 0.05 = 0.446195, squared × 101 = 20.108077.
+        let capacity = pac_bayes_flatness_capacity(8.0, flatness(0.5, 0.05), 240, 101.0, 0.01);
+        assert!((capacity - 20.108_077).abs() < 1e-5, "{capacity}");
+        // A negative increase (noise helped) loosens nothing.
         assert_eq!(
-            pac_bayes_flatness_capacity(8.0, 0.0, 101.0, 0.01),
+            pac_bayes_flatness_capacity(8.0, flatness(0.5, -0.1), 1, 101.0, 0.01),
+            pac_bayes_flatness_capacity(8.0, flatness(0.5, 0.0), 1, 101.0, 0.01)
+        );
+        assert_eq!(
+            pac_bayes_flatness_capacity(8.0, flatness(0.0, 0.0), 1, 101.0, 0.01),
             f64::INFINITY
         );
-        assert!(pac_bayes_flatness_capacity(8.0, f64::NAN, 101.0, 0.01).is_nan());
+        assert!(pac_bayes_flatness_capacity(8.0, flatness(f64::NAN, 0.0), 1, 101.0, 0.01).is_nan());
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! PAC-Bayes flatness (Jiang et al. 2020, science.md §4): the largest σ' for which Gaussian
-//! weight noise N(0, σ'² I) lowers the training accuracy by at most [`ACCURACY_DROP`] on average,
-//! found by doubling then bisection. Flat minima tolerate a large σ'.
+//! PAC-Bayes flatness (Jiang et al. 2020, science.md §4): the largest σ' of a grid fixed in
+//! advance for which Gaussian weight noise N(0, σ'² I) lowers the training accuracy by at most
+//! [`ACCURACY_DROP`] on average, found by bisection over the grid's indices. Flat minima tolerate
+//! a large σ'. The grid is the same for every trial and every data set, so the bound built on
+//! σ' pays for the choice with a union bound over its [`SIGMA_GRID_SIZE`] members.
 
 use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::data::Dataset;
 use crate::data::transform::select;
-use crate::measure::probe::euclidean_norm;
 use crate::model::evaluate::evaluate;
 use crate::model::mlp::{Mlp, Workspace};
 use crate::rng::{Stream, stream};
@@ -15,16 +16,20 @@ use crate::rng::{Stream, stream};
 /// The accuracy drop that defines σ'.
 pub const ACCURACY_DROP: f64 = 0.1;
 
-/// Training examples the accuracy is measured on (evenly strided), so that a wide network's
-/// search costs a few forward passes, not dozens over the whole set.
+/// Training examples the search measures the accuracy on (evenly strided), so that a wide
+/// network's search costs a few forward passes, not dozens over the whole set.
 const EXAMPLES: usize = 512;
 
-/// Halvings of the bracket [σ, 2σ] after doubling: its ends then differ by 2^(1/256), 0.3%.
-const BISECTION_STEPS: u32 = 8;
+/// σ_j = 10⁻⁵ · 2^{j/8}, j < 240: 30 octaves (10⁻⁵ to 10⁴) at 9% spacing, fixed before any data
+/// is seen.
+pub const SIGMA_GRID_SIZE: usize = 240;
+const GRID_START: f64 = 1e-5;
+const GRID_STEPS_PER_OCTAVE: f64 = 8.0;
 
-/// Doublings from the starting σ (1e-4 of the RMS weight) before giving up: 2^40 covers every
-/// scale a trained network has.
-const MAX_DOUBLINGS: u32 = 40;
+/// The j-th σ of the grid.
+pub fn grid_sigma(index: usize) -> f64 {
+    GRID_START * (index as f64 / GRID_STEPS_PER_OCTAVE).exp2()
+}
 
 /// The accuracy drop under weight noise σ, averaged over fixed noise draws (the same draws at
 /// every σ, so that the drop varies smoothly with σ).
@@ -40,9 +45,24 @@ pub struct NoisyAccuracy<'a> {
 }
 
 impl<'a> NoisyAccuracy<'a> {
+    /// On an evenly strided sample of at most [`EXAMPLES`] training examples: the search's.
     pub fn new(mlp: &'a Mlp, minimum: &'a [f32], train: &Dataset, draws: u32, seed: u64) -> Self {
-        let sample = strided_sample(train, EXAMPLES);
-        let mut workspace = Workspace::new(mlp, sample.len().max(1));
+        Self::on(mlp, minimum, strided_sample(train, EXAMPLES), draws, seed)
+    }
+
+    /// On every training example: the bound's empirical error of the noisy network.
+    pub fn on_all(
+        mlp: &'a Mlp,
+        minimum: &'a [f32],
+        train: &Dataset,
+        draws: u32,
+        seed: u64,
+    ) -> Self {
+        Self::on(mlp, minimum, train.clone(), draws, seed)
+    }
+
+    fn on(mlp: &'a Mlp, minimum: &'a [f32], sample: Dataset, draws: u32, seed: u64) -> Self {
+        let mut workspace = Workspace::new(mlp, sample.len().clamp(1, EXAMPLES));
         let base_accuracy = 1.0 - evaluate(mlp, minimum, &sample, &mut workspace, None).error;
         Self {
             mlp,
@@ -78,37 +98,57 @@ impl<'a> NoisyAccuracy<'a> {
     }
 }
 
-/// σ': the largest σ tried whose drop is at most [`ACCURACY_DROP`]. NaN without draws; the
-/// last σ doubled to when no noise scale reaches the drop.
-pub fn flatness_sigma(noisy: &mut NoisyAccuracy<'_>) -> f64 {
-    if noisy.draws == 0 {
-        return f64::NAN;
-    }
-    let scale = euclidean_norm(noisy.minimum) / (noisy.minimum.len().max(1) as f64).sqrt();
-    let mut low = 0.0;
-    let mut high = 1e-4 * scale.max(f64::MIN_POSITIVE);
-    let mut doublings = 0;
-    while noisy.drop_at(high) <= ACCURACY_DROP {
-        low = high;
-        high *= 2.0;
-        doublings += 1;
-        if doublings == MAX_DOUBLINGS {
-            return low;
-        }
-    }
-    for _ in 0..BISECTION_STEPS {
-        let middle = if low > 0.0 {
-            (low * high).sqrt()
-        } else {
-            high / 2.0
-        };
-        if noisy.drop_at(middle) <= ACCURACY_DROP {
+/// The grid index of σ': the largest j whose drop is at most [`ACCURACY_DROP`], by bisection
+/// over the indices (the drop grows with σ); None when even the smallest σ drops more.
+pub fn flatness_index(mut drop_at: impl FnMut(f64) -> f64) -> Option<usize> {
+    // Invariant: every index ≤ low passes (−1: none known), every index ≥ high fails.
+    let (mut low, mut high) = (-1i64, SIGMA_GRID_SIZE as i64);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if drop_at(grid_sigma(middle as usize)) <= ACCURACY_DROP {
             low = middle;
         } else {
             high = middle;
         }
     }
-    low
+    usize::try_from(low).ok()
+}
+
+/// What the flatness bound is computed from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flatness {
+    /// σ' from the grid; 0 when no grid σ keeps the drop within [`ACCURACY_DROP`].
+    pub sigma: f64,
+    /// L̂(Q) − L̂(Θ̂): the noisy network's 0-1 training error above the trained network's, over
+    /// the whole training set with the same draws (0 when σ' is 0).
+    pub error_increase: f64,
+}
+
+/// σ' by the grid search on the strided sample, then the noisy network's error there on the whole
+/// training set. None without draws.
+pub fn measure_flatness(
+    mlp: &Mlp,
+    minimum: &[f32],
+    train: &Dataset,
+    draws: u32,
+    seed: u64,
+) -> Option<Flatness> {
+    if draws == 0 {
+        return None;
+    }
+    let mut search = NoisyAccuracy::new(mlp, minimum, train, draws, seed);
+    let Some(index) = flatness_index(|sigma| search.drop_at(sigma)) else {
+        return Some(Flatness {
+            sigma: 0.0,
+            error_increase: 0.0,
+        });
+    };
+    let sigma = grid_sigma(index);
+    let error_increase = NoisyAccuracy::on_all(mlp, minimum, train, draws, seed).drop_at(sigma);
+    Some(Flatness {
+        sigma,
+        error_increase,
+    })
 }
 
 /// Every ⌊i·n/k⌋-th example, i < k: a subsample spread over a data set whose files may be sorted
@@ -150,11 +190,16 @@ mod tests {
                 row.iter().position(|&value| value == best).unwrap_or(0) as u32
             })
             .collect();
-        let mut noisy = NoisyAccuracy::new(&mlp, &minimum, &labelled, 3, 11);
+        let noisy = NoisyAccuracy::new(&mlp, &minimum, &labelled, 3, 11);
         assert_eq!(noisy.sample.len(), EXAMPLES);
         assert_eq!(noisy.base_accuracy, 1.0);
-        let sigma = flatness_sigma(&mut noisy);
+        let flatness = measure_flatness(&mlp, &minimum, &labelled, 3, 11).expect("draws");
+        let sigma = flatness.sigma;
         assert!(sigma > 0.0 && sigma.is_finite(), "{sigma}");
+        // σ' is a grid member, and the next grid σ up drops more.
+        let index = (0..SIGMA_GRID_SIZE)
+            .find(|&index| grid_sigma(index) == sigma)
+            .expect("on the grid");
 
         // An independent evaluation of the drop, perturbing by hand over the whole set's
         // strided sample with the same draws.
@@ -173,16 +218,50 @@ mod tests {
             1.0 - accuracy / 3.0
         };
         assert!(drop(sigma) <= ACCURACY_DROP, "{}", drop(sigma));
-        assert!(drop(sigma * 1.01) > ACCURACY_DROP - 0.02);
+        let next = grid_sigma(index + 1);
+        assert!(drop(next) > ACCURACY_DROP, "{}", drop(next));
         assert!(drop(sigma * 2.0) > ACCURACY_DROP, "{}", drop(sigma * 2.0));
+        // The noisy network's error on every example (labels from the network: its own error
+        // is 0), as the bound takes it.
+        let mut all = Workspace::new(&mlp, 600);
+        let mut accuracy = 0.0;
+        for draw in 0..3 {
+            let mut rng = stream(11, Stream::Flatness(draw));
+            let perturbed: Vec<f32> = minimum
+                .iter()
+                .map(|&w| (f64::from(w) + sigma * rng.sample::<f64, _>(StandardNormal)) as f32)
+                .collect();
+            accuracy += 1.0 - evaluate(&mlp, &perturbed, &labelled, &mut all, None).error;
+        }
+        assert!((flatness.error_increase - (1.0 - accuracy / 3.0)).abs() < 1e-12);
         // A drop of 0.1 needs noise comparable with the weights, not orders of magnitude off.
-        let scale = euclidean_norm(&minimum) / (minimum.len() as f64).sqrt();
+        let scale = crate::measure::probe::euclidean_norm(&minimum) / (minimum.len() as f64).sqrt();
         assert!(
             sigma > 0.01 * scale && sigma < 10.0 * scale,
             "{sigma} vs {scale}"
         );
         // No draws, no answer.
-        let mut none = NoisyAccuracy::new(&mlp, &minimum, &labelled, 0, 11);
-        assert!(flatness_sigma(&mut none).is_nan());
+        assert_eq!(measure_flatness(&mlp, &minimum, &labelled, 0, 11), None);
+    }
+
+    #[test]
+    fn the_grid_search_finds_what_a_scan_of_the_fixed_grid_finds() {
+        assert_eq!(grid_sigma(0), 1e-5);
+        assert!((grid_sigma(8) / grid_sigma(0) - 2.0).abs() < 1e-12);
+        assert!((grid_sigma(SIGMA_GRID_SIZE - 1) - 1e-5 * 2f64.powf(239.0 / 8.0)).abs() < 1e-6);
+        // Monotone drops crossing 0.1 at several places, the ends included.
+        for threshold in [1e-6, 1e-5, 3.3e-3, 0.71, 42.0, 1e5] {
+            let drop = |sigma: f64| if sigma <= threshold { 0.05 } else { 0.5 };
+            let scanned = (0..SIGMA_GRID_SIZE)
+                .rev()
+                .find(|&index| drop(grid_sigma(index)) <= 0.1);
+            let mut calls = 0;
+            let found = flatness_index(|sigma| {
+                calls += 1;
+                drop(sigma)
+            });
+            assert_eq!(found, scanned, "threshold {threshold}");
+            assert!(calls <= 8, "{calls} evaluations");
+        }
     }
 }
