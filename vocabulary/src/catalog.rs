@@ -561,7 +561,7 @@ const LEADING: &[Measurement] = &[
         "predicted_stay_probability",
         Unit::Share,
         "predicted stay probability, estimate (first radius)",
-        Uses::ANALYSED,
+        REPORTED_ANALYSED,
     ),
     radius(
         "stay_probability_bound_1",
