@@ -67,9 +67,8 @@ pub struct SnapshotStatistics<'a> {
     excursion: [Tally; 2],
     convexity: [Tally; 2],
     snapshots: Vec<Vec<f32>>,
-    /// The steps of the current replicate's snapshots, then of the first complete cloud's.
+    /// The steps of the latest replicate's snapshots (every replicate takes the same ones).
     snapshot_steps: Vec<u64>,
-    cloud_steps: Vec<u64>,
     participation_ratio: Tally,
     components_for_90_percent: Tally,
     top_two_share: Tally,
@@ -109,7 +108,6 @@ impl<'a> SnapshotStatistics<'a> {
             convexity: [Tally::new(); 2],
             snapshots: Vec::new(),
             snapshot_steps: Vec::new(),
-            cloud_steps: Vec::new(),
             participation_ratio: Tally::new(),
             components_for_90_percent: Tally::new(),
             top_two_share: Tally::new(),
@@ -122,6 +120,9 @@ impl<'a> SnapshotStatistics<'a> {
 
     /// Keeps the snapshot Θ_t of step `step` for the replicate's cloud.
     pub fn keep(&mut self, step: u64, parameters: &[f32]) {
+        if self.snapshots.is_empty() {
+            self.snapshot_steps.clear();
+        }
         self.snapshots.push(parameters.to_vec());
         self.snapshot_steps.push(step);
     }
@@ -157,10 +158,6 @@ impl<'a> SnapshotStatistics<'a> {
         radius: f64,
     ) {
         let snapshots = std::mem::take(&mut self.snapshots);
-        let steps = std::mem::take(&mut self.snapshot_steps);
-        if self.cloud_steps.is_empty() {
-            self.cloud_steps = steps;
-        }
         if snapshots.len() >= 2
             && let Ok(cloud) = cloud_spectrum(&snapshots, 0)
             && cloud.participation_ratio.is_finite()
@@ -240,14 +237,14 @@ impl<'a> SnapshotStatistics<'a> {
             &self.top_two_share,
             self.top_two_share.mean(),
         );
-        let null = (self.cloud_steps.len() >= 2)
-            .then(|| random_walk_null(&self.cloud_steps).ok())
+        let null = (self.snapshot_steps.len() >= 2)
+            .then(|| random_walk_null(&self.snapshot_steps).ok())
             .flatten();
         let with_null = Tally {
             count: usize::from(null.is_some()),
             ..Tally::new()
         };
-        let count = self.cloud_steps.len() as f64;
+        let count = self.snapshot_steps.len() as f64;
         push(ProbeStatisticName::SnapshotCount, &with_null, count);
         if let Some(null) = null {
             push(
