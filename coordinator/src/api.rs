@@ -441,8 +441,13 @@ impl wire::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<wire::SweepReportRequest>,
     ) -> Result<Response<wire::SweepReportResponse>, Status> {
-        let sweep = request.into_inner().sweep;
-        let report = crate::report::SweepReport::load(self.store.as_ref(), &sweep).await?;
+        let request = request.into_inner();
+        let report = crate::report::SweepReport::load(
+            self.store.as_ref(),
+            &request.sweep,
+            request.include_unconverged,
+        )
+        .await?;
         let report_json =
             serde_json::to_string(&report).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(wire::SweepReportResponse { report_json }))

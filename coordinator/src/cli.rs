@@ -221,6 +221,10 @@ pub struct ReportArgs {
     /// Also write report.csv, report.json and every figure (SVG and PNG) into this directory.
     #[arg(long)]
     pub figures: Option<std::path::PathBuf>,
+    /// Also analyse trials that ran out of steps before their target loss (by default the
+    /// slopes and rank statistics read only trials trained to the target, as Jiang et al. 2020).
+    #[arg(long)]
+    pub include_unconverged: bool,
     #[command(flatten)]
     pub source: ReadSource,
 }
@@ -542,13 +546,14 @@ async fn report(args: ReportArgs) -> Result<()> {
     let report = match &args.source.db {
         Some(url) => {
             let store = open_for_reading(url).await?;
-            SweepReport::load(store.as_ref(), &args.sweep).await?
+            SweepReport::load(store.as_ref(), &args.sweep, args.include_unconverged).await?
         }
         None => {
             let mut client = args.source.coordinator.connect().await?;
             let response = client
                 .sweep_report(proto::v1::SweepReportRequest {
                     sweep: args.sweep.clone(),
+                    include_unconverged: args.include_unconverged,
                 })
                 .await
                 .map_err(|status| anyhow::anyhow!("{}", status.message()))?;

@@ -14,8 +14,8 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::report::{
-    SweepReport, analysis_table, bounds_plot_svg, gap_interval, landscape_svg, msd_svg,
-    stay_vs_noise_svg, survival_svg, table_columns,
+    SweepReport, analysis_table, bounds_plot_svg, gap_interval, landscape_svg, msd_svg, number,
+    stay_vs_noise_svg, summary_cell, survival_svg, table_columns,
 };
 use crate::store::{Store, StoreError};
 
@@ -66,7 +66,7 @@ async fn current_report(dashboard: &Dashboard, name: &str) -> Result<Arc<SweepRe
     if let Some(report) = cached(&dashboard.reports.lock().unwrap_or_else(|e| e.into_inner())) {
         return Ok(report);
     }
-    let report = Arc::new(SweepReport::load(dashboard.store.as_ref(), name).await?);
+    let report = Arc::new(SweepReport::load(dashboard.store.as_ref(), name, false).await?);
     if let Some(key) = key {
         dashboard
             .reports
@@ -166,17 +166,11 @@ async fn sweep_page(State(dashboard): State<Dashboard>, Path(name): Path<String>
             width.width, width.summary.done, width.summary.trials
         );
         for (_, measurement) in table_columns() {
-            let cell = match width.summary.measurement(measurement) {
-                None => "–".to_string(),
-                Some(summary) => match summary.std_dev {
-                    None => format!("{:.4}", summary.mean),
-                    Some(std_dev) => format!("{:.4} ± {std_dev:.4}", summary.mean),
-                },
-            };
+            let cell = summary_cell(width.summary.measurement(measurement));
             let _ = write!(body, "<td>{cell}</td>");
         }
         let interval = gap_interval(width)
-            .map(|interval| format!("[{:.4}, {:.4}]", interval.low, interval.high))
+            .map(|interval| format!("[{}, {}]", number(interval.low), number(interval.high)))
             .unwrap_or_else(|| "–".to_string());
         let _ = write!(body, "<td>{interval}</td></tr>");
     }

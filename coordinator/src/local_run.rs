@@ -101,7 +101,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let counts = outcome?;
 
-    let report = SweepReport::load(store.as_ref(), &sweep_name).await?;
+    let report = SweepReport::load(store.as_ref(), &sweep_name, false).await?;
     println!();
     print!("{}", to_table(&report));
     let files = report.write_files(&out)?;

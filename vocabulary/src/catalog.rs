@@ -421,6 +421,7 @@ const LEADING: &[Measurement] = &[
         "params",
     ),
     result("train_size", Unit::None, "training examples", Uses::NONE),
+    result("test_size", Unit::None, "test examples", Uses::NONE),
     in_table(
         result("margin_gamma", Unit::None, "margin γ", REPORTED_ANALYSED),
         "margin γ",

@@ -1,6 +1,7 @@
 //! Text forms of a report: an aligned terminal table, CSV and Markdown (JSON is the serde form).
 
 use super::aggregate::WidthSummary;
+use super::analysis::{SlopeFit, WidthSlope};
 use super::statistics::{Interval, MeanInterval};
 use vocabulary::catalog::{self, Uses};
 
@@ -22,16 +23,19 @@ pub fn table_columns() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
-fn number(value: f64) -> String {
+/// Three significant digits: plain notation from 10⁻³ to 10⁵ (an integer part of four or five
+/// digits kept whole), scientific outside it.
+pub fn number(value: f64) -> String {
     let magnitude = value.abs();
     if value == 0.0 {
         "0".to_string()
+    } else if !value.is_finite() {
+        if value > 0.0 { "∞" } else { "−∞" }.to_string()
     } else if !(1e-3..1e5).contains(&magnitude) {
         format!("{value:.2e}")
-    } else if magnitude >= 100.0 {
-        format!("{value:.0}")
     } else {
-        format!("{value:.3}")
+        let decimals = (2 - magnitude.log10().floor() as i32).max(0) as usize;
+        format!("{value:.decimals$}")
     }
 }
 
@@ -40,12 +44,19 @@ pub fn reported_measurements() -> impl Iterator<Item = &'static str> {
     catalog::used_for(Uses::REPORTED).map(|entry| entry.column)
 }
 
-fn cell(summary: Option<MeanInterval>) -> String {
+/// A summary as a table shows it: mean ± sd, three significant digits.
+pub fn summary_cell(summary: Option<MeanInterval>) -> String {
     match summary {
         None => "–".to_string(),
         Some(MeanInterval {
             mean,
             std_dev: None,
+            ..
+        }) => number(mean),
+        // Equal values (a parameter count, a configuration value) read as the value alone.
+        Some(MeanInterval {
+            mean,
+            std_dev: Some(0.0),
             ..
         }) => number(mean),
         Some(MeanInterval {
@@ -86,55 +97,171 @@ pub fn to_table(report: &SweepReport) -> String {
     text
 }
 
-/// The headline comparison: each measurement's exponent in width and its rank correlation with
-/// the gap, overall and per varied axis.
+/// Who the analysis counts, in a sentence.
+pub fn population_line(report: &SweepReport) -> String {
+    let population = &report.population;
+    let mut text = format!(
+        "analysed: {} trials {}",
+        population.analysed,
+        if population.include_unconverged {
+            "finished without diverging (--include-unconverged)"
+        } else {
+            "trained to their target loss"
+        }
+    );
+    let left_out = [
+        (
+            population.left_out_budget_exhausted,
+            "ran out of steps before the target",
+        ),
+        (population.left_out_diverged, "diverged"),
+        (population.left_out_unfinished, "unfinished or failed"),
+    ];
+    let reasons: Vec<String> = left_out
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, reason)| format!("{count} {reason}"))
+        .collect();
+    if !reasons.is_empty() {
+        text.push_str(&format!("; left out: {}", reasons.join(", ")));
+    }
+    if !report.pooled_over.is_empty() {
+        text.push_str(&format!(
+            "; slopes and τ pooled over {}",
+            report.pooled_over.join(", ")
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+fn optional(value: Option<f64>) -> String {
+    value.map(number).unwrap_or("–".into())
+}
+
+fn slope_text(slope: Option<WidthSlope>) -> String {
+    match slope {
+        None => "–".to_string(),
+        Some(fit) => {
+            let mut text = number(fit.slope);
+            if let (Some(low), Some(high)) = (fit.low, fit.high) {
+                text.push_str(&format!(" [{}, {}]", number(low), number(high)));
+            }
+            if fit.fit != SlopeFit::LogLogTrials {
+                text.push_str(&format!(" ({})", fit.fit.label()));
+            }
+            text
+        }
+    }
+}
+
+/// The headline comparison: each measurement's slope in width and its rank statistics with the
+/// gap (science.md §5), then the slopes within each cell of the other axes when they vary.
 pub fn analysis_table(report: &SweepReport) -> String {
-    let axes: Vec<String> = report
+    let axes: Vec<(String, usize)> = report
         .analysis
         .first()
         .map(|analysis| {
             analysis
                 .granulated_tau
                 .iter()
-                .map(|(axis, _)| axis.clone())
+                .map(|axis| (axis.axis.clone(), axis.groups))
                 .collect()
         })
         .unwrap_or_default();
+    let pooled = if report.pooled_over.is_empty() {
+        String::new()
+    } else {
+        " (pooled)".to_string()
+    };
     let mut header = vec![
         "measurement".to_string(),
-        "slope vs width [95% CI]".to_string(),
-        format!("τ with {}", super::analysis::GAP),
+        format!("slope vs width [95% CI]{pooled}"),
+        "vacuous".to_string(),
+        "τ-a".to_string(),
+        "τ-b".to_string(),
     ];
-    header.extend(axes.iter().map(|axis| format!("τ over {axis}")));
+    header.extend(
+        axes.iter()
+            .map(|(axis, groups)| format!("ψ {axis} ({groups} groups)")),
+    );
+    header.extend(
+        ["Ψ", "sign-err mean", "sign-err worst", "PGDL CMI"]
+            .iter()
+            .map(|title| title.to_string()),
+    );
     let mut rows = vec![header];
-    let tau = |value: Option<f64>| {
-        value
-            .map(|value| format!("{value:.3}"))
-            .unwrap_or("–".into())
-    };
     for analysis in &report.analysis {
-        let slope = match analysis.width_slope {
-            None => "–".to_string(),
-            Some(fit) => match (fit.low, fit.high) {
-                (Some(low), Some(high)) => format!("{:.3} [{low:.3}, {high:.3}]", fit.slope),
-                _ => format!("{:.3}", fit.slope),
-            },
-        };
         let name = if analysis.heuristic {
             format!("{} (heuristic)", analysis.measurement)
         } else {
             analysis.measurement.clone()
         };
-        let mut row = vec![name, slope, tau(analysis.kendall_tau)];
-        row.extend(analysis.granulated_tau.iter().map(|(_, value)| tau(*value)));
+        let mut row = vec![
+            name,
+            slope_text(analysis.width_slope),
+            analysis.vacuous.to_string(),
+            optional(analysis.kendall_tau_a),
+            optional(analysis.kendall_tau_b),
+        ];
+        row.extend(
+            analysis
+                .granulated_tau
+                .iter()
+                .map(|axis| optional(axis.psi)),
+        );
+        row.push(optional(analysis.psi));
+        let robust = analysis.robust_sign_error;
+        row.push(optional(robust.map(|robust| robust.mean)));
+        row.push(optional(robust.map(|robust| robust.worst)));
+        row.push(optional(analysis.pgdl_cmi));
         rows.push(row);
     }
-    let mut text = String::from(
-        "scaling with width (log-log least squares over trials) and Kendall τ with the gap \
-         (over all finished trials, and granulated: within groups where only that axis varies)\n",
+    let mut text = population_line(report);
+    text.push_str(
+        "slope: log-log least squares over trials unless marked; τ-a, τ-b: Kendall with the gap \
+         over all analysed trials; ψ: mean τ-a within groups where only that axis varies, Ψ their \
+         mean (Jiang et al. 2020); sign-err: Dziugaite et al. 2020 over environments; PGDL CMI: \
+         ×100, min over pairs of axes\n",
     );
     text.push_str(&aligned(&rows));
+    text.push_str(&cell_slopes_table(report));
     text
+}
+
+/// The slope in width of each measurement within each cell of the other varied axes.
+fn cell_slopes_table(report: &SweepReport) -> String {
+    let Some(cells) = report
+        .analysis
+        .first()
+        .map(|analysis| &analysis.cell_slopes)
+        .filter(|cells| !cells.is_empty())
+    else {
+        return String::new();
+    };
+    let mut header = vec!["measurement".to_string()];
+    header.extend(cells.iter().map(|cell| {
+        cell.cell
+            .iter()
+            .map(|(axis, value)| format!("{axis}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }));
+    let mut rows = vec![header];
+    for analysis in &report.analysis {
+        let mut row = vec![analysis.measurement.clone()];
+        row.extend(
+            analysis
+                .cell_slopes
+                .iter()
+                .map(|cell| slope_text(cell.slope)),
+        );
+        rows.push(row);
+    }
+    format!(
+        "\nslope vs width within each cell of the other axes (pooled over seeds only)\n{}",
+        aligned(&rows)
+    )
 }
 
 /// Right-aligned columns under a ruled header row.
@@ -262,7 +389,7 @@ fn width_row(width: &WidthSummary) -> Vec<String> {
     row.extend(
         table_columns()
             .iter()
-            .map(|(_, name)| cell(width.summary.measurement(name))),
+            .map(|(_, name)| summary_cell(width.summary.measurement(name))),
     );
     row
 }

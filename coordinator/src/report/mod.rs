@@ -11,16 +11,20 @@ mod format_groups;
 pub mod groups;
 pub mod msd;
 pub mod parameters;
+pub mod pgdl;
 mod plot;
 mod plot_landscape;
 mod plot_msd;
 mod plot_survival;
 pub mod png;
+pub mod robustness;
 pub mod statistics;
 pub mod survival;
+pub mod width_slope;
 
 pub use format::{
-    ReportFormat, analysis_table, gap_interval, table_columns, to_csv, to_markdown, to_table,
+    ReportFormat, analysis_table, gap_interval, number, population_line, summary_cell,
+    table_columns, to_csv, to_markdown, to_table,
 };
 pub use format_groups::crossed_tables;
 pub use plot::{bounds_plot_svg, stay_vs_noise_svg};
@@ -43,7 +47,14 @@ pub struct SweepReport {
     pub failed: u64,
     pub diverged: u64,
     pub widths: Vec<WidthSummary>,
-    /// Slopes in width and rank correlations with the gap, over the finished trials.
+    /// Which trials the analysis reads, and how many it leaves out and why.
+    #[serde(default)]
+    pub population: analysis::Population,
+    /// The axes the pooled slopes and figures pool over (the seed and every varied axis but
+    /// width).
+    #[serde(default)]
+    pub pooled_over: Vec<String>,
+    /// Slopes in width and rank statistics with the gap, over the population.
     #[serde(default)]
     pub analysis: Vec<analysis::MeasurementAnalysis>,
     /// Width alone and width × each other varied axis, over seeds.
@@ -73,6 +84,8 @@ impl SweepReport {
             failed: 0,
             diverged: 0,
             widths: Vec::new(),
+            population: analysis::Population::default(),
+            pooled_over: Vec::new(),
             analysis: Vec::new(),
             groups: Vec::new(),
             survival: Vec::new(),
@@ -85,15 +98,22 @@ impl SweepReport {
     /// Reads the sweep's stored results and computes the report from them; the computation
     /// (rank statistics, groupings, survival curves) runs off the async runtime, which serves
     /// workers meanwhile.
-    pub async fn load(store: &dyn Store, sweep: &str) -> Result<Self, StoreError> {
+    /// Trials that ran out of steps before their target loss are analysed only with
+    /// `include_unconverged`.
+    pub async fn load(
+        store: &dyn Store,
+        sweep: &str,
+        include_unconverged: bool,
+    ) -> Result<Self, StoreError> {
         let counts = store.sweep_counts(Some(sweep)).await?;
         let counts = counts.into_iter().next().unwrap_or_default();
         let rows = store.trial_rows(sweep).await?;
         let landscapes = store.landscape_slices(sweep).await?;
         let sweep = sweep.to_string();
-        let computed =
-            tokio::task::spawn_blocking(move || Self::compute(sweep, counts, rows, landscapes))
-                .await;
+        let computed = tokio::task::spawn_blocking(move || {
+            Self::compute(sweep, counts, rows, landscapes, include_unconverged)
+        })
+        .await;
         match computed {
             Ok(report) => Ok(report),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -107,9 +127,10 @@ impl SweepReport {
         counts: SweepCounts,
         rows: Vec<crate::store::TrialRow>,
         mut landscapes: Vec<crate::store::StoredSlice>,
+        include_unconverged: bool,
     ) -> Self {
         let widths = aggregate::width_summaries(&rows, Uses::REPORTED);
-        let analysis = analysis::analyse(&rows);
+        let analysis = analysis::analyse(&rows, include_unconverged);
         let groups = groups::groupings(&rows);
         let survival = survival::survival_by_width(&rows);
         let msd = msd::msd_by_width(&rows);
@@ -124,7 +145,9 @@ impl SweepReport {
             failed: counts.failed,
             diverged: counts.diverged,
             widths,
-            analysis,
+            population: analysis.population,
+            pooled_over: analysis.pooled_over,
+            analysis: analysis.measurements,
             groups,
             survival,
             msd,

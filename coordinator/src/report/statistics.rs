@@ -180,6 +180,24 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<Slope> {
         .filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0)
         .map(|(x, y)| (x.ln(), y.ln()))
         .collect();
+    least_squares(&logs)
+}
+
+/// Ordinary least squares of `y` on `ln x`: `y ≈ intercept + slope · ln x`, the change of `y`
+/// per e-fold of `x`. For a quantity that reaches zero or changes sign (a gap on an easy task, a
+/// stay probability), which has no logarithm. Points with a non-finite coordinate or `x ≤ 0`
+/// are dropped; `None` as for [`log_log_slope`].
+pub fn semi_log_slope(points: &[(f64, f64)]) -> Option<Slope> {
+    let logs: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0)
+        .map(|(x, y)| (x.ln(), *y))
+        .collect();
+    least_squares(&logs)
+}
+
+/// The least-squares line through `(u, v)` points with its Student-t interval.
+fn least_squares(logs: &[(f64, f64)]) -> Option<Slope> {
     let count = logs.len();
     if count < 2 {
         return None;
@@ -222,30 +240,59 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<Slope> {
     })
 }
 
-/// Kendall's rank correlation tau-b between the two coordinates of `pairs`.
-///
-/// A generalization measure is useful if it orders models the way their actual generalization
-/// gap does, whatever the scale; Kendall's tau measures exactly that ordering agreement, as the
-/// excess of concordant over discordant pairs. Hyperparameter grids produce many exact ties
-/// (the same width, the same rounded accuracy), and the plain tau-a would then be unable to
-/// reach ±1 even for perfectly agreeing rankings; tau-b divides by
-/// √((n₀ - n₁)(n₀ - n₂)), where n₀ = n(n-1)/2 and n₁, n₂ count pairs tied in x and in y, so
-/// that it can. Pairs with a non-finite coordinate are skipped. Returns `None` with fewer than
-/// two pairs or when either variable is constant, where no ordering exists to agree with.
+/// How the pairs of a sample order: counted once, read as τ-a or τ-b.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concordance {
+    /// Pairs counted (NaN pairs left out).
+    pub n: u64,
+    pub concordant: u64,
+    pub discordant: u64,
+    /// Pairs tied in x, and in y (a pair tied in both is in each).
+    pub tied_x: u64,
+    pub tied_y: u64,
+}
+
+impl Concordance {
+    /// n(n−1)/2, the number of unordered pairs.
+    pub fn pairs(&self) -> u64 {
+        self.n * self.n.saturating_sub(1) / 2
+    }
+
+    /// Kendall's τ-a, as Jiang et al. (2020, eq. 1) and `science.md` §5 define it:
+    /// (1/(N(N−1))) Σ_{i≠j} sign(x_i − x_j) sign(y_i − y_j) = (C − D) / (N(N−1)/2). A tie in
+    /// either coordinate contributes 0, so a constant measure or gap gives 0 rather than no
+    /// value. None below two pairs.
+    pub fn tau_a(&self) -> Option<f64> {
+        let pairs = self.pairs();
+        (pairs > 0).then(|| (self.concordant as f64 - self.discordant as f64) / pairs as f64)
+    }
+
+    /// Kendall's τ-b: (C − D) / √((n₀ − n₁)(n₀ − n₂)), n₁ and n₂ the pairs tied in x and in y,
+    /// so that agreeing rankings with ties still reach ±1. None when either variable is
+    /// constant.
+    pub fn tau_b(&self) -> Option<f64> {
+        let total = self.pairs();
+        let (untied_x, untied_y) = (total - self.tied_x, total - self.tied_y);
+        (untied_x > 0 && untied_y > 0).then(|| {
+            (self.concordant as f64 - self.discordant as f64)
+                / ((untied_x as f64) * (untied_y as f64)).sqrt()
+        })
+    }
+}
+
+/// The concordance counts of `pairs`. Pairs with a NaN coordinate are left out; infinities are
+/// values (a vacuous bound is +∞, larger than every finite one, and tied with another +∞).
 ///
 /// Counted by Knight's O(n log n) algorithm (J. Am. Stat. Assoc. 61, 1966), as in SciPy: sort by
 /// (x, y), count the tied pairs, then count the exchanges a merge sort by y makes, which are the
 /// discordant pairs. A sweep of 10^5 trials has 5·10^9 pairs, too many to count one by one.
-pub fn kendall_tau_b(pairs: &[(f64, f64)]) -> Option<f64> {
+pub fn concordance(pairs: &[(f64, f64)]) -> Concordance {
     let mut sorted: Vec<(f64, f64)> = pairs
         .iter()
         .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .filter(|(x, y)| !x.is_nan() && !y.is_nan())
         .collect();
     let n = sorted.len();
-    if n < 2 {
-        return None;
-    }
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let tied_x = tied_pairs(&sorted, |a, b| a.0 == b.0);
     let tied_xy = tied_pairs(&sorted, |a, b| a.0 == b.0 && a.1 == b.1);
@@ -253,18 +300,28 @@ pub fn kendall_tau_b(pairs: &[(f64, f64)]) -> Option<f64> {
     let mut scratch = vec![0.0; n];
     let discordant = merge_sort_exchanges(&mut ys, &mut scratch);
     let tied_y = tied_pairs(&ys, |a, b| a == b);
-
-    let total = (n as u64) * (n as u64 - 1) / 2;
-    let untied_x = total - tied_x;
-    let untied_y = total - tied_y;
-    if untied_x == 0 || untied_y == 0 {
-        return None;
-    }
+    let total = (n as u64) * (n as u64).saturating_sub(1) / 2;
     // Pairs tied in neither coordinate are concordant or discordant:
     // total − tied_x − tied_y + tied_xy of them.
     let concordant = (total + tied_xy - tied_x - tied_y) - discordant;
-    let numerator = concordant as f64 - discordant as f64;
-    Some(numerator / ((untied_x as f64) * (untied_y as f64)).sqrt())
+    Concordance {
+        n: n as u64,
+        concordant,
+        discordant,
+        tied_x,
+        tied_y,
+    }
+}
+
+/// Kendall's τ-a of `pairs` ([`Concordance::tau_a`]).
+pub fn kendall_tau_a(pairs: &[(f64, f64)]) -> Option<f64> {
+    concordance(pairs).tau_a()
+}
+
+/// Kendall's τ-b of `pairs` ([`Concordance::tau_b`]), beside τ-a, never for it: with the ties
+/// of quantised 0-1 gaps the two differ.
+pub fn kendall_tau_b(pairs: &[(f64, f64)]) -> Option<f64> {
+    concordance(pairs).tau_b()
 }
 
 /// Pairs within runs of equal neighbours of a sorted slice: Σ k(k−1)/2 over runs of length k.
@@ -315,30 +372,37 @@ fn merge_sort_exchanges(values: &mut [f64], scratch: &mut [f64]) -> u64 {
     exchanges
 }
 
-/// The granulated Kendall coefficient of Jiang et al. (2019), "Fantastic Generalization Measures
-/// and Where to Find Them", for one hyperparameter axis.
+/// A granulated coefficient ψ_i and how many groups it averages.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Granulated {
+    pub psi: f64,
+    pub groups: usize,
+}
+
+/// The granulated Kendall coefficient ψ_i of Jiang et al. (2020), "Fantastic Generalization
+/// Measures and Where to Find Them", eq. 3, for one hyperparameter axis i.
 ///
-/// A plain Kendall tau over a whole grid can be high merely because a measure tracks some other
-/// hyperparameter that also happens to drive the gap; it cannot tell whether the measure
-/// responds to the axis under study. The granulated coefficient isolates one axis: each group
-/// in `groups` holds the (measure, gap) pairs of models that share every other hyperparameter
-/// and differ only along this axis, the tau within each group says whether changing just this
-/// axis moves measure and gap in the same direction, and the coefficient is the mean of those
-/// taus over groups. (Jiang et al. write it as ψ_i = mean over the other axes' values of τ
-/// over axis i; averaging ψ_i over axes gives their overall Ψ.)
-///
-/// Each group uses tau-b ([`kendall_tau_b`]). Groups whose tau is undefined (fewer than two
-/// finite pairs, or a constant measure or gap) carry no ordering information and are skipped
-/// rather than counted as zero; returns `None` when no group has a defined tau.
-pub fn granulated_kendall(groups: &[Vec<(f64, f64)>]) -> Option<f64> {
+/// A plain τ over a whole grid can be high merely because a measure tracks some other
+/// hyperparameter that also drives the gap. ψ_i isolates one axis: each group in `groups` holds
+/// the (measure, gap) pairs of models that share every other setting and differ only along axis
+/// i, and ψ_i is the mean of τ-a over *every* group of at least two models. A group whose gap
+/// (or measure) is constant has τ-a = 0 and counts as 0, as in the paper; a group that is not
+/// is never skipped. None when no group has two models.
+pub fn granulated_kendall(groups: &[Vec<(f64, f64)>]) -> Option<Granulated> {
     let taus: Vec<f64> = groups
         .iter()
-        .filter_map(|group| kendall_tau_b(group))
+        .filter_map(|group| kendall_tau_a(group))
         .collect();
-    if taus.is_empty() {
-        return None;
-    }
-    Some(taus.iter().sum::<f64>() / taus.len() as f64)
+    (!taus.is_empty()).then(|| Granulated {
+        psi: taus.iter().sum::<f64>() / taus.len() as f64,
+        groups: taus.len(),
+    })
+}
+
+/// Ψ of Jiang et al. (2020), eq. 4: the mean of ψ_i over the axes that have one.
+pub fn overall_granulated(per_axis: &[Option<Granulated>]) -> Option<f64> {
+    let psis: Vec<f64> = per_axis.iter().flatten().map(|axis| axis.psi).collect();
+    (!psis.is_empty()).then(|| psis.iter().sum::<f64>() / psis.len() as f64)
 }
 
 #[cfg(test)]
@@ -484,6 +548,19 @@ mod tests {
     }
 
     #[test]
+    fn semi_log_slope_of_a_logarithm() {
+        // y = 0.2 − 0.05 ln x exactly: slope −0.05 per e-fold, intercept 0.2, through zero.
+        let points: Vec<(f64, f64)> = [1.0, 4.0, 16.0, 64.0, 256.0]
+            .iter()
+            .map(|&x: &f64| (x, 0.2 - 0.05 * x.ln()))
+            .collect();
+        let fit = semi_log_slope(&points).expect("five points");
+        assert!(close(fit.slope, -0.05, 1e-12));
+        assert!(close(fit.intercept, 0.2, 1e-12));
+        assert_eq!(fit.points, 5);
+    }
+
+    #[test]
     fn kendall_tau_b_without_ties() {
         // x = 1..5, y = 3, 1, 2, 5, 4. Of the 10 pairs the discordant ones are (1,2), (1,3)
         // [3 > 1, 3 > 2] and (4,5) [5 > 4]: 3 discordant, 7 concordant, no ties.
@@ -532,7 +609,7 @@ mod tests {
             1e-12
         ));
 
-        // A NaN pair is skipped, leaving a perfect agreement.
+        // A NaN pair is skipped; +∞ is the largest value, leaving a perfect agreement.
         let with_nan = [
             (1.0, 1.0),
             (f64::NAN, 0.0),
@@ -552,32 +629,65 @@ mod tests {
     }
 
     #[test]
-    fn granulated_kendall_averages_group_taus() {
-        // Group A: perfect agreement, tau = 1. Group B: the 0.4 example above.
-        // Group C: constant measure, tau undefined, skipped. Group D: a single pair, skipped.
-        // Coefficient = (1 + 0.4) / 2 = 0.7.
+    fn granulated_kendall_averages_tau_a_over_every_group() {
+        // Group A: perfect agreement, τ-a = 1. Group B: the 0.4 example above (no ties).
+        // Group C: constant measure, τ-a = 0, counted. Group D: a single model, no group.
+        // ψ = (1 + 0.4 + 0) / 3 = 0.4667.
         let groups = vec![
             vec![(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)],
             vec![(1.0, 3.0), (2.0, 1.0), (3.0, 2.0), (4.0, 5.0), (5.0, 4.0)],
             vec![(1.0, 5.0), (1.0, 6.0)],
             vec![(1.0, 1.0)],
         ];
-        assert!(close(
-            granulated_kendall(&groups).expect("defined"),
-            0.7,
-            1e-12
-        ));
+        let granulated = granulated_kendall(&groups).expect("defined");
+        assert_eq!(granulated.groups, 3);
+        assert!(close(granulated.psi, 1.4 / 3.0, 1e-12));
 
         // Agreement in one group and reversal in the other cancel: (1 + -1) / 2 = 0.
         let opposite = vec![vec![(1.0, 1.0), (2.0, 2.0)], vec![(1.0, 2.0), (2.0, 1.0)]];
         assert!(close(
-            granulated_kendall(&opposite).expect("defined"),
+            granulated_kendall(&opposite).expect("defined").psi,
             0.0,
             1e-12
         ));
 
         assert_eq!(granulated_kendall(&[]), None);
         assert_eq!(granulated_kendall(&[vec![(1.0, 1.0)], vec![]]), None);
+
+        // Ψ over axes: (0.5 + 0.1) / 2, an axis without groups left out.
+        let per_axis = [
+            Some(Granulated {
+                psi: 0.5,
+                groups: 2,
+            }),
+            None,
+            Some(Granulated {
+                psi: 0.1,
+                groups: 7,
+            }),
+        ];
+        assert!(close(overall_granulated(&per_axis).expect("Ψ"), 0.3, 1e-12));
+        assert_eq!(overall_granulated(&[None]), None);
+    }
+
+    #[test]
+    fn tau_a_with_ties_against_the_sum_over_ordered_pairs() {
+        // x = 1, 2, 2, 3, 4 and y = 1, 3, 2, 2, 1 (the τ-b example): C = 3, D = 4 over the
+        // 10 pairs, so τ-a = (3 − 4) / 10 = −0.1, where τ-b is −0.118.
+        let pairs = [(1.0, 1.0), (2.0, 3.0), (2.0, 2.0), (3.0, 2.0), (4.0, 1.0)];
+        assert!(close(kendall_tau_a(&pairs).expect("defined"), -0.1, 1e-12));
+        // Ties that agree: τ-b reaches 1, τ-a only 5/6.
+        let agreeing = [(1.0, 10.0), (2.0, 20.0), (2.0, 20.0), (3.0, 30.0)];
+        assert!(close(
+            kendall_tau_a(&agreeing).expect("defined"),
+            5.0 / 6.0,
+            1e-12
+        ));
+        // A constant gap: τ-a is 0 where τ-b has none.
+        let constant = [(1.0, 0.5), (2.0, 0.5), (3.0, 0.5)];
+        assert_eq!(kendall_tau_a(&constant), Some(0.0));
+        assert_eq!(kendall_tau_b(&constant), None);
+        assert_eq!(kendall_tau_a(&[(1.0, 1.0)]), None);
     }
 
     /// Concordant minus discordant over untied pairs, one pair at a time: the definition.
@@ -586,7 +696,13 @@ mod tests {
         let (mut concordant, mut discordant, mut tied_x, mut tied_y) = (0i64, 0i64, 0u64, 0u64);
         for (i, a) in pairs.iter().enumerate() {
             for b in &pairs[i + 1..] {
-                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                // Signs by comparison, not subtraction: ∞ − ∞ is NaN, while +∞ ties +∞.
+                let sign = |p: f64, q: f64| match q.partial_cmp(&p) {
+                    Some(std::cmp::Ordering::Greater) => 1.0,
+                    Some(std::cmp::Ordering::Less) => -1.0,
+                    _ => 0.0,
+                };
+                let (dx, dy) = (sign(a.0, b.0), sign(a.1, b.1));
                 tied_x += u64::from(dx == 0.0);
                 tied_y += u64::from(dy == 0.0);
                 if dx != 0.0 && dy != 0.0 {
@@ -605,6 +721,25 @@ mod tests {
         })
     }
 
+    /// (1/(N(N−1))) Σ_{i≠j} sign(x_i − x_j) sign(y_i − y_j): science.md §5's τ-a, term by term.
+    fn tau_a_by_ordered_pairs(pairs: &[(f64, f64)]) -> f64 {
+        let sign = |a: f64, b: f64| match a.partial_cmp(&b) {
+            Some(std::cmp::Ordering::Greater) => 1.0,
+            Some(std::cmp::Ordering::Less) => -1.0,
+            _ => 0.0,
+        };
+        let n = pairs.len() as f64;
+        let mut sum = 0.0;
+        for (i, a) in pairs.iter().enumerate() {
+            for (j, b) in pairs.iter().enumerate() {
+                if i != j {
+                    sum += sign(a.0, b.0) * sign(a.1, b.1);
+                }
+            }
+        }
+        sum / (n * (n - 1.0))
+    }
+
     #[test]
     fn the_fast_count_agrees_with_the_pairwise_definition() {
         // Pseudo-random pairs with many ties (values on a coarse grid), from a fixed LCG.
@@ -616,7 +751,24 @@ mod tests {
             ((state >> 33) % levels) as f64
         };
         for (n, levels) in [(2, 3), (7, 2), (50, 5), (300, 12), (1000, 1000)] {
-            let pairs: Vec<(f64, f64)> = (0..n).map(|_| (next(levels), next(levels))).collect();
+            // Level 0 of x stands for a vacuous bound, +∞: the largest value, tied with itself.
+            let pairs: Vec<(f64, f64)> = (0..n)
+                .map(|_| {
+                    let x = next(levels);
+                    let x = if x == 0.0 && levels < 100 {
+                        f64::INFINITY
+                    } else {
+                        x
+                    };
+                    (x, next(levels))
+                })
+                .collect();
+            let fast_a = kendall_tau_a(&pairs).expect("n ≥ 2");
+            let direct_a = tau_a_by_ordered_pairs(&pairs);
+            assert!(
+                (fast_a - direct_a).abs() < 1e-12,
+                "n {n}: {fast_a} vs {direct_a}"
+            );
             let fast = kendall_tau_b(&pairs);
             let direct = tau_b_by_pairs(&pairs);
             match (fast, direct) {

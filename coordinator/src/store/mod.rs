@@ -235,7 +235,7 @@ pub struct TrialRow {
     /// The probe's MSD curve, JSON (see the `results.msd_curve` column).
     pub msd_curve: Option<String>,
     /// In the order of [`trial_row_numbers`]; None where there is no value (no result yet, or a
-    /// non-finite one).
+    /// non-finite one), +∞ for a vacuous bound.
     pub numbers: Vec<Option<f64>>,
 }
 
@@ -390,7 +390,8 @@ pub trait Store: Send + Sync {
     /// Trial counts by state for one sweep, or for every sweep.
     async fn sweep_counts(&self, sweep: Option<&str>) -> Result<Vec<SweepCounts>, StoreError>;
 
-    /// Every trial of a sweep in grid order, with its measurements where it has a result.
+    /// Every trial of a sweep in grid order, with its measurements where it has a result; a
+    /// vacuous bound (infinite capacity, stored as NULL) reads as +∞.
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError>;
 
     /// The loss-landscape slices a sweep's trials stored, in grid order.

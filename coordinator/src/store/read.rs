@@ -130,6 +130,46 @@ where
     })
 }
 
+/// The vacuous bounds of a sweep, (trial id, bound name); `$1` is the sweep's name.
+pub const VACUOUS_BOUNDS: &str = include_str!("sql/vacuous_bounds.sql");
+
+/// One row of [`VACUOUS_BOUNDS`], from either backend.
+pub fn decode_vacuous_bound<'r, R>(row: &'r R) -> Result<(String, String), sqlx::Error>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((row.try_get("trial_id")?, row.try_get("name")?))
+}
+
+/// Reads each vacuous bound of `rows` as +∞, the value a rank statistic gives an infinite
+/// capacity, where the view holds NULL.
+pub fn mark_vacuous(rows: &mut [TrialRow], vacuous: &[(String, String)]) {
+    let columns = trial_row_numbers();
+    let index_of = |column: &str| columns.iter().position(|candidate| *candidate == column);
+    let by_trial: std::collections::HashMap<String, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, row)| (row.trial_id.clone(), index))
+        .collect();
+    for (trial_id, name) in vacuous {
+        let Some(&row) = by_trial.get(trial_id) else {
+            continue;
+        };
+        let vacuous_columns: Vec<&str> = match catalog::BoundName::from_name(name) {
+            Some(bound) => vec![bound.measurement().column],
+            None if name == "spectral" => vec!["spectral_capacity", "spectral_gap_estimate"],
+            None => Vec::new(),
+        };
+        for column in vacuous_columns {
+            if let Some(index) = index_of(column) {
+                rows[row].numbers[index] = Some(f64::INFINITY);
+            }
+        }
+    }
+}
+
 /// A sweep's landscape slices in grid order; `$1` is the sweep's name.
 pub const LANDSCAPE_SLICES: &str = include_str!("sql/landscape_slices.sql");
 

@@ -895,12 +895,13 @@ async fn trial_rows_show_every_trial_in_grid_order_with_its_measurements(fixture
         "the result has one probe radius"
     );
     assert!((done.number("error_gap").expect("gap") - 0.2).abs() < 1e-12);
-    // sqrt(400 / 100) = 2; an infinite capacity (γ ≤ 0) is stored as no value; an absent bound too.
+    // sqrt(400 / 100) = 2; an infinite capacity (γ ≤ 0) is stored as NULL and read as +∞, the
+    // largest value for a rank statistic; an absent bound has no value.
     assert_eq!(
         done.number("golowich_rakhlin_shamir_gap_estimate"),
         Some(2.0)
     );
-    assert_eq!(done.number("path_norm_gap_estimate"), None);
+    assert_eq!(done.number("path_norm_gap_estimate"), Some(f64::INFINITY));
     assert_eq!(done.number("frobenius_2layer_gap_estimate"), None);
     // A probe statistic as reported; a non-finite one and an unmeasured one have no value.
     assert_eq!(done.number("msd_diffusion"), Some(0.125));

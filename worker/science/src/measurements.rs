@@ -142,6 +142,8 @@ pub struct TrialMeasurements {
     pub spectral_capacity: f64,
     pub mean_input_norm_squared: f64,
     pub train_size: u64,
+    /// Test examples the test error is measured on.
+    pub test_size: u64,
     /// Occupancy of the first listed probe radius.
     pub stay_fraction: f64,
     pub max_distance: f64,

@@ -190,6 +190,7 @@ fn run_trial_on_threads(
         spectral_capacity: f64::NAN,
         mean_input_norm_squared: data.train.mean_input_norm_squared(),
         train_size: data.train.len() as u64,
+        test_size: data.test.len() as u64,
         stay_fraction: f64::NAN,
         max_distance: f64::NAN,
         final_distance: f64::NAN,
