@@ -564,6 +564,9 @@ async fn report(args: ReportArgs) -> Result<()> {
     match args.format {
         ReportFormat::Table => print!("{}", crate::report::to_table(&report)),
         ReportFormat::Csv => print!("{}", crate::report::to_csv(&report)),
+        ReportFormat::AnalysisCsv => {
+            print!("{}", crate::report::analysis_export::analysis_csv(&report))
+        }
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         ReportFormat::Markdown => print!("{}", crate::report::to_markdown(&report)),
     }

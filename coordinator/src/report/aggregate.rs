@@ -20,6 +20,10 @@ pub struct Summary {
     pub failed: u64,
     pub diverged: u64,
     pub measurements: Vec<(String, Option<MeanInterval>)>,
+    /// Per measurement with any, the finished trials whose bound is vacuous (+∞): counted here,
+    /// never averaged into the mean.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vacuous: Vec<(String, u64)>,
 }
 
 impl Summary {
@@ -44,7 +48,24 @@ impl Summary {
                     (entry.column.to_string(), mean_interval(&values))
                 })
                 .collect(),
+            vacuous: catalog::used_for(uses)
+                .filter_map(|entry| {
+                    let count = measured
+                        .iter()
+                        .filter(|row| row.number(entry.column) == Some(f64::INFINITY))
+                        .count() as u64;
+                    (count > 0).then(|| (entry.column.to_string(), count))
+                })
+                .collect(),
         }
+    }
+
+    /// The finished trials whose `name` is vacuous.
+    pub fn vacuous(&self, name: &str) -> u64 {
+        self.vacuous
+            .iter()
+            .find(|(candidate, _)| candidate == name)
+            .map_or(0, |(_, count)| *count)
     }
 
     pub fn measurement(&self, name: &str) -> Option<MeanInterval> {
@@ -108,6 +129,7 @@ mod tests {
             trial(8.0, 0.1, "done", Some("converged")),
             trial(8.0, 0.3, "done", Some("budget_exhausted")),
             trial(8.0, 0.9, "done", Some("diverged")),
+            trial(8.0, f64::INFINITY, "done", Some("converged")),
             trial(16.0, 0.2, "done", Some("converged")),
             trial(16.0, 0.0, "failed", None),
             trial(16.0, 0.0, "pending", None),
@@ -118,12 +140,13 @@ mod tests {
         assert_eq!(widths[0].width, 8);
         assert_eq!(
             (narrow.trials, narrow.done, narrow.failed, narrow.diverged),
-            (3, 3, 0, 1)
+            (4, 4, 0, 1)
         );
+        assert_eq!(narrow.vacuous("test_error"), 1, "+∞ is counted …");
         let test_error = narrow.measurement("test_error").expect("two values");
         assert_eq!(
             test_error.count, 2,
-            "the diverged trial is counted, not averaged"
+            "… not averaged, like the diverged trial"
         );
         assert!((test_error.mean - 0.2).abs() < 1e-12);
         // Sample standard deviation of {0.1, 0.3}: sqrt((0.1² + 0.1²) / 1).

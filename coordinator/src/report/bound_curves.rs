@@ -30,6 +30,9 @@ pub struct Curve {
     pub measurement: String,
     pub label: String,
     pub points: Vec<WidthPoint>,
+    /// (width, trials) where the bound is vacuous (+∞), which no mean includes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vacuous: Vec<(u64, u64)>,
 }
 
 /// The series of [`series`] that some finished, non-diverged trial measured, in that order,
@@ -48,10 +51,16 @@ pub fn curves_by_width(rows: &[TrialRow]) -> Vec<Curve> {
                     })
                 })
                 .collect();
-            (!points.is_empty()).then(|| Curve {
+            let vacuous: Vec<(u64, u64)> = widths
+                .iter()
+                .map(|width| (width.width, width.summary.vacuous(measurement)))
+                .filter(|(_, count)| *count > 0)
+                .collect();
+            (!points.is_empty() || !vacuous.is_empty()).then(|| Curve {
                 measurement: measurement.to_string(),
                 label: label.to_string(),
                 points,
+                vacuous,
             })
         })
         .collect()

@@ -87,13 +87,18 @@ pub(super) fn tables_and_header(rows: &[TrialRow]) -> (Vec<Map<String, Value>>, 
 /// CSV with a header row; a parameter a trial lacks is an empty field.
 pub fn to_csv(rows: &[TrialRow]) -> String {
     let (tables, header) = tables_and_header(rows);
+    tables_to_csv(&tables, &header)
+}
+
+/// Rows of named values as CSV under `header`; a missing or null value is an empty field.
+pub(super) fn tables_to_csv(tables: &[Map<String, Value>], header: &[String]) -> String {
     let mut text = header
         .iter()
         .map(|name| csv_field(name))
         .collect::<Vec<_>>()
         .join(",");
     text.push('\n');
-    for table in &tables {
+    for table in tables {
         let fields: Vec<String> = header
             .iter()
             .map(|name| match table.get(name) {

@@ -39,7 +39,7 @@ pub enum ParquetExportError {
 
 /// The Parquet type of a column, and how a JSON value becomes a value of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ColumnKind {
+pub(super) enum ColumnKind {
     Text,
     Double,
     Integer,
@@ -132,16 +132,29 @@ impl<T> LevelsAndValues<T> {
 /// few thousand rows at most.
 pub fn to_parquet(rows: &[TrialRow]) -> Result<Vec<u8>, ParquetExportError> {
     let (tables, header) = tables_and_header(rows);
-    let mut columns = Vec::with_capacity(header.len());
-    for name in &header {
-        let cells: Vec<Option<&Value>> = tables.iter().map(|table| table.get(name)).collect();
-        let kind = if IDENTITY_COLUMNS.contains(&name.as_str()) {
-            ColumnKind::Text
-        } else if trial_row_numbers().contains(&name.as_str()) {
-            ColumnKind::Double
+    tables_to_parquet("trial", &tables, &header, |name| {
+        if IDENTITY_COLUMNS.contains(&name) {
+            Some(ColumnKind::Text)
+        } else if trial_row_numbers().contains(&name) {
+            Some(ColumnKind::Double)
         } else {
-            ColumnKind::of_parameter(cells.iter().copied())
-        };
+            None
+        }
+    })
+}
+
+/// Rows of named values as a Parquet file of `header`'s columns; `kind_of` fixes a column's
+/// type, else it is the narrowest that holds every value ([`ColumnKind::of_parameter`]).
+pub(super) fn tables_to_parquet(
+    schema_name: &str,
+    tables: &[serde_json::Map<String, Value>],
+    header: &[String],
+    kind_of: impl Fn(&str) -> Option<ColumnKind>,
+) -> Result<Vec<u8>, ParquetExportError> {
+    let mut columns = Vec::with_capacity(header.len());
+    for name in header {
+        let cells: Vec<Option<&Value>> = tables.iter().map(|table| table.get(name)).collect();
+        let kind = kind_of(name).unwrap_or_else(|| ColumnKind::of_parameter(cells.iter().copied()));
         let field = kind
             .schema_field(name)
             .map_err(|source| ParquetExportError::Schema {
@@ -150,7 +163,7 @@ pub fn to_parquet(rows: &[TrialRow]) -> Result<Vec<u8>, ParquetExportError> {
             })?;
         columns.push((name, kind, cells, Arc::new(field)));
     }
-    let schema = Type::group_type_builder("trial")
+    let schema = Type::group_type_builder(schema_name)
         .with_fields(columns.iter().map(|(.., field)| field.clone()).collect())
         .build()
         .map_err(ParquetExportError::File)?;

@@ -10,7 +10,10 @@ use super::SweepReport;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     Table,
+    /// The per-width table.
     Csv,
+    /// The analysis, one row per measurement.
+    AnalysisCsv,
     Json,
     Markdown,
 }
@@ -309,7 +312,7 @@ pub fn to_csv(report: &SweepReport) -> String {
     let mut text = String::from("sweep,width,trials,done,failed,diverged");
     for name in reported_measurements() {
         text.push_str(&format!(
-            ",{name}_mean,{name}_sd,{name}_n,{name}_ci95_low,{name}_ci95_high"
+            ",{name}_mean,{name}_sd,{name}_n,{name}_ci95_low,{name}_ci95_high,{name}_vacuous"
         ));
     }
     text.push('\n');
@@ -328,12 +331,13 @@ pub fn to_csv(report: &SweepReport) -> String {
             let summary = width.summary.measurement(name);
             let interval = summary.and_then(|summary| summary.interval);
             text.push_str(&format!(
-                ",{},{},{},{},{}",
+                ",{},{},{},{},{},{}",
                 optional(summary.map(|summary| summary.mean)),
                 optional(summary.and_then(|summary| summary.std_dev)),
                 summary.map_or(0, |summary| summary.count),
                 optional(interval.map(|interval| interval.low)),
                 optional(interval.map(|interval| interval.high)),
+                width.summary.vacuous(name),
             ));
         }
         text.push('\n');
@@ -386,10 +390,12 @@ fn width_row(width: &WidthSummary) -> Vec<String> {
         width.summary.failed.to_string(),
         width.summary.diverged.to_string(),
     ];
-    row.extend(
-        table_columns()
-            .iter()
-            .map(|(_, name)| summary_cell(width.summary.measurement(name))),
-    );
+    row.extend(table_columns().iter().map(|(_, name)| {
+        let cell = summary_cell(width.summary.measurement(name));
+        match width.summary.vacuous(name) {
+            0 => cell,
+            vacuous => format!("{cell} ({vacuous} vacuous)"),
+        }
+    }));
     row
 }

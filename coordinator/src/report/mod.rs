@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod analysis;
+pub mod analysis_export;
 pub mod bound_curves;
 pub mod export;
 mod export_parquet;
@@ -156,7 +157,8 @@ impl SweepReport {
         }
     }
 
-    /// Writes into `directory`: `report.csv`, `report.json`, and each figure as SVG and as PNG
+    /// Writes into `directory`: `report.csv` (per width), `report.json`, `analysis.csv` and
+    /// `analysis.parquet` (one row per measurement), and each figure as SVG and as PNG
     /// (same stem, twice the size): `bounds-vs-width`; `survival` when trials report exit steps;
     /// `msd` when they stored MSD curves; `landscape-width-W` for each width with a stored slice;
     /// `stay-vs-noise` when the sweep varies the probe noise. On a system without fonts the PNGs
@@ -175,7 +177,20 @@ impl SweepReport {
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(&json_path, json)
             .with_context(|| format!("cannot write {}", json_path.display()))?;
-        let mut written = vec![csv_path, json_path];
+        let analysis_csv_path = directory.join("analysis.csv");
+        std::fs::write(&analysis_csv_path, analysis_export::analysis_csv(self))
+            .with_context(|| format!("cannot write {}", analysis_csv_path.display()))?;
+        let analysis_parquet_path = directory.join("analysis.parquet");
+        let parquet = analysis_export::analysis_parquet(self)
+            .with_context(|| format!("cannot encode {}", analysis_parquet_path.display()))?;
+        std::fs::write(&analysis_parquet_path, parquet)
+            .with_context(|| format!("cannot write {}", analysis_parquet_path.display()))?;
+        let mut written = vec![
+            csv_path,
+            json_path,
+            analysis_csv_path,
+            analysis_parquet_path,
+        ];
         let mut figures = vec![
             ("bounds-vs-width".to_string(), Some(bounds_plot_svg(self))),
             ("survival".to_string(), survival_svg(self)),
@@ -243,6 +258,8 @@ mod tests {
             [
                 "report.csv",
                 "report.json",
+                "analysis.csv",
+                "analysis.parquet",
                 "bounds-vs-width.svg",
                 "bounds-vs-width.png",
                 "survival.svg",

@@ -33,6 +33,24 @@ fn curve_color(measurement: &str) -> RGBColor {
         .map_or(BLACK, |index| CURVE_COLORS[index % CURVE_COLORS.len()])
 }
 
+/// A log axis's tick: a power of ten as 10ⁿ, anything else in three significant digits.
+pub(super) fn power_of_ten_label(value: f64) -> String {
+    const SUPERSCRIPTS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    let exponent = value.log10().round();
+    if value > 0.0 && (value / 10f64.powf(exponent) - 1.0).abs() < 1e-9 {
+        let digits: String = (exponent.abs() as u64)
+            .to_string()
+            .chars()
+            .filter_map(|digit| digit.to_digit(10))
+            .map(|digit| SUPERSCRIPTS[digit as usize])
+            .collect();
+        let sign = if exponent < 0.0 { "⁻" } else { "" };
+        format!("10{sign}{digits}")
+    } else {
+        super::format::number(value)
+    }
+}
+
 /// The plot as SVG text; points that cannot go on a log axis (≤ 0 or missing) are left out, and
 /// an error bar's lower end that would reach 0 stops at the bottom of the chart.
 pub fn bounds_plot_svg(report: &SweepReport) -> Result<String, String> {
@@ -122,12 +140,23 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
         .y_label_area_size(80)
         .build_cartesian_2d(x_range.log_scale(), y_range.log_scale())
         .map_err(|error| error.to_string())?;
+    let pooled = if report.pooled_over.is_empty() {
+        "over seeds".to_string()
+    } else {
+        format!("pooled over {}", report.pooled_over.join(", "))
+    };
     chart
         .configure_mesh()
         .x_desc("hidden width (units per layer)")
-        .y_desc("generalization gap / bound estimate sqrt(C/m), mean ± sd over seeds")
+        .y_desc(format!(
+            "generalization gap / bound estimate sqrt(C/m), mean ± sd {pooled}"
+        ))
+        .x_label_formatter(&|value| power_of_ten_label(*value))
+        .y_label_formatter(&|value| power_of_ten_label(*value))
         .draw()
         .map_err(|error| error.to_string())?;
+    // A vacuous bound has no point: a triangle at the top edge marks each width that has one.
+    let top = y_max * 2.2;
     for (index, (curve, points)) in series.iter().enumerate() {
         let color = curve_color(&curve.measurement);
         let measured =
@@ -147,6 +176,14 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
                 },
             ))
             .map_err(|error| error.to_string())?;
+        chart
+            .draw_series(
+                curve
+                    .vacuous
+                    .iter()
+                    .map(|&(width, _)| TriangleMarker::new((width as f64, top), 6, color.filled())),
+            )
+            .map_err(|error| error.to_string())?;
         let y = 60 + 26 * index as i32;
         legend_area
             .draw(&PathElement::new(
@@ -154,9 +191,15 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
                 color.stroke_width(stroke),
             ))
             .map_err(|error| error.to_string())?;
+        let vacuous: u64 = curve.vacuous.iter().map(|(_, count)| count).sum();
+        let label = if vacuous > 0 {
+            format!("{} (▲ {vacuous} vacuous)", curve.label)
+        } else {
+            curve.label.clone()
+        };
         legend_area
             .draw(&Text::new(
-                curve.label.clone(),
+                label,
                 (48, y - 7),
                 ("sans-serif", 14).into_font(),
             ))
@@ -247,6 +290,7 @@ fn draw_stay_vs_noise<Backend: DrawingBackend>(
         .configure_mesh()
         .x_desc("probe gradient-noise σ")
         .y_desc("stay probability in the first probe ball")
+        .x_label_formatter(&|value| power_of_ten_label(*value))
         .draw()
         .map_err(|error| error.to_string())?;
     for (index, (width, points)) in lines.iter().enumerate() {
@@ -291,6 +335,15 @@ pub(super) fn finish_with_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_ticks_read_as_powers_of_ten() {
+        assert_eq!(power_of_ten_label(1e7), "10⁷");
+        assert_eq!(power_of_ten_label(1.0), "10⁰");
+        assert_eq!(power_of_ten_label(0.001), "10⁻³");
+        assert_eq!(power_of_ten_label(20.0), "20.0");
+        assert_eq!(power_of_ten_label(5000.0), "5000");
+    }
+
     use super::*;
     use crate::store::TrialRow;
 
@@ -347,8 +400,9 @@ mod tests {
                     },
                 })
                 .collect(),
+            vacuous: Vec::new(),
         };
-        let report = SweepReport {
+        let mut report = SweepReport {
             bound_curves: vec![
                 curve(
                     "vc_gap_estimate",
@@ -368,14 +422,18 @@ mod tests {
             ],
             ..SweepReport::empty("figure-test")
         };
+        // Two trials of width 256 have a vacuous path-norm bound: marked, and said in the legend.
+        report.bound_curves[1].vacuous = vec![(256, 2)];
         let svg = bounds_plot_svg(&report).expect("drawn");
         let texts = texts(&svg);
         for expected in [
             "figure-test: bounds and generalization gap vs width",
             "hidden width (units per layer)",
             "parameter-count (VC) bound",
-            "path norm (ranking measure)",
+            "path norm (ranking measure) (▲ 2 vacuous)",
             "measured gap, 0-1 error (test − train)",
+            // Log axes label powers of ten as such.
+            "10²",
         ] {
             assert!(texts.contains(&expected), "{expected} in {texts:?}");
         }

@@ -70,6 +70,8 @@ fn draw_msd<Backend: DrawingBackend>(
         .configure_mesh()
         .x_desc("probe step t")
         .y_desc("MSD(t) = mean ||Θ_t − Θ̂||² (squared parameter distance)")
+        .x_label_formatter(&|value| super::plot::power_of_ten_label(*value))
+        .y_label_formatter(&|value| super::plot::power_of_ten_label(*value))
         .draw()
         .map_err(|error| error.to_string())?;
     for (index, width) in report.msd.iter().enumerate() {
