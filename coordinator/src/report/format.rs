@@ -27,13 +27,15 @@ pub fn table_columns() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Three significant digits: plain notation from 10⁻³ to 10⁵ (an integer part of four or five
-/// digits kept whole), scientific outside it.
+/// digits kept whole), scientific outside it; a whole number (a count) below 10¹² in full.
 pub fn number(value: f64) -> String {
     let magnitude = value.abs();
     if value == 0.0 {
         "0".to_string()
     } else if !value.is_finite() {
         if value > 0.0 { "∞" } else { "−∞" }.to_string()
+    } else if value.fract() == 0.0 && magnitude < 1e12 {
+        format!("{value:.0}")
     } else if !(1e-3..1e5).contains(&magnitude) {
         format!("{value:.2e}")
     } else {
@@ -92,6 +94,10 @@ pub fn to_table(report: &SweepReport) -> String {
          spectral = Bartlett–Foster–Telgarsky; err gap = test − train 0-1 error; stay p(r₁) = share of \
          probe replicates never leaving the first radius\n",
     );
+    text.push_str(&format!(
+        "each cell: mean ± sd {} of the finished, non-diverged trials\n",
+        super::format_groups::pooled_label(report, &[super::parameters::WIDTH.to_string()])
+    ));
     text.push_str(&super::crossed_tables(report));
     if !report.analysis.is_empty() {
         text.push('\n');
@@ -398,4 +404,25 @@ fn width_row(width: &WidthSummary) -> Vec<String> {
         }
     }));
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_in_three_significant_digits_and_counts_whole() {
+        assert_eq!(number(0.012345), "0.0123");
+        assert_eq!(number(12.345), "12.3");
+        assert_eq!(number(404.0), "404");
+        assert_eq!(number(153_610.0), "153610");
+        assert_eq!(number(153_610.5), "1.54e5");
+        assert_eq!(number(-8.9e-6), "-8.90e-6");
+        assert_eq!(number(f64::INFINITY), "∞");
+        // A parameter count over seeds: the same value every time, so no ±0.
+        let count = super::super::statistics::mean_interval(&[404.0, 404.0]);
+        assert_eq!(summary_cell(count), "404");
+        let spread = super::super::statistics::mean_interval(&[0.1, 0.3]);
+        assert_eq!(summary_cell(spread), "0.200±0.141");
+    }
 }

@@ -41,6 +41,21 @@ fn crossed_table(grouping: &Grouping) -> String {
     super::format::aligned(&rows)
 }
 
+/// What a group of `axes` pools over: the seeds, and every varied axis not among them.
+pub fn pooled_label(report: &SweepReport, axes: &[String]) -> String {
+    let pooled: Vec<&str> = report
+        .pooled_over
+        .iter()
+        .filter(|axis| !axes.contains(axis) && *axis != super::parameters::SEED)
+        .map(String::as_str)
+        .collect();
+    if pooled.is_empty() {
+        "over seeds".to_string()
+    } else {
+        format!("pooled over seeds and {}", pooled.join(", "))
+    }
+}
+
 /// A table per grouping of more than one axis (width × noise, width × learning rate, …): mean ±
 /// standard deviation over seeds; empty when only width varies.
 pub fn crossed_tables(report: &SweepReport) -> String {
@@ -51,8 +66,9 @@ pub fn crossed_tables(report: &SweepReport) -> String {
         .filter(|grouping| grouping.axes.len() > 1)
     {
         text.push_str(&format!(
-            "\nby {} (mean ± sd over seeds)\n",
-            grouping.axes.join(" × ")
+            "\nby {} (mean ± sd {})\n",
+            grouping.axes.join(" × "),
+            pooled_label(report, &grouping.axes)
         ));
         text.push_str(&crossed_table(grouping));
     }

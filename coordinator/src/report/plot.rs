@@ -140,11 +140,7 @@ fn draw_bounds_plot<Backend: DrawingBackend>(
         .y_label_area_size(80)
         .build_cartesian_2d(x_range.log_scale(), y_range.log_scale())
         .map_err(|error| error.to_string())?;
-    let pooled = if report.pooled_over.is_empty() {
-        "over seeds".to_string()
-    } else {
-        format!("pooled over {}", report.pooled_over.join(", "))
-    };
+    let pooled = super::format_groups::pooled_label(report, &[super::parameters::WIDTH.into()]);
     chart
         .configure_mesh()
         .x_desc("hidden width (units per layer)")
@@ -340,7 +336,8 @@ mod tests {
         assert_eq!(power_of_ten_label(1e7), "10⁷");
         assert_eq!(power_of_ten_label(1.0), "10⁰");
         assert_eq!(power_of_ten_label(0.001), "10⁻³");
-        assert_eq!(power_of_ten_label(20.0), "20.0");
+        assert_eq!(power_of_ten_label(20.0), "20");
+        assert_eq!(power_of_ten_label(0.02), "0.0200");
         assert_eq!(power_of_ten_label(5000.0), "5000");
     }
 
