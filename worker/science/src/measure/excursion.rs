@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::measure::norms::{euclidean_norm, multiply, multiply_transposed, normalize};
+use crate::measure::step_displacement::StepDisplacement;
 use crate::model::mlp::Mlp;
 
 /// Power iterations on (W_t − Ŵ)ᵀ(W_t − Ŵ) per probe step. The displacement moves little from
@@ -27,8 +28,6 @@ pub struct LayerExcursion {
 #[derive(Debug, Clone, PartialEq)]
 struct LayerTracker {
     excursion: LayerExcursion,
-    /// W_t − Ŵ in f64, fan_out × fan_in row-major; kept so no step allocates.
-    displacement: Vec<f64>,
     /// The current estimate of the top right singular vector (length fan_in).
     right: Vec<f64>,
     /// Where the iteration restarts if the displacement is ever zero.
@@ -37,18 +36,19 @@ struct LayerTracker {
 }
 
 impl LayerTracker {
-    /// ||displacement||_op after [`ITERATIONS_PER_STEP`] iterations from the last step's vector.
-    fn operator_norm(&mut self, rows: usize, cols: usize) -> f64 {
+    /// ||displacement||_op (W_t − Ŵ, rows × cols row-major) after [`ITERATIONS_PER_STEP`]
+    /// iterations from the last step's vector.
+    fn operator_norm(&mut self, displacement: &[f64], rows: usize, cols: usize) -> f64 {
         for _ in 0..ITERATIONS_PER_STEP {
-            multiply(&self.displacement, rows, cols, &self.right, &mut self.image);
-            multiply_transposed(&self.displacement, rows, cols, &self.image, &mut self.right);
+            multiply(displacement, rows, cols, &self.right, &mut self.image);
+            multiply_transposed(displacement, rows, cols, &self.image, &mut self.right);
             if !normalize(&mut self.right) {
                 // A zero displacement (the probe has not moved this layer): start afresh later.
                 self.right.copy_from_slice(&self.start);
                 return 0.0;
             }
         }
-        multiply(&self.displacement, rows, cols, &self.right, &mut self.image);
+        multiply(displacement, rows, cols, &self.right, &mut self.image);
         euclidean_norm(&self.image)
     }
 }
@@ -74,7 +74,6 @@ impl LayerExcursions {
                 }
                 LayerTracker {
                     excursion: LayerExcursion::default(),
-                    displacement: vec![0.0; shape.fan_in * shape.fan_out],
                     right: start.clone(),
                     start,
                     image: vec![0.0; shape.fan_out],
@@ -86,24 +85,24 @@ impl LayerExcursions {
 
     /// Folds in W_t − Ŵ for the point `parameters`; rows of a weight matrix are its fan-out units.
     pub fn observe(&mut self, mlp: &Mlp, parameters: &[f32], minimum: &[f32]) {
+        let mut displacement = StepDisplacement::new(parameters.len());
+        displacement.update(parameters, minimum);
+        self.observe_displacement(mlp, displacement.values());
+    }
+
+    /// Folds in W_t − Ŵ read from the whole displacement Θ_t − Θ̂ (f64, flat like the
+    /// parameters), which the probe forms once per step.
+    pub fn observe_displacement(&mut self, mlp: &Mlp, displacement: &[f64]) {
         for (tracker, shape) in self.layers.iter_mut().zip(mlp.layers()) {
-            let range = shape.weight_range();
+            let weights = &displacement[shape.weight_range()];
             let mut squares = 0.0;
             let mut two_one = 0.0;
-            for ((row, row_minimum), displacement) in parameters[range.clone()]
-                .chunks_exact(shape.fan_in)
-                .zip(minimum[range].chunks_exact(shape.fan_in))
-                .zip(tracker.displacement.chunks_exact_mut(shape.fan_in))
-            {
-                let mut row_squares = 0.0;
-                for ((&w, &m), slot) in row.iter().zip(row_minimum).zip(displacement) {
-                    *slot = f64::from(w) - f64::from(m);
-                    row_squares += *slot * *slot;
-                }
+            for row in weights.chunks_exact(shape.fan_in) {
+                let row_squares: f64 = row.iter().map(|d| d * d).sum();
                 squares += row_squares;
                 two_one += row_squares.sqrt();
             }
-            let spectral = tracker.operator_norm(shape.fan_out, shape.fan_in);
+            let spectral = tracker.operator_norm(weights, shape.fan_out, shape.fan_in);
             let excursion = &mut tracker.excursion;
             excursion.max_spectral = excursion.max_spectral.max(spectral);
             excursion.max_frobenius = excursion.max_frobenius.max(squares.sqrt());

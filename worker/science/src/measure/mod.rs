@@ -19,4 +19,5 @@ pub mod norms;
 pub mod probe;
 pub mod snapshots;
 pub mod spectrum;
+pub mod step_displacement;
 pub use vocabulary::survival;

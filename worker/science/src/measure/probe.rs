@@ -12,6 +12,7 @@ use crate::measure::excursion::{LayerExcursion, LayerExcursions};
 use crate::measure::landscape::PlaneProjection;
 use crate::measure::linearized::{LinearizedProbe, StayProbabilityBound};
 use crate::measure::snapshots::SnapshotStatistics;
+use crate::measure::step_displacement::StepDisplacement;
 use crate::measure::survival::{ExitTime, exit_time, kaplan_meier, median_survival_time};
 use crate::measurements::{LandscapeSlice, MsdPoint, Phase, ProbeStatistic, RadiusMeasurement};
 use crate::model::mlp::Mlp;
@@ -172,20 +173,21 @@ pub fn run_probe(
             stream(config.seed, Stream::ProbeBatches(replicate)),
             stream(config.seed, Stream::ProbeNoise(replicate)),
         );
+        let mut displacement = StepDisplacement::new(minimum.len());
         let mut distances = Vec::with_capacity(probe.steps as usize);
         let mut along_top = Vec::with_capacity(probe.steps as usize);
         let (mut taken, mut evaluated) = (0, 0);
         for step in 1..=probe.steps {
             let report = sgd.step(mlp);
             let parameters = sgd.parameters();
-            let distance = euclidean_distance(parameters, minimum);
+            let distance = displacement.update(parameters, minimum);
             if !report.is_finite() || !distance.is_finite() {
                 return Ok(ProbeOutcome::Diverged);
             }
             distances.push(distance);
-            excursions.observe(mlp, parameters, minimum);
+            excursions.observe_displacement(mlp, displacement.values());
             if !hessian.top_vectors.is_empty() {
-                along_top.push(squared_projection(parameters, minimum, hessian.top_vectors));
+                along_top.push(displacement.squared_projection(hessian.top_vectors));
             }
             if evaluated < evaluations
                 && step == ((evaluated + 1) * probe.steps).div_ceil(evaluations)
@@ -248,23 +250,6 @@ pub fn run_probe(
     summary.landscape =
         plane.and_then(|plane| plane.into_slice(mlp, &data.train, probe.landscape_grid, radii[0]));
     Ok(ProbeOutcome::Completed(summary))
-}
-
-/// Σ_k ⟨Θ − Θ̂, u_k⟩² for orthonormal `basis` vectors u_k: the squared length of the displacement's
-/// projection on their span.
-fn squared_projection(parameters: &[f32], minimum: &[f32], basis: &[Vec<f64>]) -> f64 {
-    basis
-        .iter()
-        .map(|vector| {
-            let along: f64 = parameters
-                .iter()
-                .zip(minimum)
-                .zip(vector)
-                .map(|((&p, &m), &u)| (f64::from(p) - f64::from(m)) * u)
-                .sum();
-            along * along
-        })
-        .sum()
 }
 
 fn squares(trajectories: &[Vec<f64>]) -> Vec<Vec<f64>> {
