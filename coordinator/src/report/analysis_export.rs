@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::SweepReport;
+use super::analysis::MeasurementAnalysis;
 use super::export::tables_to_csv;
 use super::export_parquet::{ColumnKind, ParquetExportError, tables_to_parquet};
 
@@ -13,111 +14,83 @@ fn number(value: Option<f64>) -> Value {
         .map_or(Value::Null, Value::Number)
 }
 
-/// The rows and the header, axes' ψ columns in the report's axis order.
-fn tables_and_header(report: &SweepReport) -> (Vec<Map<String, Value>>, Vec<String>) {
-    let mut header: Vec<String> = [
-        "sweep",
-        "measurement",
-        "heuristic",
-        "analysed",
-        "left_out_budget_exhausted",
-        "left_out_diverged",
-        "left_out_unfinished",
-        "pooled_over",
-        "vacuous",
-        "width_slope",
-        "width_slope_ci95_low",
-        "width_slope_ci95_high",
-        "width_slope_fit",
-        "width_slope_points",
-        "kendall_tau_a",
-        "kendall_tau_b",
-    ]
-    .iter()
-    .map(|name| name.to_string())
-    .collect();
-    if let Some(first) = report.analysis.first() {
-        for axis in &first.granulated_tau {
-            header.push(format!("psi.{}", axis.axis));
-            header.push(format!("psi_groups.{}", axis.axis));
-        }
-    }
-    header.extend(
-        [
-            "psi",
-            "robust_sign_error_mean",
-            "robust_sign_error_worst",
-            "robust_sign_error_environments",
-            "pgdl_cmi",
-        ]
-        .iter()
-        .map(|name| name.to_string()),
-    );
+/// One measurement's columns in order, the axes' ψ in the report's axis order.
+fn columns(report: &SweepReport, analysis: &MeasurementAnalysis) -> Vec<(String, Value)> {
     let population = &report.population;
-    let tables = report
+    let slope = analysis.width_slope;
+    let robust = analysis.robust_sign_error;
+    let columns: Vec<(&str, Value)> = vec![
+        ("sweep", json!(report.sweep)),
+        ("measurement", json!(analysis.measurement)),
+        ("heuristic", json!(analysis.heuristic)),
+        ("analysed", json!(population.analysed)),
+        (
+            "left_out_budget_exhausted",
+            json!(population.left_out_budget_exhausted),
+        ),
+        ("left_out_diverged", json!(population.left_out_diverged)),
+        ("left_out_unfinished", json!(population.left_out_unfinished)),
+        ("pooled_over", json!(report.pooled_over.join(" "))),
+        ("vacuous", json!(analysis.vacuous)),
+        ("width_slope", number(slope.map(|fit| fit.slope))),
+        (
+            "width_slope_ci95_low",
+            number(slope.and_then(|fit| fit.low)),
+        ),
+        (
+            "width_slope_ci95_high",
+            number(slope.and_then(|fit| fit.high)),
+        ),
+        (
+            "width_slope_fit",
+            slope.map_or(Value::Null, |fit| json!(fit.fit)),
+        ),
+        (
+            "width_slope_points",
+            slope.map_or(Value::Null, |fit| json!(fit.trials)),
+        ),
+        ("kendall_tau_a", number(analysis.kendall_tau_a)),
+        ("kendall_tau_b", number(analysis.kendall_tau_b)),
+    ];
+    let mut named: Vec<(String, Value)> = columns
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    for axis in &analysis.granulated_tau {
+        named.push((format!("psi.{}", axis.axis), number(axis.psi)));
+        named.push((format!("psi_groups.{}", axis.axis), json!(axis.groups)));
+    }
+    let tail = [
+        ("psi", number(analysis.psi)),
+        ("robust_sign_error_mean", number(robust.map(|r| r.mean))),
+        ("robust_sign_error_worst", number(robust.map(|r| r.worst))),
+        (
+            "robust_sign_error_environments",
+            robust.map_or(Value::Null, |r| json!(r.environments)),
+        ),
+        ("pgdl_cmi", number(analysis.pgdl_cmi)),
+    ];
+    named.extend(
+        tail.into_iter()
+            .map(|(name, value)| (name.to_string(), value)),
+    );
+    named
+}
+
+/// The rows and the header (the first row's columns; no rows, no header).
+fn tables_and_header(report: &SweepReport) -> (Vec<Map<String, Value>>, Vec<String>) {
+    let rows: Vec<Vec<(String, Value)>> = report
         .analysis
         .iter()
-        .map(|analysis| {
-            let slope = analysis.width_slope;
-            let robust = analysis.robust_sign_error;
-            let mut row = Map::new();
-            row.insert("sweep".into(), json!(report.sweep));
-            row.insert("measurement".into(), json!(analysis.measurement));
-            row.insert("heuristic".into(), json!(analysis.heuristic));
-            row.insert("analysed".into(), json!(population.analysed));
-            row.insert(
-                "left_out_budget_exhausted".into(),
-                json!(population.left_out_budget_exhausted),
-            );
-            row.insert(
-                "left_out_diverged".into(),
-                json!(population.left_out_diverged),
-            );
-            row.insert(
-                "left_out_unfinished".into(),
-                json!(population.left_out_unfinished),
-            );
-            row.insert("pooled_over".into(), json!(report.pooled_over.join(" ")));
-            row.insert("vacuous".into(), json!(analysis.vacuous));
-            row.insert("width_slope".into(), number(slope.map(|fit| fit.slope)));
-            row.insert(
-                "width_slope_ci95_low".into(),
-                number(slope.and_then(|fit| fit.low)),
-            );
-            row.insert(
-                "width_slope_ci95_high".into(),
-                number(slope.and_then(|fit| fit.high)),
-            );
-            row.insert(
-                "width_slope_fit".into(),
-                slope.map_or(Value::Null, |fit| json!(fit.fit)),
-            );
-            row.insert(
-                "width_slope_points".into(),
-                slope.map_or(Value::Null, |fit| json!(fit.trials)),
-            );
-            row.insert("kendall_tau_a".into(), number(analysis.kendall_tau_a));
-            row.insert("kendall_tau_b".into(), number(analysis.kendall_tau_b));
-            for axis in &analysis.granulated_tau {
-                row.insert(format!("psi.{}", axis.axis), number(axis.psi));
-                row.insert(format!("psi_groups.{}", axis.axis), json!(axis.groups));
-            }
-            row.insert("psi".into(), number(analysis.psi));
-            row.insert(
-                "robust_sign_error_mean".into(),
-                number(robust.map(|robust| robust.mean)),
-            );
-            row.insert(
-                "robust_sign_error_worst".into(),
-                number(robust.map(|robust| robust.worst)),
-            );
-            row.insert(
-                "robust_sign_error_environments".into(),
-                robust.map_or(Value::Null, |robust| json!(robust.environments)),
-            );
-            row.insert("pgdl_cmi".into(), number(analysis.pgdl_cmi));
-            row
-        })
+        .map(|analysis| columns(report, analysis))
+        .collect();
+    let header = rows
+        .first()
+        .map(|row| row.iter().map(|(name, _)| name.clone()).collect())
+        .unwrap_or_default();
+    let tables = rows
+        .into_iter()
+        .map(|row| row.into_iter().collect())
         .collect();
     (tables, header)
 }
@@ -159,7 +132,7 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
-    use crate::report::analysis::{AxisGranulated, MeasurementAnalysis};
+    use crate::report::analysis::AxisGranulated;
     use crate::report::robustness::RobustSignError;
 
     fn report() -> SweepReport {

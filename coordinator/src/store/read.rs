@@ -143,6 +143,26 @@ where
     Ok((row.try_get("trial_id")?, row.try_get("name")?))
 }
 
+/// A sweep's trial rows with its vacuous bounds read as +∞: [`trial_rows_sql`], then
+/// [`VACUOUS_BOUNDS`] folded in by [`mark_vacuous`].
+pub async fn trial_rows<DB>(pool: &Pool<DB>, sweep: &str) -> Result<Vec<TrialRow>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'k> &'k str: sqlx::Encode<'k, DB> + Type<DB> + ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
+    for<'r> Option<f64>: Decode<'r, DB> + Type<DB>,
+{
+    let sql = trial_rows_sql();
+    let mut rows = fetch_decoded(pool, &sql, sweep, |row| decode_trial_row(row)).await?;
+    let vacuous =
+        fetch_decoded(pool, VACUOUS_BOUNDS, sweep, |row| decode_vacuous_bound(row)).await?;
+    mark_vacuous(&mut rows, &vacuous);
+    Ok(rows)
+}
+
 /// Reads each vacuous bound of `rows` as +∞, the value a rank statistic gives an infinite
 /// capacity, where the view holds NULL.
 pub fn mark_vacuous(rows: &mut [TrialRow], vacuous: &[(String, String)]) {

@@ -446,16 +446,7 @@ impl Store for SqliteStore {
 
     async fn trial_rows(&self, sweep: &str) -> Result<Vec<TrialRow>, StoreError> {
         self.require_sweep(sweep).await?;
-        let mut rows = read::fetch_decoded(&self.pool, &read::trial_rows_sql(), sweep, |row| {
-            read::decode_trial_row(row)
-        })
-        .await?;
-        let vacuous = read::fetch_decoded(&self.pool, read::VACUOUS_BOUNDS, sweep, |row| {
-            read::decode_vacuous_bound(row)
-        })
-        .await?;
-        read::mark_vacuous(&mut rows, &vacuous);
-        Ok(rows)
+        read::trial_rows(&self.pool, sweep).await
     }
 
     async fn landscape_slices(&self, sweep: &str) -> Result<Vec<StoredSlice>, StoreError> {
