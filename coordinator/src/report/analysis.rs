@@ -175,6 +175,9 @@ struct Context<'a> {
     combination_values: Vec<Vec<usize>>,
     /// Cells of the axes other than width, each with its trials; empty when width varies alone.
     cells: Vec<Cell>,
+    /// Per trial, the test-set size its configuration names (`data.test_size`), for results
+    /// stored before the size itself was.
+    configured_test_sizes: Vec<Option<f64>>,
 }
 
 impl<'a> Context<'a> {
@@ -241,6 +244,15 @@ impl<'a> Context<'a> {
             combinations,
             combination_values,
             cells: cells.into_values().collect(),
+            configured_test_sizes: parameters
+                .iter()
+                .map(|values| {
+                    values
+                        .get("data.test_size")
+                        .and_then(serde_json::Value::as_f64)
+                        .filter(|size| *size > 0.0)
+                })
+                .collect(),
         }
     }
 
@@ -319,7 +331,9 @@ impl<'a> Context<'a> {
                     combination: self.combinations[trial],
                     measure: self.value(trial, measurement)?,
                     gap: self.value(trial, GAP)?,
-                    test_size: self.value(trial, "test_size")?,
+                    test_size: self
+                        .value(trial, "test_size")
+                        .or(self.configured_test_sizes[trial])?,
                 })
             })
             .collect();
@@ -538,6 +552,37 @@ mod tests {
         // error.
         assert_eq!(bound.pgdl_cmi, None);
         assert_eq!(bound.robust_sign_error, None);
+    }
+
+    #[test]
+    fn results_stored_without_their_test_size_take_the_configured_one() {
+        // Width 8 and 64, four seeds each; gaps 0.1 and 0.5 (+ 0.001 · seed), a measure that
+        // follows them. 16 seed pairs per environment of equal weight: both directions kept,
+        // error 0. The rows carry no `test_size`, as results stored before it was; the
+        // configuration's `data.test_size` stands in.
+        let rows: Vec<TrialRow> = [8.0, 64.0]
+            .into_iter()
+            .flat_map(|width: f64| {
+                (0..4).map(move |seed| {
+                    let gap = if width < 10.0 { 0.1 } else { 0.5 } + 0.001 * seed as f64;
+                    TrialRow::converged(
+                        format!("{width}-{seed}"),
+                        format!(
+                            r#"{{"seed":{seed},"model":{{"width":{width}}},"data":{{"test_size":10000}}}}"#
+                        ),
+                        &[("width", width), ("error_gap", gap), ("margin_gamma", gap)],
+                    )
+                })
+            })
+            .collect();
+        let analysis = analyse(&rows, false);
+        let robust = analysis_of(&analysis, "margin_gamma")
+            .robust_sign_error
+            .expect("kept environments");
+        assert_eq!(
+            (robust.mean, robust.worst, robust.environments),
+            (0.0, 0.0, 2)
+        );
     }
 
     #[test]
