@@ -63,8 +63,8 @@ pub struct MeasurementAnalysis {
     /// Analysed trials whose bound is vacuous (+∞).
     #[serde(default)]
     pub vacuous: u64,
-    /// Over every analysed trial, pooled over the axes in [`SweepReport::pooled_over`]
-    /// (`super::SweepReport`). None with fewer than two widths measured.
+    /// Over every analysed trial, pooled over the axes the report's `pooled_over` names. None
+    /// with fewer than two widths measured.
     pub width_slope: Option<WidthSlope>,
     /// The slope within each cell of the other varied axes; empty when only width varies.
     #[serde(default)]
