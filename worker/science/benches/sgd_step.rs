@@ -18,12 +18,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Instant;
 
-use rand::Rng;
-use rand_distr::StandardNormal;
 use science::data::Dataset;
-use science::model::matmul::{MatrixView, multiply, on_threads};
+use science::model::matmul::on_threads;
 use science::model::mlp::{Mlp, Workspace};
 use science::rng::{Stream, stream};
 use science::train::noise::NoiseSettings;
@@ -31,11 +28,16 @@ use science::train::sgd::{NoisySgd, SgdSettings};
 use science::{SilentObserver, run_trial_with_threads};
 use vocabulary::{Activation, DataConfig, DataSet, Init, RadiusUnit, TrialConfig};
 
+mod common;
+
+use common::{
+    MATMUL_FLOPS, MIN_SECONDS, Timing, best_seconds, list_from_env, matmul_timing, median,
+    random_dataset, smallest, timing,
+};
+
 const INPUT: usize = 784;
 const CLASSES: usize = 10;
 const BATCH: usize = 128;
-/// Each timing repeats its work for at least this long.
-const MIN_SECONDS: f64 = 1.0;
 
 fn main() {
     let widths = list_from_env("SGD_STEP_WIDTHS", &[64, 256, 1024, 4096]);
@@ -197,20 +199,6 @@ fn main() {
     );
 }
 
-fn list_from_env(name: &str, default: &[usize]) -> Vec<usize> {
-    match std::env::var(name) {
-        Ok(text) => text
-            .split(',')
-            .map(|item| {
-                item.trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("{name}: `{item}` is not a positive integer"))
-            })
-            .collect(),
-        Err(_) => default.to_vec(),
-    }
-}
-
 /// Multiply-adds of forward (X Wᵀ), weight gradients (Δᵀ X) and, below the first layer, the
 /// back-propagated errors (Δ W), two flops each.
 fn step_flops(width: usize) -> f64 {
@@ -229,111 +217,9 @@ fn step_flops(width: usize) -> f64 {
 /// the rounds.
 type Statistic = (&'static str, fn(&Timing) -> f64, fn(&[f64]) -> f64);
 
-/// Repeated timings of one piece of work: their median, and the best (the work undisturbed).
-#[derive(Debug, Clone, Copy)]
-struct Timing {
-    median: f64,
-    best: f64,
-}
-
-/// Times `run` repeatedly for at least [`MIN_SECONDS`], after two untimed warm-up calls.
-fn timing(mut run: impl FnMut()) -> Timing {
-    run();
-    run();
-    let mut times = Vec::new();
-    let started = Instant::now();
-    while times.len() < 3 || started.elapsed().as_secs_f64() < MIN_SECONDS {
-        let one = Instant::now();
-        run();
-        times.push(one.elapsed().as_secs_f64());
-    }
-    Timing {
-        median: median(&times),
-        best: smallest(&times),
-    }
-}
-
-fn best_seconds(run: impl FnMut()) -> f64 {
-    timing(run).best
-}
-
-/// Seconds of one 1024×4096 · 4096×4096 product on `threads` threads, the faster of two ways:
-/// our banded `multiply` and a single `gemm` call with gemm's own threading (which, on a product
-/// this large, shares its packed blocks between threads where bands each pack their own).
-fn matmul_timing(threads: usize) -> Timing {
-    let (rows, inner, cols) = (1024, 4096, 4096);
-    let lhs = random_vector(rows * inner, 1);
-    let rhs = random_vector(inner * cols, 2);
-    let mut output = vec![0.0f32; rows * cols];
-    let banded = on_threads(threads, || {
-        timing(|| {
-            multiply(
-                &mut output,
-                MatrixView::row_major(&lhs, rows, inner),
-                MatrixView::row_major(&rhs, inner, cols),
-                false,
-                threads,
-            )
-        })
-    })
-    .expect("the helper threads start");
-    let single_call = timing(|| {
-        // SAFETY: all three buffers hold exactly the row-major matrices the sizes and strides
-        // describe.
-        unsafe {
-            gemm::gemm(
-                rows,
-                cols,
-                inner,
-                output.as_mut_ptr(),
-                1,
-                cols as isize,
-                false,
-                lhs.as_ptr(),
-                1,
-                inner as isize,
-                rhs.as_ptr(),
-                1,
-                cols as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                if threads > 1 {
-                    gemm::Parallelism::Rayon(threads)
-                } else {
-                    gemm::Parallelism::None
-                },
-            )
-        }
-    });
-    Timing {
-        median: banded.median.min(single_call.median),
-        best: banded.best.min(single_call.best),
-    }
-}
-
-const MATMUL_FLOPS: f64 = 2.0 * 1024.0 * 4096.0 * 4096.0;
-
-fn random_vector(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = stream(seed, Stream::TrainInputs);
-    (0..len).map(|_| rng.sample(StandardNormal)).collect()
-}
-
 fn step_network(width: usize, threads: usize) -> (Mlp, Dataset, Vec<f32>) {
     let mlp = Mlp::new(INPUT, width, CLASSES, 3, Activation::Relu, true).with_threads(threads);
-    let examples = 8 * BATCH;
-    let mut rng = stream(3, Stream::TrainInputs);
-    let dataset = Dataset {
-        inputs: random_vector(examples * INPUT, 3),
-        labels: (0..examples)
-            .map(|_| rng.random_range(0..CLASSES as u32))
-            .collect(),
-        n: examples,
-        dim: INPUT,
-        classes: CLASSES,
-    };
+    let dataset = random_dataset(8 * BATCH, INPUT, CLASSES, 3);
     let parameters = mlp.initialize(Init::He, &mut stream(3, Stream::Init));
     (mlp, dataset, parameters)
 }
@@ -383,16 +269,6 @@ fn our_step_on_threads(width: usize, threads: usize) -> Timing {
     timing(|| {
         sgd.step(&mlp);
     })
-}
-
-fn smallest(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The PyTorch script kept running (`--serve`), asked for one figure at a time.

@@ -1,0 +1,163 @@
+//! What a probe step costs beside a training step of the same network and batch, at the default
+//! sweep's shape (`examples/width-sweep.toml`: 20 → w → 4, batch 32, one thread, as each of the
+//! sweep's two workers runs), phase by phase, each beside its FLOP count at the machine's
+//! measured matrix-multiply ceiling (issue 16's first target: a probe step ≤ 1.3× a training
+//! step).
+//!
+//! `cargo bench -p science --bench probe_step` prints, per width:
+//! - the training step (forward, backward, momentum-free update, no noise);
+//! - the same step with the probe's Gaussian gradient noise (one draw per coordinate);
+//! - what the probe adds after each step: Θ_t − Θ̂ with its length, its projection on 3
+//!   orthonormal vectors (the Hessian's top ones), and the layer excursions;
+//! - the probe step (noisy step + tracking) over the training step.
+//!
+//! Each figure is the median over `PROBE_STEP_ROUNDS` rounds (default 3) of each round's best
+//! time, the phases of one width timed back to back in each round. `PROBE_STEP_WIDTHS=16,4096`
+//! narrows the widths.
+
+mod common;
+
+use common::{
+    MATMUL_FLOPS, list_from_env, matmul_timing, median, random_dataset, random_vector, timing,
+};
+use science::measure::excursion::LayerExcursions;
+use science::measure::step_displacement::StepDisplacement;
+use science::model::mlp::Mlp;
+use science::rng::{Stream, stream};
+use science::train::noise::NoiseSettings;
+use science::train::sgd::{NoisySgd, SgdSettings};
+use vocabulary::{Activation, Init, NoiseForm};
+
+const INPUT: usize = 20;
+const CLASSES: usize = 4;
+const BATCH: usize = 32;
+const EXAMPLES: usize = 1024;
+/// Top Hessian vectors the probe projects on (`measure.hessian_top_k` by default).
+const TOP_VECTORS: usize = 3;
+
+/// The phases of one round at one width, seconds (each the best of its repetitions).
+struct Round {
+    train: f64,
+    noisy: f64,
+    tracking: f64,
+}
+
+fn main() {
+    let widths = list_from_env("PROBE_STEP_WIDTHS", &[16, 64, 256, 1024, 4096]);
+    let rounds = list_from_env("PROBE_STEP_ROUNDS", &[3])[0].max(1);
+    let mut ceilings = Vec::new();
+    let mut measured: Vec<Vec<Round>> = widths.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        ceilings.push(matmul_timing(1).best);
+        for (index, &width) in widths.iter().enumerate() {
+            measured[index].push(round(width));
+        }
+    }
+    let ceiling = MATMUL_FLOPS / median(&ceilings) / 1e9;
+    println!(
+        "probe step against training step, MLP {INPUT}→w→{CLASSES}, batch {BATCH}, f32, one \
+         thread, {rounds} rounds (median of each round's best); matrix-multiply ceiling \
+         {ceiling:.1} GFLOP/s"
+    );
+    println!(
+        "{:>6} {:>9} {:>10} {:>10} {:>12} {:>11} {:>12} {:>13}",
+        "width",
+        "params",
+        "train ms",
+        "at ceiling",
+        "noisy ms",
+        "noise ms",
+        "tracking ms",
+        "probe / train"
+    );
+    for (index, &width) in widths.iter().enumerate() {
+        let of =
+            |pick: fn(&Round) -> f64| median(&measured[index].iter().map(pick).collect::<Vec<_>>());
+        let (train, noisy, tracking) = (of(|r| r.train), of(|r| r.noisy), of(|r| r.tracking));
+        let at_ceiling = step_flops(width) / (ceiling * 1e9);
+        println!(
+            "{width:>6} {:>9} {:>10.4} {:>10.4} {:>12.4} {:>11.4} {:>12.4} {:>12.2}×",
+            network(width).parameter_count(),
+            train * 1e3,
+            at_ceiling * 1e3,
+            noisy * 1e3,
+            (noisy - train) * 1e3,
+            tracking * 1e3,
+            (noisy + tracking) / train,
+        );
+    }
+    println!(
+        "at ceiling: the step's multiply-adds (forward, weight gradients, the second layer's \
+         back-propagated errors; two flops each) at the ceiling; noise: the noisy step less the \
+         training step; tracking: what the probe computes after each step; probe / train: \
+         (noisy step + tracking) / training step"
+    );
+}
+
+fn network(width: usize) -> Mlp {
+    Mlp::new(INPUT, width, CLASSES, 2, Activation::Relu, true)
+}
+
+/// Multiply-adds of forward (X Wᵀ) and weight gradients (Δᵀ X) of both layers, and the
+/// second layer's back-propagated errors (Δ W), two flops each.
+fn step_flops(width: usize) -> f64 {
+    let first = (BATCH * INPUT * width) as f64;
+    let second = (BATCH * width * CLASSES) as f64;
+    2.0 * (2.0 * first + 3.0 * second)
+}
+
+fn round(width: usize) -> Round {
+    let mlp = network(width);
+    let dataset = random_dataset(EXAMPLES, INPUT, CLASSES, 5);
+    let minimum = mlp.initialize(Init::He, &mut stream(5, Stream::Init));
+    let step_time = |sigma: f64| {
+        let settings = SgdSettings {
+            learning_rate: 0.01,
+            momentum: 0.0,
+            noise: NoiseSettings {
+                sigma,
+                form: NoiseForm::PerCoordinate,
+                inverse_temperature: None,
+            },
+            batch_size: BATCH,
+        };
+        let mut sgd = NoisySgd::for_training(&mlp, minimum.clone(), &dataset, settings, 5);
+        timing(|| {
+            sgd.step(&mlp);
+        })
+        .best
+    };
+    let train = step_time(0.0);
+    let noisy = step_time(0.01);
+
+    let dimension = mlp.parameter_count();
+    let point: Vec<f32> = minimum
+        .iter()
+        .zip(random_vector(dimension, 6))
+        .map(|(m, z)| m + 1e-3 * z)
+        .collect();
+    let top: Vec<Vec<f64>> = (0..TOP_VECTORS as u64)
+        .map(|index| {
+            let vector: Vec<f64> = random_vector(dimension, 10 + index)
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt();
+            vector.into_iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let mut displacement = StepDisplacement::new(dimension);
+    let mut excursions = LayerExcursions::new(&mlp, &mut stream(5, Stream::ProbeExcursion));
+    let tracking = timing(|| {
+        let distance = displacement.update(&point, &minimum);
+        let along = displacement.squared_projection(&top);
+        excursions.observe_displacement(&mlp, displacement.values());
+        std::hint::black_box((distance, along));
+    })
+    .best;
+    Round {
+        train,
+        noisy,
+        tracking,
+    }
+}
