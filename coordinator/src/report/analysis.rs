@@ -157,9 +157,6 @@ fn varies(parameters: &[Parameters], key: &str) -> bool {
         .any(|values| values.get(key) != parameters[0].get(key))
 }
 
-/// A cell of the other varied axes: their values as shown, and its trials (indices).
-type Cell = (Vec<(String, String)>, Vec<usize>);
-
 /// What every measurement's analysis shares: the trials, their grouping per axis, their
 /// hyperparameter combinations.
 struct Context<'a> {
@@ -174,10 +171,13 @@ struct Context<'a> {
     /// Per combination, its value indices.
     combination_values: Vec<Vec<usize>>,
     /// Cells of the axes other than width, each with its trials; empty when width varies alone.
-    cells: Vec<Cell>,
-    /// Per trial, the test-set size its configuration names (`data.test_size`), for results
-    /// stored before the size itself was.
-    configured_test_sizes: Vec<Option<f64>>,
+    cells: Vec<parameters::Cell>,
+    /// Per trial, its gap, width and test-set size (stored, else the configured
+    /// `data.test_size`, for results stored before the size itself was): read once, shared by
+    /// every measurement's analysis.
+    gaps: Vec<Option<f64>>,
+    widths: Vec<Option<f64>>,
+    test_sizes: Vec<Option<f64>>,
 }
 
 impl<'a> Context<'a> {
@@ -212,30 +212,17 @@ impl<'a> Context<'a> {
         for (values, id) in combination_ids {
             combination_values[id] = values;
         }
-        let others: Vec<&String> = axes
+        let others: Vec<&str> = axes
             .iter()
+            .map(String::as_str)
             .filter(|axis| *axis != parameters::WIDTH)
             .collect();
-        let mut cells: BTreeMap<Vec<(u8, u64, String)>, Cell> = BTreeMap::new();
-        if axes.first().is_some_and(|axis| axis == parameters::WIDTH) && !others.is_empty() {
-            for (trial, values) in parameters.iter().enumerate() {
-                let key = others
-                    .iter()
-                    .map(|axis| parameters::sort_key(values.get(*axis)))
-                    .collect();
-                cells
-                    .entry(key)
-                    .or_insert_with(|| {
-                        let shown = others
-                            .iter()
-                            .map(|axis| (axis.to_string(), parameters::text(values.get(*axis))))
-                            .collect();
-                        (shown, Vec::new())
-                    })
-                    .1
-                    .push(trial);
-            }
-        }
+        let by_width = axes.first().is_some_and(|axis| axis == parameters::WIDTH);
+        let cells = if by_width && !others.is_empty() {
+            parameters::cells(parameters, &others)
+        } else {
+            Vec::new()
+        };
         Self {
             trials,
             axes,
@@ -243,49 +230,61 @@ impl<'a> Context<'a> {
             value_indices,
             combinations,
             combination_values,
-            cells: cells.into_values().collect(),
-            configured_test_sizes: parameters
+            cells,
+            gaps: trials.iter().map(|trial| trial.number(GAP)).collect(),
+            widths: trials.iter().map(|trial| trial.number("width")).collect(),
+            test_sizes: trials
                 .iter()
-                .map(|values| {
-                    values
-                        .get("data.test_size")
-                        .and_then(serde_json::Value::as_f64)
-                        .filter(|size| *size > 0.0)
+                .zip(parameters)
+                .map(|(trial, values)| {
+                    trial.number("test_size").or_else(|| {
+                        values
+                            .get("data.test_size")
+                            .and_then(serde_json::Value::as_f64)
+                            .filter(|size| *size > 0.0)
+                    })
                 })
                 .collect(),
         }
     }
 
-    fn value(&self, trial: usize, measurement: &str) -> Option<f64> {
-        self.trials[trial].number(measurement)
-    }
-
-    /// (measure, gap) of the trials in `members` that have both.
-    fn pairs(&self, members: impl Iterator<Item = usize>, measurement: &str) -> Vec<(f64, f64)> {
+    /// (measure, gap) of the trials in `members` that have both; `values` per trial.
+    fn pairs(
+        &self,
+        members: impl Iterator<Item = usize>,
+        values: &[Option<f64>],
+    ) -> Vec<(f64, f64)> {
         members
-            .filter_map(|trial| Some((self.value(trial, measurement)?, self.value(trial, GAP)?)))
+            .filter_map(|trial| Some((values[trial]?, self.gaps[trial]?)))
             .collect()
     }
 
-    fn slope(&self, members: impl Iterator<Item = usize>, measurement: &str) -> Option<WidthSlope> {
+    fn slope(
+        &self,
+        members: impl Iterator<Item = usize>,
+        values: &[Option<f64>],
+    ) -> Option<WidthSlope> {
         let points: Vec<(f64, f64)> = members
-            .filter_map(|trial| {
-                Some((self.value(trial, "width")?, self.value(trial, measurement)?))
-            })
+            .filter_map(|trial| Some((self.widths[trial]?, values[trial]?)))
             .collect();
         super::width_slope::fit(&points)
     }
 
     fn analyse(&self, measurement: &str) -> MeasurementAnalysis {
+        let values: Vec<Option<f64>> = self
+            .trials
+            .iter()
+            .map(|trial| trial.number(measurement))
+            .collect();
         let everyone = 0..self.trials.len();
-        let concordance = statistics::concordance(&self.pairs(everyone.clone(), measurement));
+        let concordance = statistics::concordance(&self.pairs(everyone.clone(), &values));
         let granulated: Vec<Option<Granulated>> = self
             .groups_per_axis
             .iter()
             .map(|groups| {
                 let pairs: Vec<Vec<(f64, f64)>> = groups
                     .iter()
-                    .map(|group| self.pairs(group.iter().copied(), measurement))
+                    .map(|group| self.pairs(group.iter().copied(), &values))
                     .collect();
                 statistics::granulated_kendall(&pairs)
             })
@@ -293,17 +292,17 @@ impl<'a> Context<'a> {
         MeasurementAnalysis {
             measurement: measurement.to_string(),
             heuristic: catalog::measurement(measurement).is_some_and(|entry| entry.is_heuristic()),
-            vacuous: everyone
-                .clone()
-                .filter(|trial| self.value(*trial, measurement) == Some(f64::INFINITY))
+            vacuous: values
+                .iter()
+                .filter(|value| **value == Some(f64::INFINITY))
                 .count() as u64,
-            width_slope: self.slope(everyone, measurement),
+            width_slope: self.slope(everyone, &values),
             cell_slopes: self
                 .cells
                 .iter()
                 .map(|(cell, members)| CellSlope {
                     cell: cell.clone(),
-                    slope: self.slope(members.iter().copied(), measurement),
+                    slope: self.slope(members.iter().copied(), &values),
                 })
                 .collect(),
             kendall_tau_a: concordance.tau_a(),
@@ -319,21 +318,19 @@ impl<'a> Context<'a> {
                     groups: granulated.map_or(0, |granulated| granulated.groups),
                 })
                 .collect(),
-            robust_sign_error: self.robust_sign_error(measurement),
-            pgdl_cmi: self.pgdl_cmi(measurement),
+            robust_sign_error: self.robust_sign_error(&values),
+            pgdl_cmi: self.pgdl_cmi(&values),
         }
     }
 
-    fn robust_sign_error(&self, measurement: &str) -> Option<RobustSignError> {
+    fn robust_sign_error(&self, values: &[Option<f64>]) -> Option<RobustSignError> {
         let runs: Vec<robustness::Run> = (0..self.trials.len())
             .filter_map(|trial| {
                 Some(robustness::Run {
                     combination: self.combinations[trial],
-                    measure: self.value(trial, measurement)?,
-                    gap: self.value(trial, GAP)?,
-                    test_size: self
-                        .value(trial, "test_size")
-                        .or(self.configured_test_sizes[trial])?,
+                    measure: values[trial]?,
+                    gap: self.gaps[trial]?,
+                    test_size: self.test_sizes[trial]?,
                 })
             })
             .collect();
@@ -346,13 +343,13 @@ impl<'a> Context<'a> {
         })
     }
 
-    fn pgdl_cmi(&self, measurement: &str) -> Option<f64> {
+    fn pgdl_cmi(&self, values: &[Option<f64>]) -> Option<f64> {
         let models: Vec<pgdl::Model> = (0..self.trials.len())
             .filter_map(|trial| {
                 Some(pgdl::Model {
                     values: self.value_indices[trial].clone(),
-                    measure: self.value(trial, measurement)?,
-                    gap: self.value(trial, GAP)?,
+                    measure: values[trial]?,
+                    gap: self.gaps[trial]?,
                 })
             })
             .collect();

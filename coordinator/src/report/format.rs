@@ -144,7 +144,8 @@ pub fn population_line(report: &SweepReport) -> String {
     text
 }
 
-fn optional(value: Option<f64>) -> String {
+/// A value in three significant digits, or a dash where there is none.
+fn number_or_dash(value: Option<f64>) -> String {
     value.map(number).unwrap_or("–".into())
 }
 
@@ -210,20 +211,20 @@ pub fn analysis_table(report: &SweepReport) -> String {
             name,
             slope_text(analysis.width_slope),
             analysis.vacuous.to_string(),
-            optional(analysis.kendall_tau_a),
-            optional(analysis.kendall_tau_b),
+            number_or_dash(analysis.kendall_tau_a),
+            number_or_dash(analysis.kendall_tau_b),
         ];
         row.extend(
             analysis
                 .granulated_tau
                 .iter()
-                .map(|axis| optional(axis.psi)),
+                .map(|axis| number_or_dash(axis.psi)),
         );
-        row.push(optional(analysis.psi));
+        row.push(number_or_dash(analysis.psi));
         let robust = analysis.robust_sign_error;
-        row.push(optional(robust.map(|robust| robust.mean)));
-        row.push(optional(robust.map(|robust| robust.worst)));
-        row.push(optional(analysis.pgdl_cmi));
+        row.push(number_or_dash(robust.map(|robust| robust.mean)));
+        row.push(number_or_dash(robust.map(|robust| robust.worst)));
+        row.push(number_or_dash(analysis.pgdl_cmi));
         rows.push(row);
     }
     let mut text = population_line(report);

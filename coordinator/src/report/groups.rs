@@ -1,8 +1,6 @@
 //! Aggregates per combination of grid values: width alone, and width crossed with each other
 //! axis that varies (noise, learning rate, probe noise, …), over the seeds of each cell.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::Summary;
@@ -51,39 +49,18 @@ pub fn groupings(rows: &[TrialRow]) -> Vec<Grouping> {
 }
 
 fn grouping(rows: &[TrialRow], parameters: &[Parameters], axes: &[&str]) -> Grouping {
-    type Key = Vec<(u8, u64, String)>;
-    let mut cells: BTreeMap<Key, (Vec<String>, Vec<&TrialRow>)> = BTreeMap::new();
-    for (row, values) in rows.iter().zip(parameters) {
-        let key = axes
-            .iter()
-            .map(|axis| parameters::sort_key(values.get(*axis)))
-            .collect();
-        let cell = cells.entry(key).or_insert_with(|| {
-            let shown = axes
-                .iter()
-                .map(|axis| parameters::text(values.get(*axis)))
-                .collect();
-            (shown, Vec::new())
-        });
-        cell.1.push(row);
-    }
     Grouping {
         axes: axes.iter().map(|axis| axis.to_string()).collect(),
-        cells: cells
-            .into_values()
-            .map(|(shown, members)| cell(axes, shown, &members))
+        cells: parameters::cells(parameters, axes)
+            .into_iter()
+            .map(|(axes, members)| {
+                let members: Vec<&TrialRow> = members.iter().map(|&index| &rows[index]).collect();
+                Cell {
+                    axes,
+                    summary: Summary::of(&members, Uses::CELL),
+                }
+            })
             .collect(),
-    }
-}
-
-fn cell(axes: &[&str], shown: Vec<String>, members: &[&TrialRow]) -> Cell {
-    Cell {
-        axes: axes
-            .iter()
-            .map(|axis| axis.to_string())
-            .zip(shown)
-            .collect(),
-        summary: Summary::of(members, Uses::CELL),
     }
 }
 

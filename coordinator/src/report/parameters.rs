@@ -60,6 +60,33 @@ pub fn varied(trials: &[Parameters]) -> Vec<String> {
     varied
 }
 
+/// One combination of axis values: the (axis, value) pairs as shown, and its trials (indices).
+pub type Cell = (Vec<(String, String)>, Vec<usize>);
+
+/// The cells of each combination of `axes` values among `trials`, in axis-value order.
+pub fn cells(trials: &[Parameters], axes: &[&str]) -> Vec<Cell> {
+    type Key = Vec<(u8, u64, String)>;
+    let mut cells: BTreeMap<Key, Cell> = BTreeMap::new();
+    for (index, values) in trials.iter().enumerate() {
+        let key = axes
+            .iter()
+            .map(|axis| sort_key(values.get(*axis)))
+            .collect();
+        cells
+            .entry(key)
+            .or_insert_with(|| {
+                let shown = axes
+                    .iter()
+                    .map(|axis| (axis.to_string(), text(values.get(*axis))))
+                    .collect();
+                (shown, Vec::new())
+            })
+            .1
+            .push(index);
+    }
+    cells.into_values().collect()
+}
+
 /// A value as a table shows it: strings without their quotes.
 pub fn text(value: Option<&Value>) -> String {
     match value {

@@ -58,17 +58,18 @@ pub fn fit(points: &[(f64, f64)]) -> Option<WidthSlope> {
     if finite.iter().all(|(_, value)| *value > 0.0) {
         return statistics::log_log_slope(&finite).map(|line| slope(line, SlopeFit::LogLogTrials));
     }
-    let mut per_width: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    // (width, sum, count) per width.
+    let mut per_width: BTreeMap<u64, (f64, f64, f64)> = BTreeMap::new();
     for (width, value) in &finite {
-        let entry = per_width.entry(width.to_bits()).or_insert((*width, 0.0));
+        let entry = per_width
+            .entry(width.to_bits())
+            .or_insert((*width, 0.0, 0.0));
         entry.1 += value;
+        entry.2 += 1.0;
     }
     let means: Vec<(f64, f64)> = per_width
         .values()
-        .map(|(width, sum)| {
-            let count = finite.iter().filter(|(other, _)| other == width).count();
-            (*width, sum / count as f64)
-        })
+        .map(|(width, sum, count)| (*width, sum / count))
         .collect();
     if means.iter().all(|(_, mean)| *mean > 0.0) {
         return statistics::log_log_slope(&means)

@@ -6,7 +6,6 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::measure::norms::{euclidean_norm, multiply, multiply_transposed, normalize};
-use crate::measure::step_displacement::StepDisplacement;
 use crate::model::mlp::Mlp;
 
 /// Power iterations on (W_t − Ŵ)ᵀ(W_t − Ŵ) per probe step. The displacement moves little from
@@ -83,15 +82,9 @@ impl LayerExcursions {
         Self { layers }
     }
 
-    /// Folds in W_t − Ŵ for the point `parameters`; rows of a weight matrix are its fan-out units.
-    pub fn observe(&mut self, mlp: &Mlp, parameters: &[f32], minimum: &[f32]) {
-        let mut displacement = StepDisplacement::new(parameters.len());
-        displacement.update(parameters, minimum);
-        self.observe_displacement(mlp, displacement.values());
-    }
-
     /// Folds in W_t − Ŵ read from the whole displacement Θ_t − Θ̂ (f64, flat like the
-    /// parameters), which the probe forms once per step.
+    /// parameters), which the probe forms once per step; rows of a weight matrix are its fan-out
+    /// units.
     pub fn observe_displacement(&mut self, mlp: &Mlp, displacement: &[f64]) {
         for (tracker, shape) in self.layers.iter_mut().zip(mlp.layers()) {
             let weights = &displacement[shape.weight_range()];
@@ -122,8 +115,16 @@ impl LayerExcursions {
 mod tests {
     use super::*;
     use crate::measure::norms::{frobenius_norm, two_one_norm};
+    use crate::measure::step_displacement::StepDisplacement;
     use crate::rng::{Stream, stream};
     use vocabulary::Activation;
+
+    /// Folds in the point `parameters`, as the probe does after a step.
+    fn observe(excursions: &mut LayerExcursions, mlp: &Mlp, parameters: &[f32], minimum: &[f32]) {
+        let mut displacement = StepDisplacement::new(parameters.len());
+        displacement.update(parameters, minimum);
+        excursions.observe_displacement(mlp, displacement.values());
+    }
 
     fn exact_operator_norm(matrix: &[f64], rows: usize, cols: usize) -> f64 {
         nalgebra::DMatrix::from_row_slice(rows, cols, matrix)
@@ -155,7 +156,7 @@ mod tests {
                 .collect()
         };
         for scale in [0.5, 2.0, 1.0] {
-            excursions.observe(&mlp, &shifted(scale), &minimum);
+            observe(&mut excursions, &mlp, &shifted(scale), &minimum);
         }
         let largest = shifted(2.0);
         for (excursion, shape) in excursions.into_layers().iter().zip(mlp.layers()) {
@@ -183,7 +184,7 @@ mod tests {
             for value in &mut point {
                 *value += 0.01 * rng.sample::<f32, _>(StandardNormal);
             }
-            excursions.observe(&mlp, &point, &minimum);
+            observe(&mut excursions, &mlp, &point, &minimum);
             for (maximum, shape) in exact_maxima.iter_mut().zip(mlp.layers()) {
                 let difference = displacement(shape, &point, &minimum);
                 *maximum = maximum.max(exact_operator_norm(
@@ -214,10 +215,10 @@ mod tests {
         let mlp = Mlp::new(3, 4, 2, 2, Activation::Relu, true);
         let minimum: Vec<f32> = (0..mlp.parameter_count()).map(|i| i as f32).collect();
         let mut excursions = LayerExcursions::new(&mlp, &mut stream(2, Stream::ProbeExcursion));
-        excursions.observe(&mlp, &minimum, &minimum);
+        observe(&mut excursions, &mlp, &minimum, &minimum);
         let mut moved = minimum.clone();
         moved[0] += 3.0;
-        excursions.observe(&mlp, &moved, &minimum);
+        observe(&mut excursions, &mlp, &moved, &minimum);
         let layers = excursions.into_layers();
         assert!(
             (layers[0].max_spectral - 3.0).abs() < 1e-6,
