@@ -255,7 +255,7 @@ mod tests {
         for count in [5, 20] {
             let steps = evenly_spaced(count, length);
             let null = random_walk_null(&steps).expect("converges");
-            let mut rng = stream(count, Stream::ProbeNoise(0));
+            let mut rng = stream(count, Stream::ProbeBatches(0));
             let mut position = vec![0.0f32; dimension];
             let mut snapshots = Vec::new();
             for step in 1..=length {

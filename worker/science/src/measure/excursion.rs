@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn the_operator_norm_excursion_follows_an_exact_svd_along_a_random_walk() {
         let mlp = Mlp::new(7, 12, 5, 3, Activation::Relu, true);
-        let mut rng = stream(9, Stream::ProbeNoise(0));
+        let mut rng = stream(9, Stream::ProbeBatches(0));
         let minimum: Vec<f32> = (0..mlp.parameter_count())
             .map(|_| rng.sample::<f32, _>(StandardNormal))
             .collect();

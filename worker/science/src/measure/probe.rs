@@ -18,7 +18,7 @@ use crate::measurements::{LandscapeSlice, MsdPoint, Phase, ProbeStatistic, Radiu
 use crate::model::mlp::Mlp;
 use crate::observer::{Cancelled, PROGRESS_INTERVAL, TrialObserver, checkpoint};
 use crate::rng::{Stream, stream};
-use crate::train::noise::{NoiseScales, NoiseSettings};
+use crate::train::noise::{NoiseScales, NoiseSettings, NoiseStream};
 use crate::train::sgd::{NoisySgd, SgdSettings};
 
 /// Points of the stored MSD curve, evenly spaced over the probe's steps.
@@ -171,7 +171,7 @@ pub fn run_probe(
             dataset,
             settings,
             stream(config.seed, Stream::ProbeBatches(replicate)),
-            stream(config.seed, Stream::ProbeNoise(replicate)),
+            NoiseStream::probe(config.seed, replicate),
         );
         let mut displacement = StepDisplacement::new(minimum.len());
         let mut distances = Vec::with_capacity(probe.steps as usize);

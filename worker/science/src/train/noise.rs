@@ -2,12 +2,86 @@
 //! per block of the flat parameter vector (one block per layer's weights and biases).
 
 use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use rand::Rng;
-use rand_distr::StandardNormal;
 use vocabulary::NoiseForm;
 
 use crate::model::mlp::Mlp;
+use crate::model::simd::on_widest_simd;
+use crate::model::team::share_out;
+use crate::rng::normal::{GROUP, normal_group};
+
+/// Which generator draws the gradient noise, stored with every result. 1: ChaCha8 and
+/// rand_distr's ziggurat, one coordinate after another (until December 2026). 2: Philox4x32-10 and
+/// Box–Muller, each coordinate's draw a function of (seed, run, step, coordinate) alone.
+pub const NOISE_STREAM_VERSION: u32 = 2;
+
+/// Coordinates per thread below which drawing the noise on one thread is faster (1 MB).
+const MIN_PART: usize = 1 << 18;
+
+/// The gradient noise of one run of noisy SGD (the training, or one probe replicate). Draw t's
+/// value at coordinate j depends on the trial seed, the run, t and j alone (Philox counters
+/// (j/4, t, run) under the seed as key): any part of a draw is computed without the rest, so the
+/// numbers do not depend on how many threads draw them, or in what pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoiseStream {
+    key: [u32; 2],
+    run: u32,
+    draws: u64,
+}
+
+impl NoiseStream {
+    /// The noise of the training run of the trial seeded with `seed`.
+    pub fn training(seed: u64) -> Self {
+        Self::new(seed, 0)
+    }
+
+    /// The noise of probe replicate `replicate` of the trial seeded with `seed`.
+    pub fn probe(seed: u64, replicate: u32) -> Self {
+        Self::new(seed, replicate.wrapping_add(1))
+    }
+
+    fn new(seed: u64, run: u32) -> Self {
+        Self {
+            key: [seed as u32, (seed >> 32) as u32],
+            run,
+            draws: 0,
+        }
+    }
+
+    /// The Philox counter words after the block index for the next draw, which it then counts.
+    fn next_draw(&mut self) -> [u32; 3] {
+        let draw = self.draws;
+        self.draws += 1;
+        [draw as u32, (draw >> 32) as u32, self.run]
+    }
+}
+
+/// Adds `scale` · z_j to each value, z_j the draw of coordinate `first + j` of the draw whose
+/// counter words are `draw`; returns the largest magnitude added. Call it inside
+/// [`on_widest_simd`].
+#[inline(always)]
+fn add_normals(values: &mut [f32], first: usize, scale: f32, key: [u32; 2], draw: [u32; 3]) -> f32 {
+    let mut normals = [0.0f32; GROUP];
+    // The largest |z| as bits (which order as the magnitudes do), so that the loop vectorises;
+    // |scale · z| rounds monotonically in |z|, so the largest product is that of the largest z.
+    let mut largest_normal = 0u32;
+    let mut coordinate = first;
+    let mut rest = values;
+    while !rest.is_empty() {
+        let offset = coordinate % GROUP;
+        let (head, tail) = rest.split_at_mut((GROUP - offset).min(rest.len()));
+        normal_group(key, draw, (coordinate / GROUP) as u32, &mut normals);
+        for (value, &normal) in head.iter_mut().zip(&normals[offset..]) {
+            *value += scale * normal;
+            largest_normal = largest_normal.max(normal.to_bits() & 0x7fff_ffff);
+        }
+        coordinate += head.len();
+        rest = tail;
+    }
+    (scale * f32::from_bits(largest_normal)).abs()
+}
 
 /// What a sweep says about the noise of one phase (training or probe).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,36 +162,62 @@ impl NoiseScales {
             .sum()
     }
 
-    /// Adds one draw of ξ to `gradient`, coordinates in order (the same draws as before the forms
-    /// existed, for the per-coordinate form, so earlier results reproduce).
-    pub fn add_to(&self, gradient: &mut [f32], rng: &mut impl Rng) {
-        self.add_scaled_to(gradient, 1.0, rng);
+    /// Adds the next draw of ξ from `noise` to `gradient`.
+    pub fn add_to(&self, gradient: &mut [f32], noise: &mut NoiseStream) {
+        self.add_scaled_to(gradient, 1.0, noise, 1);
     }
 
-    /// Adds `factor` · ξ for one draw of ξ, coordinates in order as [`Self::add_to`] draws them;
-    /// returns the largest magnitude added.
-    pub fn add_scaled_to(&self, values: &mut [f32], factor: f32, rng: &mut impl Rng) -> f32 {
-        let mut largest = 0.0f32;
+    /// Adds `factor` · ξ for the next draw of ξ from `noise`, on up to `threads` threads of the
+    /// current team; returns the largest magnitude added.
+    pub fn add_scaled_to(
+        &self,
+        values: &mut [f32],
+        factor: f32,
+        noise: &mut NoiseStream,
+        threads: usize,
+    ) -> f32 {
+        let (key, draw) = (noise.key, noise.next_draw());
+        let largest = AtomicU32::new(0);
         for (range, sigma) in &self.blocks {
             let Some(block) = values.get_mut(range.clone()) else {
                 continue;
             };
             let scale = factor * sigma;
-            for value in block {
-                let draw: f32 = rng.sample(StandardNormal);
-                let added = scale * draw;
-                *value += added;
-                largest = largest.max(added.abs());
+            let parts = threads.clamp(1, (block.len() / MIN_PART).max(1));
+            if parts == 1 {
+                let block_largest = on_widest_simd(
+                    #[inline(always)]
+                    || add_normals(block, range.start, scale, key, draw),
+                );
+                largest.fetch_max(block_largest.to_bits(), Ordering::Relaxed);
+                continue;
             }
+            // Parts a whole number of groups long, so that no group is drawn twice.
+            let part_len = block.len().div_ceil(parts).next_multiple_of(GROUP);
+            let parts: Vec<Mutex<(usize, &mut [f32])>> = block
+                .chunks_mut(part_len)
+                .enumerate()
+                .map(|(index, part)| Mutex::new((range.start + index * part_len, part)))
+                .collect();
+            share_out(parts.len(), &|index| {
+                let mut part = parts[index]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let (first, values) = &mut *part;
+                let part_largest = on_widest_simd(
+                    #[inline(always)]
+                    || add_normals(values, *first, scale, key, draw),
+                );
+                largest.fetch_max(part_largest.to_bits(), Ordering::Relaxed);
+            });
         }
-        largest
+        f32::from_bits(largest.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{Stream, stream};
     use vocabulary::Activation;
 
     /// 10 → 40 → 40 → 3 with biases: 440 + 1640 + 123 = 2203 parameters.
@@ -135,12 +235,12 @@ mod tests {
 
     /// The sample variance of ξ over each layer's block, from `draws` draws.
     fn layer_variances(scales: &NoiseScales, mlp: &Mlp, draws: usize) -> Vec<f64> {
-        let mut rng = stream(7, Stream::TrainingNoise);
+        let mut noise_stream = NoiseStream::training(7);
         let mut sums = vec![0.0f64; mlp.layers().len()];
         let mut counts = vec![0usize; mlp.layers().len()];
         for _ in 0..draws {
             let mut noise = vec![0.0f32; mlp.parameter_count()];
-            scales.add_to(&mut noise, &mut rng);
+            scales.add_to(&mut noise, &mut noise_stream);
             for (index, layer) in mlp.layers().iter().enumerate() {
                 let end = layer
                     .bias_range()
@@ -161,8 +261,7 @@ mod tests {
     fn the_largest_magnitude_added_is_reported() {
         let scales = NoiseScales::new(&network(), settings(NoiseForm::PerLayer, None), 0.1);
         let mut values = vec![0.0f32; network().parameter_count()];
-        let largest =
-            scales.add_scaled_to(&mut values, -0.5, &mut stream(3, Stream::ProbeNoise(0)));
+        let largest = scales.add_scaled_to(&mut values, -0.5, &mut NoiseStream::probe(3, 0), 1);
         let want = values.iter().fold(0.0f32, |m, value| m.max(value.abs()));
         assert!(want > 0.0);
         assert_eq!(largest, want);
@@ -215,5 +314,88 @@ mod tests {
         }
         let silent = NoiseScales::new(&network(), NoiseSettings::silent(), 0.1);
         assert!(silent.is_silent());
+    }
+
+    #[test]
+    fn a_draw_is_the_same_on_any_number_of_threads() {
+        // Three parts of 2¹⁸ coordinates and a few more, so that the parts end mid-group.
+        let mlp = Mlp::new(1000, 787, 1, 2, Activation::Relu, false);
+        let scales = NoiseScales::new(&mlp, settings(NoiseForm::PerCoordinate, None), 0.1);
+        let draw = |threads: usize| {
+            let mut values = vec![0.0f32; mlp.parameter_count()];
+            let mut noise = NoiseStream::probe(11, 2);
+            crate::model::matmul::on_threads(threads, || {
+                scales.add_scaled_to(&mut values, 1.0, &mut noise, threads);
+                scales.add_scaled_to(&mut values, 1.0, &mut noise, threads)
+            })
+            .expect("the helper threads start");
+            values
+        };
+        let alone = draw(1);
+        assert_eq!(alone.len(), 787_787);
+        for threads in [2, 3, 4] {
+            let shared = draw(threads);
+            assert!(
+                alone
+                    .iter()
+                    .zip(&shared)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn a_coordinate_draw_depends_on_its_index_not_on_its_block() {
+        // Per layer, the blocks start mid-group; their draws are those of the whole vector.
+        let mlp = network();
+        let whole = NoiseScales::new(&mlp, settings(NoiseForm::PerCoordinate, None), 0.1);
+        let per_layer = NoiseScales::new(&mlp, settings(NoiseForm::PerLayer, None), 0.1);
+        let mut everywhere = vec![0.0f32; mlp.parameter_count()];
+        let mut by_layer = vec![0.0f32; mlp.parameter_count()];
+        whole.add_to(&mut everywhere, &mut NoiseStream::training(5));
+        per_layer.add_to(&mut by_layer, &mut NoiseStream::training(5));
+        for layer in mlp.layers() {
+            let end = layer
+                .bias_range()
+                .map_or(layer.weight_range().end, |bias| bias.end);
+            let scale = (layer.fan_in as f32).sqrt();
+            for index in layer.weight_offset..end {
+                let (own, shared) = (by_layer[index] * scale, everywhere[index]);
+                assert!((own - shared).abs() <= 1e-6 * shared.abs(), "{index}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_steps_and_seeds_draw_uncorrelated_noise() {
+        let mlp = Mlp::new(100, 200, 10, 2, Activation::Relu, true);
+        let scales = NoiseScales::new(&mlp, settings(NoiseForm::PerCoordinate, None), 0.1);
+        let draw = |noise: &mut NoiseStream| {
+            let mut values = vec![0.0f32; mlp.parameter_count()];
+            scales.add_to(&mut values, noise);
+            values
+        };
+        let mut training = NoiseStream::training(1);
+        let first = draw(&mut training);
+        let others = [
+            draw(&mut training),
+            draw(&mut NoiseStream::probe(1, 0)),
+            draw(&mut NoiseStream::probe(1, 1)),
+            draw(&mut NoiseStream::training(2)),
+            draw(&mut NoiseStream::training(1 << 32)),
+        ];
+        assert_eq!(draw(&mut NoiseStream::training(1)), first);
+        // 22,210 coordinates: a correlation's standard error is 1/√n ≈ 0.0067.
+        let n = first.len() as f64;
+        for other in &others {
+            let correlation: f64 = first
+                .iter()
+                .zip(other)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum::<f64>()
+                / (n * 0.09);
+            assert!(correlation.abs() < 0.04, "correlation {correlation}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::model::mlp::{Mlp, Workspace};
 use crate::model::simd::{largest_magnitude, on_widest_simd};
 use crate::model::team::share_out;
 use crate::rng::{Stream, stream};
-use crate::train::noise::{NoiseScales, NoiseSettings};
+use crate::train::noise::{NoiseScales, NoiseSettings, NoiseStream};
 
 /// Largest chunk used to evaluate a full data set with the optimizer's workspace.
 const EVALUATION_CHUNK: usize = 256;
@@ -89,7 +89,7 @@ pub struct NoisySgd<'d> {
     dataset: &'d Dataset,
     settings: SgdSettings,
     order: BatchOrder,
-    noise: ChaCha8Rng,
+    noise: NoiseStream,
     noise_scales: NoiseScales,
     workspace: Workspace,
     batch_inputs: Vec<f32>,
@@ -99,7 +99,7 @@ pub struct NoisySgd<'d> {
 
 impl<'d> NoisySgd<'d> {
     /// The optimizer of a trial's training run from `seed`: its batch order and gradient noise
-    /// come from the seed's [`Stream::BatchOrder`] and [`Stream::TrainingNoise`].
+    /// come from the seed's [`Stream::BatchOrder`] and [`NoiseStream::training`].
     pub fn for_training(
         mlp: &Mlp,
         parameters: Vec<f32>,
@@ -113,7 +113,7 @@ impl<'d> NoisySgd<'d> {
             dataset,
             settings,
             stream(seed, Stream::BatchOrder),
-            stream(seed, Stream::TrainingNoise),
+            NoiseStream::training(seed),
         )
     }
 
@@ -124,7 +124,7 @@ impl<'d> NoisySgd<'d> {
         dataset: &'d Dataset,
         settings: SgdSettings,
         batch_order_rng: ChaCha8Rng,
-        noise_rng: ChaCha8Rng,
+        noise: NoiseStream,
     ) -> Self {
         assert!(
             settings.batch_size >= 1 && settings.batch_size <= dataset.len(),
@@ -144,7 +144,7 @@ impl<'d> NoisySgd<'d> {
             dataset,
             settings,
             order: BatchOrder::new(dataset.len(), batch_order_rng),
-            noise: noise_rng,
+            noise,
             noise_scales: NoiseScales::new(mlp, settings.noise, f64::from(settings.learning_rate)),
             workspace: Workspace::new(mlp, capacity),
             batch_inputs: vec![0.0; settings.batch_size * dataset.dim],
@@ -192,8 +192,12 @@ impl<'d> NoisySgd<'d> {
                 &mut self.velocity,
                 momentum,
             );
-            self.noise_scales
-                .add_scaled_to(&mut self.velocity, 1.0, &mut self.noise);
+            self.noise_scales.add_scaled_to(
+                &mut self.velocity,
+                1.0,
+                &mut self.noise,
+                mlp.threads(),
+            );
             let mut finite = true;
             for (parameter, &velocity) in parameters.iter_mut().zip(&self.velocity) {
                 *parameter -= learning_rate * velocity;
@@ -208,9 +212,12 @@ impl<'d> NoisySgd<'d> {
                 &mut self.workspace,
                 learning_rate,
             );
-            let largest_noise =
-                self.noise_scales
-                    .add_scaled_to(parameters, -learning_rate, &mut self.noise);
+            let largest_noise = self.noise_scales.add_scaled_to(
+                parameters,
+                -learning_rate,
+                &mut self.noise,
+                mlp.threads(),
+            );
             let finite = self.still_finite(descent.largest_change, largest_noise, mlp.threads());
             (descent.loss, finite)
         };

@@ -1,6 +1,9 @@
 //! Seeded random streams, one per purpose, so that changing how much randomness one part of a
 //! trial consumes (say, the test-set size) never shifts the numbers another part sees.
 
+pub mod normal;
+pub mod philox;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -14,7 +17,6 @@ pub enum Stream {
     TestLabelNoise,
     Init,
     BatchOrder,
-    TrainingNoise,
     PowerIteration,
     /// Lanczos start vector for the Hessian at Θ̂.
     HessianLanczos,
@@ -22,8 +24,6 @@ pub enum Stream {
     HessianTrace,
     /// Start vectors of the probe's per-layer operator-norm excursion.
     ProbeExcursion,
-    /// Gradient noise of probe replicate `i`.
-    ProbeNoise(u32),
     /// Batch order of probe replicate `i`.
     ProbeBatches(u32),
     /// Weight-noise draw `i` of the PAC-Bayes flatness search.
@@ -34,7 +34,8 @@ pub enum Stream {
 
 impl Stream {
     fn id(self) -> u64 {
-        // Replicate streams live above 2^32 so they never collide with the fixed purposes.
+        // Replicate streams live above 2^32 so they never collide with the fixed purposes. 7 and
+        // (1 << 32) | i drew the gradient noise until it moved to `train::noise::NoiseStream`.
         match self {
             Stream::TrainInputs => 1,
             Stream::TestInputs => 2,
@@ -43,12 +44,10 @@ impl Stream {
             Stream::TestLabelNoise => 9,
             Stream::Init => 5,
             Stream::BatchOrder => 6,
-            Stream::TrainingNoise => 7,
             Stream::PowerIteration => 8,
             Stream::HessianLanczos => 10,
             Stream::HessianTrace => 11,
             Stream::ProbeExcursion => 12,
-            Stream::ProbeNoise(replicate) => (1 << 32) | u64::from(replicate),
             Stream::ProbeBatches(replicate) => (2 << 32) | u64::from(replicate),
             Stream::Flatness(draw) => (3 << 32) | u64::from(draw),
             Stream::Landscape(direction) => (4 << 32) | u64::from(direction),
@@ -83,13 +82,10 @@ mod tests {
             Stream::TestLabelNoise,
             Stream::Init,
             Stream::BatchOrder,
-            Stream::TrainingNoise,
             Stream::PowerIteration,
             Stream::HessianLanczos,
             Stream::HessianTrace,
             Stream::ProbeExcursion,
-            Stream::ProbeNoise(0),
-            Stream::ProbeNoise(1),
             Stream::ProbeBatches(0),
             Stream::ProbeBatches(1),
         ];
