@@ -9,7 +9,8 @@
 //! - the same step with the probe's Gaussian gradient noise (one draw per coordinate);
 //! - what the probe adds after each step: Θ_t − Θ̂ with its length, its projection on 3
 //!   orthonormal vectors (the Hessian's top ones), and the layer excursions;
-//! - the probe step (noisy step + tracking) over the training step.
+//! - the probe step: a noisy step and its tracking one after the other, as a trial runs them,
+//!   and its ratio to the training step.
 //!
 //! Each figure is the median over `PROBE_STEP_ROUNDS` rounds (default 3) of each round's best
 //! time, the phases of one width timed back to back in each round. `PROBE_STEP_WIDTHS=16,4096`
@@ -40,6 +41,7 @@ struct Round {
     train: f64,
     noisy: f64,
     tracking: f64,
+    probe: f64,
 }
 
 fn main() {
@@ -60,7 +62,7 @@ fn main() {
          {ceiling:.1} GFLOP/s"
     );
     println!(
-        "{:>6} {:>9} {:>10} {:>10} {:>12} {:>11} {:>12} {:>13}",
+        "{:>6} {:>9} {:>10} {:>10} {:>12} {:>11} {:>12} {:>10} {:>13}",
         "width",
         "params",
         "train ms",
@@ -68,29 +70,32 @@ fn main() {
         "noisy ms",
         "noise ms",
         "tracking ms",
+        "probe ms",
         "probe / train"
     );
     for (index, &width) in widths.iter().enumerate() {
         let of =
             |pick: fn(&Round) -> f64| median(&measured[index].iter().map(pick).collect::<Vec<_>>());
         let (train, noisy, tracking) = (of(|r| r.train), of(|r| r.noisy), of(|r| r.tracking));
+        let probe = of(|r| r.probe);
         let at_ceiling = step_flops(width) / (ceiling * 1e9);
         println!(
-            "{width:>6} {:>9} {:>10.4} {:>10.4} {:>12.4} {:>11.4} {:>12.4} {:>12.2}×",
+            "{width:>6} {:>9} {:>10.4} {:>10.4} {:>12.4} {:>11.4} {:>12.4} {:>10.4} {:>12.2}×",
             network(width).parameter_count(),
             train * 1e3,
             at_ceiling * 1e3,
             noisy * 1e3,
             (noisy - train) * 1e3,
             tracking * 1e3,
-            (noisy + tracking) / train,
+            probe * 1e3,
+            probe / train,
         );
     }
     println!(
         "at ceiling: the step's multiply-adds (forward, weight gradients, the second layer's \
          back-propagated errors; two flops each) at the ceiling; noise: the noisy step less the \
-         training step; tracking: what the probe computes after each step; probe / train: \
-         (noisy step + tracking) / training step"
+         training step; tracking: what the probe computes after each step, alone; probe: a noisy step \
+         and its tracking, one after the other as in a trial"
     );
 }
 
@@ -110,18 +115,18 @@ fn round(width: usize) -> Round {
     let mlp = network(width);
     let dataset = random_dataset(EXAMPLES, INPUT, CLASSES, 5);
     let minimum = mlp.initialize(Init::He, &mut stream(5, Stream::Init));
+    let settings = |sigma: f64| SgdSettings {
+        learning_rate: 0.01,
+        momentum: 0.0,
+        noise: NoiseSettings {
+            sigma,
+            form: NoiseForm::PerCoordinate,
+            inverse_temperature: None,
+        },
+        batch_size: BATCH,
+    };
     let step_time = |sigma: f64| {
-        let settings = SgdSettings {
-            learning_rate: 0.01,
-            momentum: 0.0,
-            noise: NoiseSettings {
-                sigma,
-                form: NoiseForm::PerCoordinate,
-                inverse_temperature: None,
-            },
-            batch_size: BATCH,
-        };
-        let mut sgd = NoisySgd::for_training(&mlp, minimum.clone(), &dataset, settings, 5);
+        let mut sgd = NoisySgd::for_training(&mlp, minimum.clone(), &dataset, settings(sigma), 5);
         timing(|| {
             sgd.step(&mlp);
         })
@@ -146,18 +151,28 @@ fn round(width: usize) -> Round {
             vector.into_iter().map(|v| v / norm).collect()
         })
         .collect();
-    let mut displacement = StepDisplacement::new(dimension);
+    let mut displacement = StepDisplacement::new(dimension, &top);
     let mut excursions = LayerExcursions::new(&mlp, &mut stream(5, Stream::ProbeExcursion));
     let tracking = timing(|| {
-        let distance = displacement.update(&point, &minimum);
-        let along = displacement.squared_projection(&top);
+        let measured = displacement.update(&point, &minimum);
         excursions.observe_displacement(&mlp, displacement.values());
-        std::hint::black_box((distance, along));
+        std::hint::black_box(measured);
+    })
+    .best;
+    // The probe's loop itself: each noisy step followed by its tracking, the two sharing the
+    // caches as they do in a trial.
+    let mut sgd = NoisySgd::for_training(&mlp, minimum.clone(), &dataset, settings(0.01), 5);
+    let probe = timing(|| {
+        sgd.step(&mlp);
+        let measured = displacement.update(sgd.parameters(), &minimum);
+        excursions.observe_displacement(&mlp, displacement.values());
+        std::hint::black_box(measured);
     })
     .best;
     Round {
         train,
         noisy,
         tracking,
+        probe,
     }
 }

@@ -5,8 +5,10 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::measure::norms::{euclidean_norm, multiply, multiply_transposed, normalize};
+use crate::measure::norms::normalize;
+use crate::measure::step_displacement::dot;
 use crate::model::mlp::Mlp;
+use crate::model::simd::on_widest_simd;
 
 /// Power iterations on (W_t − Ŵ)ᵀ(W_t − Ŵ) per probe step. The displacement moves little from
 /// one step to the next, so the previous step's right singular vector is already close: two
@@ -23,6 +25,18 @@ pub struct LayerExcursion {
     pub max_two_one: f64,
 }
 
+/// Rows shorter than this are too short to vectorise along: such a layer's displacement is
+/// copied column by column, and its products run along the columns (fan_out long) instead.
+const SHORT_ROWS: usize = 64;
+
+/// Columns are this many f64 (one cache line) longer than a column: at a stride of a power of two
+/// the columns' writes, one per row, all fell into the same L1 cache set and evicted each other.
+const COLUMN_PAD: usize = 8;
+
+/// Rows of a column-major displacement handled together: their part of every column, and of
+/// the image, stays in the L1 cache between the product and the transposed product.
+const ROW_BLOCK: usize = 512;
+
 /// One layer's running maxima and the buffers its power iteration keeps between steps.
 #[derive(Debug, Clone, PartialEq)]
 struct LayerTracker {
@@ -31,24 +45,135 @@ struct LayerTracker {
     right: Vec<f64>,
     /// Where the iteration restarts if the displacement is ever zero.
     start: Vec<f64>,
+    /// (W_t − Ŵ)ᵀ(W_t − Ŵ) times `right`, as it is summed.
+    next: Vec<f64>,
+    /// W_t − Ŵ column by column (fan_in columns of fan_out) where rows are short; else empty.
+    columns: Vec<f64>,
+    /// (W_t − Ŵ) `right`, where the columns are used (length fan_out).
     image: Vec<f64>,
 }
 
+/// A layer's displacement W_t − Ŵ in the norms the excursion tracks.
+struct LayerNorms {
+    spectral: f64,
+    frobenius: f64,
+    two_one: f64,
+}
+
 impl LayerTracker {
-    /// ||displacement||_op (W_t − Ŵ, rows × cols row-major) after [`ITERATIONS_PER_STEP`]
-    /// iterations from the last step's vector.
-    fn operator_norm(&mut self, displacement: &[f64], rows: usize, cols: usize) -> f64 {
+    fn new(start: Vec<f64>, rows: usize) -> Self {
+        let cols = start.len();
+        let by_columns = cols < SHORT_ROWS;
+        Self {
+            excursion: LayerExcursion::default(),
+            right: start.clone(),
+            next: vec![0.0; cols],
+            columns: if by_columns {
+                vec![0.0; (rows + COLUMN_PAD) * cols]
+            } else {
+                Vec::new()
+            },
+            image: if by_columns {
+                vec![0.0; rows]
+            } else {
+                Vec::new()
+            },
+            start,
+        }
+    }
+
+    /// The norms of `displacement` (W_t − Ŵ, rows × cols row-major); the operator norm after
+    /// [`ITERATIONS_PER_STEP`] power iterations from the last step's vector, each
+    /// r ← (W_t − Ŵ)ᵀ(W_t − Ŵ) r / ||·||, then ||(W_t − Ŵ) r||.
+    #[inline(always)]
+    fn norms(&mut self, displacement: &[f64], cols: usize) -> LayerNorms {
+        let (mut squares, mut two_one) = (0.0, 0.0);
+        let by_columns = !self.columns.is_empty();
+        let rows = displacement.len().checked_div(cols).unwrap_or(0);
+        for (index, row) in displacement.chunks_exact(cols).enumerate() {
+            let row_squares = dot(row, row);
+            squares += row_squares;
+            two_one += row_squares.sqrt();
+            if by_columns {
+                for (column, &value) in row.iter().enumerate() {
+                    self.columns[column * (rows + COLUMN_PAD) + index] = value;
+                }
+            }
+        }
+        let (frobenius, mut spectral) = (squares.sqrt(), 0.0);
         for _ in 0..ITERATIONS_PER_STEP {
-            multiply(displacement, rows, cols, &self.right, &mut self.image);
-            multiply_transposed(displacement, rows, cols, &self.image, &mut self.right);
+            if by_columns {
+                self.iterate_by_columns(rows, cols);
+            } else {
+                self.iterate_by_rows(displacement, cols);
+            }
+            std::mem::swap(&mut self.right, &mut self.next);
             if !normalize(&mut self.right) {
                 // A zero displacement (the probe has not moved this layer): start afresh later.
                 self.right.copy_from_slice(&self.start);
-                return 0.0;
+                return LayerNorms {
+                    spectral,
+                    frobenius,
+                    two_one,
+                };
             }
         }
-        multiply(displacement, rows, cols, &self.right, &mut self.image);
-        euclidean_norm(&self.image)
+        spectral = if by_columns {
+            self.multiply_by_columns(rows, cols, 0..rows);
+            dot(&self.image, &self.image).sqrt()
+        } else {
+            displacement
+                .chunks_exact(cols)
+                .map(|row| dot(row, &self.right).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        LayerNorms {
+            spectral,
+            frobenius,
+            two_one,
+        }
+    }
+
+    /// `next` = DᵀD `right` for row-major D, one pass over its rows: each row's product with
+    /// `right`, then its share of the transposed product, while the row is in cache.
+    #[inline(always)]
+    fn iterate_by_rows(&mut self, displacement: &[f64], cols: usize) {
+        self.next.fill(0.0);
+        for row in displacement.chunks_exact(cols) {
+            let image = dot(row, &self.right);
+            for (slot, value) in self.next.iter_mut().zip(row) {
+                *slot += image * value;
+            }
+        }
+    }
+
+    /// `next` = DᵀD `right` from D's columns, a block of rows at a time: the block's image
+    /// Σ_j r_j D[block, j], then each column's product with it.
+    #[inline(always)]
+    fn iterate_by_columns(&mut self, rows: usize, cols: usize) {
+        self.next.fill(0.0);
+        for first in (0..rows).step_by(ROW_BLOCK) {
+            let block = first..(first + ROW_BLOCK).min(rows);
+            self.multiply_by_columns(rows, cols, block.clone());
+            let columns = self.columns.chunks_exact(rows + COLUMN_PAD);
+            for (column, slot) in columns.zip(&mut self.next) {
+                *slot += dot(&column[block.clone()], &self.image[block.clone()]);
+            }
+        }
+    }
+
+    /// `image[block]` = (D `right`)[block] from D's columns.
+    #[inline(always)]
+    fn multiply_by_columns(&mut self, rows: usize, cols: usize, block: std::ops::Range<usize>) {
+        let image = &mut self.image[block.clone()];
+        image.fill(0.0);
+        let columns = self.columns.chunks_exact(rows + COLUMN_PAD);
+        for (column, &weight) in columns.zip(&self.right).take(cols) {
+            for (slot, value) in image.iter_mut().zip(&column[block.clone()]) {
+                *slot += weight * value;
+            }
+        }
     }
 }
 
@@ -71,12 +196,7 @@ impl LayerExcursions {
                 if !normalize(&mut start) {
                     start.fill(1.0 / (shape.fan_in.max(1) as f64).sqrt());
                 }
-                LayerTracker {
-                    excursion: LayerExcursion::default(),
-                    right: start.clone(),
-                    start,
-                    image: vec![0.0; shape.fan_out],
-                }
+                LayerTracker::new(start, shape.fan_out)
             })
             .collect();
         Self { layers }
@@ -88,18 +208,14 @@ impl LayerExcursions {
     pub fn observe_displacement(&mut self, mlp: &Mlp, displacement: &[f64]) {
         for (tracker, shape) in self.layers.iter_mut().zip(mlp.layers()) {
             let weights = &displacement[shape.weight_range()];
-            let mut squares = 0.0;
-            let mut two_one = 0.0;
-            for row in weights.chunks_exact(shape.fan_in) {
-                let row_squares: f64 = row.iter().map(|d| d * d).sum();
-                squares += row_squares;
-                two_one += row_squares.sqrt();
-            }
-            let spectral = tracker.operator_norm(weights, shape.fan_out, shape.fan_in);
+            let norms = on_widest_simd(
+                #[inline(always)]
+                || tracker.norms(weights, shape.fan_in),
+            );
             let excursion = &mut tracker.excursion;
-            excursion.max_spectral = excursion.max_spectral.max(spectral);
-            excursion.max_frobenius = excursion.max_frobenius.max(squares.sqrt());
-            excursion.max_two_one = excursion.max_two_one.max(two_one);
+            excursion.max_spectral = excursion.max_spectral.max(norms.spectral);
+            excursion.max_frobenius = excursion.max_frobenius.max(norms.frobenius);
+            excursion.max_two_one = excursion.max_two_one.max(norms.two_one);
         }
     }
 
@@ -121,7 +237,7 @@ mod tests {
 
     /// Folds in the point `parameters`, as the probe does after a step.
     fn observe(excursions: &mut LayerExcursions, mlp: &Mlp, parameters: &[f32], minimum: &[f32]) {
-        let mut displacement = StepDisplacement::new(parameters.len());
+        let mut displacement = StepDisplacement::new(parameters.len(), &[]);
         displacement.update(parameters, minimum);
         excursions.observe_displacement(mlp, displacement.values());
     }

@@ -173,21 +173,22 @@ pub fn run_probe(
             stream(config.seed, Stream::ProbeBatches(replicate)),
             NoiseStream::probe(config.seed, replicate),
         );
-        let mut displacement = StepDisplacement::new(minimum.len());
+        let mut displacement = StepDisplacement::new(minimum.len(), hessian.top_vectors);
         let mut distances = Vec::with_capacity(probe.steps as usize);
         let mut along_top = Vec::with_capacity(probe.steps as usize);
         let (mut taken, mut evaluated) = (0, 0);
         for step in 1..=probe.steps {
             let report = sgd.step(mlp);
             let parameters = sgd.parameters();
-            let distance = displacement.update(parameters, minimum);
+            let measured = displacement.update(parameters, minimum);
+            let distance = measured.length;
             if !report.is_finite() || !distance.is_finite() {
                 return Ok(ProbeOutcome::Diverged);
             }
             distances.push(distance);
             excursions.observe_displacement(mlp, displacement.values());
             if !hessian.top_vectors.is_empty() {
-                along_top.push(displacement.squared_projection(hessian.top_vectors));
+                along_top.push(measured.squared_projection);
             }
             if evaluated < evaluations
                 && step == ((evaluated + 1) * probe.steps).div_ceil(evaluations)
