@@ -10,7 +10,7 @@ use crate::model::mlp::Mlp;
 use crate::rng::{Stream, stream};
 
 /// Examples per pass of a Hessian-vector product.
-const CHUNK: usize = 256;
+const CHUNK: usize = 64;
 
 /// Lanczos keeps every basis vector (D f64 each); beyond this much memory it takes fewer steps,
 /// and skips the Hessian when too few remain to say anything.

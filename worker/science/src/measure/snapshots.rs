@@ -13,7 +13,7 @@ use crate::model::evaluate::{FullGradient, evaluate};
 use crate::model::mlp::{Mlp, Workspace};
 
 /// Examples per chunk of the full-data-set passes.
-const CHUNK: usize = 256;
+const CHUNK: usize = 64;
 
 /// Running min, max, sum and count; the share of positive values.
 #[derive(Debug, Clone, Copy)]
