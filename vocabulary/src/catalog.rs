@@ -422,6 +422,12 @@ const LEADING: &[Measurement] = &[
     ),
     result("train_size", Unit::None, "training examples", Uses::NONE),
     result("test_size", Unit::None, "test examples", Uses::NONE),
+    result(
+        "noise_stream",
+        Unit::None,
+        "noise stream version",
+        Uses::NONE,
+    ),
     in_table(
         result("margin_gamma", Unit::None, "margin γ", REPORTED_ANALYSED),
         "margin γ",

@@ -20,7 +20,7 @@ pub const RESULT_COLUMNS: &str = "INSERT INTO results (trial_id, worker_id, outc
      max_distance, final_distance, train_seconds, probe_seconds, measure_seconds, recorded_at_ms, \
      hessian_lambda_max, hessian_lambda_min, hessian_trace, stability_margin, \
      hessian_top_eigenvalues, polish_steps, gradient_norm, msd_curve, probe_stability_margin, \
-     training_stability_margin, test_size) ";
+     training_stability_margin, test_size, noise_stream) ";
 
 pub const LAYER_COLUMNS: &str = "INSERT INTO layer_measurements (trial_id, layer, fan_in, fan_out, \
      spectral_norm, frobenius_norm, distance_from_init_spectral, distance_from_init_frobenius, \
@@ -269,7 +269,8 @@ where
                     .push_bind(msd_curve_json(&result.msd_curve))
                     .push_bind(finite(result.probe_stability_margin))
                     .push_bind(finite(result.training_stability_margin))
-                    .push_bind((result.test_size > 0).then_some(result.test_size as i64));
+                    .push_bind((result.test_size > 0).then_some(result.test_size as i64))
+                    .push_bind((result.noise_stream > 0).then_some(i64::from(result.noise_stream)));
             });
             insert.push(" ON CONFLICT (trial_id) DO NOTHING RETURNING trial_id");
             insert

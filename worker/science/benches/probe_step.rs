@@ -19,10 +19,12 @@
 mod common;
 
 use common::{
-    MATMUL_FLOPS, list_from_env, matmul_timing, median, random_dataset, random_vector, timing,
+    MATMUL_FLOPS, PyTorch, list_from_env, matmul_timing, median, random_dataset, random_vector,
+    timing,
 };
 use science::measure::excursion::LayerExcursions;
 use science::measure::step_displacement::StepDisplacement;
+use science::model::hvp::HessianOperator;
 use science::model::mlp::Mlp;
 use science::rng::{Stream, stream};
 use science::train::noise::NoiseSettings;
@@ -33,6 +35,8 @@ const INPUT: usize = 20;
 const CLASSES: usize = 4;
 const BATCH: usize = 32;
 const EXAMPLES: usize = 1024;
+/// Examples per chunk of a Hessian-vector product (`measure::hessian_summary`'s).
+const HVP_CHUNK: usize = 64;
 /// Top Hessian vectors the probe projects on (`measure.hessian_top_k` by default).
 const TOP_VECTORS: usize = 3;
 
@@ -42,6 +46,10 @@ struct Round {
     noisy: f64,
     tracking: f64,
     probe: f64,
+    /// One Hessian-vector product over all the examples.
+    hvp: f64,
+    /// PyTorch's training step, probe step and Hessian-vector product, where it runs.
+    torch: Option<[f64; 3]>,
 }
 
 fn main() {
@@ -49,10 +57,16 @@ fn main() {
     let rounds = list_from_env("PROBE_STEP_ROUNDS", &[3])[0].max(1);
     let mut ceilings = Vec::new();
     let mut measured: Vec<Vec<Round>> = widths.iter().map(|_| Vec::new()).collect();
+    let mut torch = PyTorch::start("torch_probe_step.py", &[]);
     for _ in 0..rounds {
         ceilings.push(matmul_timing(1).best);
         for (index, &width) in widths.iter().enumerate() {
-            measured[index].push(round(width));
+            let mut ours = round(width);
+            ours.torch = torch
+                .as_mut()
+                .ok()
+                .and_then(|torch| torch_round(torch, width));
+            measured[index].push(ours);
         }
     }
     let ceiling = MATMUL_FLOPS / median(&ceilings) / 1e9;
@@ -97,6 +111,75 @@ fn main() {
          training step; tracking: what the probe computes after each step, alone; probe: a noisy step \
          and its tracking, one after the other as in a trial"
     );
+    println!();
+    match &torch {
+        Ok(torch) => println!(
+            "beside PyTorch {} ({}), same work, one thread",
+            torch.version, torch.python
+        ),
+        Err(reason) => println!("PyTorch: not measured ({reason})"),
+    }
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "width",
+        "train ms",
+        "torch",
+        "ratio",
+        "probe ms",
+        "torch",
+        "ratio",
+        "hvp ms",
+        "torch",
+        "ratio"
+    );
+    for (index, &width) in widths.iter().enumerate() {
+        let of =
+            |pick: fn(&Round) -> f64| median(&measured[index].iter().map(pick).collect::<Vec<_>>());
+        let theirs = |which: usize| {
+            let values: Vec<f64> = measured[index]
+                .iter()
+                .filter_map(|round| round.torch.map(|torch| torch[which]))
+                .collect();
+            (!values.is_empty()).then(|| median(&values))
+        };
+        let mut line = format!("{width:>6}");
+        for (which, ours) in [of(|r| r.train), of(|r| r.probe), of(|r| r.hvp)]
+            .into_iter()
+            .enumerate()
+        {
+            let (torch_ms, ratio) = match theirs(which) {
+                Some(seconds) => (
+                    format!("{:.4}", seconds * 1e3),
+                    format!("{:.2}×", seconds / ours),
+                ),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            line += &format!(" {:>10.4} {torch_ms:>10} {ratio:>10}", ours * 1e3);
+        }
+        println!("{line}");
+    }
+    println!(
+        "ratio: PyTorch's time over ours (above 1: ours is faster); hvp: one Hessian-vector \
+         product of the loss over all {EXAMPLES} examples (ours: R-operator passes in chunks of 64; \
+         PyTorch: double backward)"
+    );
+}
+
+/// PyTorch's figures for `width`, or none (with the reason on stderr) where the script fails.
+fn torch_round(torch: &mut PyTorch, width: usize) -> Option<[f64; 3]> {
+    let record = match torch.ask(1, width) {
+        Ok(record) => record,
+        Err(reason) => {
+            eprintln!("PyTorch at width {width}: {reason}");
+            return None;
+        }
+    };
+    let field = |name: &str| record[name].as_f64();
+    Some([
+        field("train_step_seconds")?,
+        field("probe_step_seconds")?,
+        field("hvp_seconds")?,
+    ])
 }
 
 fn network(width: usize) -> Mlp {
@@ -169,10 +252,20 @@ fn round(width: usize) -> Round {
         std::hint::black_box(measured);
     })
     .best;
+    let mut operator =
+        HessianOperator::new(&mlp, &minimum, &dataset.inputs, &dataset.labels, HVP_CHUNK);
+    let direction: Vec<f64> = random_vector(dimension, 20)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let mut product = vec![0.0; dimension];
+    let hvp = timing(|| operator.apply(&direction, &mut product)).best;
     Round {
         train,
         noisy,
         tracking,
         probe,
+        hvp,
+        torch: None,
     }
 }

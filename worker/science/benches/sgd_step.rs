@@ -15,10 +15,6 @@
 //! tables follow: medians over rounds, and the best step of all (the undisturbed speed). `SGD_STEP_WIDTHS=64,256` and `SGD_STEP_THREADS=1` narrow the
 //! grid.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-
 use science::data::Dataset;
 use science::model::matmul::on_threads;
 use science::model::mlp::{Mlp, Workspace};
@@ -31,7 +27,7 @@ use vocabulary::{Activation, DataConfig, DataSet, Init, RadiusUnit, TrialConfig}
 mod common;
 
 use common::{
-    MATMUL_FLOPS, MIN_SECONDS, Timing, best_seconds, list_from_env, matmul_timing, median,
+    MATMUL_FLOPS, PyTorch, Timing, best_seconds, list_from_env, matmul_timing, median,
     random_dataset, smallest, timing,
 };
 
@@ -46,7 +42,7 @@ fn main() {
 
     // The machine's speed drifts (it shares its host), so every figure is taken in each of
     // several rounds, ours right after PyTorch's.
-    let mut torch = PyTorch::start();
+    let mut torch = PyTorch::start("torch_sgd_step.py", &["--batch", &BATCH.to_string()]);
     let cells: Vec<(usize, usize)> = thread_counts
         .iter()
         .flat_map(|&threads| widths.iter().map(move |&width| (threads, width)))
@@ -60,7 +56,7 @@ fn main() {
         }
         for (cell, &(threads, width)) in cells.iter().enumerate() {
             if let Ok(torch) = torch.as_mut()
-                && let Ok(step) = torch.step(threads, width)
+                && let Ok(step) = torch.timing(threads, width, "step_seconds", "best_step_seconds")
             {
                 theirs[cell].push(step);
             }
@@ -269,82 +265,6 @@ fn our_step_on_threads(width: usize, threads: usize) -> Timing {
     timing(|| {
         sgd.step(&mlp);
     })
-}
-
-/// The PyTorch script kept running (`--serve`), asked for one figure at a time.
-struct PyTorch {
-    python: String,
-    version: String,
-    _child: Child,
-    requests: ChildStdin,
-    answers: BufReader<ChildStdout>,
-}
-
-impl PyTorch {
-    /// Starts the script with `$TORCH_PYTHON`, else `/opt/torch-venv/bin/python`, else `python3`,
-    /// and checks that it answers; or says why it cannot.
-    fn start() -> Result<Self, String> {
-        let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
-            let venv = "/opt/torch-venv/bin/python";
-            if Path::new(venv).exists() {
-                venv.to_string()
-            } else {
-                "python3".to_string()
-            }
-        });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/torch_sgd_step.py");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--serve", "--batch", &BATCH.to_string()])
-            .args(["--min-seconds", &MIN_SECONDS.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| format!("cannot run {python}: {error}"))?;
-        let (Some(requests), Some(answers)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(format!("{python} was started without pipes"));
-        };
-        let mut torch = Self {
-            python,
-            version: String::new(),
-            _child: child,
-            requests,
-            answers: BufReader::new(answers),
-        };
-        // A tiny request first: it fails fast, with the reason, where torch is missing.
-        let record = torch
-            .ask(1, 16)
-            .map_err(|reason| format!("{} {}: {reason}", torch.python, script.display()))?;
-        torch.version = record["torch_version"].as_str().unwrap_or("?").to_string();
-        Ok(torch)
-    }
-
-    fn step(&mut self, threads: usize, width: usize) -> Result<Timing, String> {
-        let record = self.ask(threads, width)?;
-        let field = |name: &str| {
-            record[name]
-                .as_f64()
-                .ok_or_else(|| format!("no {name} in {record}"))
-        };
-        Ok(Timing {
-            median: field("step_seconds")?,
-            best: field("best_step_seconds")?,
-        })
-    }
-
-    fn ask(&mut self, threads: usize, width: usize) -> Result<serde_json::Value, String> {
-        writeln!(self.requests, "{threads} {width}")
-            .and_then(|()| self.requests.flush())
-            .map_err(|error| format!("the script stopped reading: {error}"))?;
-        let mut line = String::new();
-        match self.answers.read_line(&mut line) {
-            Ok(0) => Err("the script exited (is torch installed?)".to_string()),
-            Ok(_) => serde_json::from_str(&line)
-                .map_err(|error| format!("unreadable line `{}`: {error}", line.trim())),
-            Err(error) => Err(format!("cannot read the script's answer: {error}")),
-        }
-    }
 }
 
 /// A trial of the default sweep's shape on 784-dimensional inputs: every phase runs.

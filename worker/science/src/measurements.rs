@@ -144,6 +144,8 @@ pub struct TrialMeasurements {
     pub train_size: u64,
     /// Test examples the test error is measured on.
     pub test_size: u64,
+    /// The generator the gradient noise was drawn with (`train::noise::NOISE_STREAM_VERSION`).
+    pub noise_stream: u32,
     /// Occupancy of the first listed probe radius.
     pub stay_fraction: f64,
     pub max_distance: f64,

@@ -31,6 +31,7 @@ use crate::model::mlp::{Mlp, Workspace};
 use crate::observer::{Cancelled, TrialObserver, checkpoint};
 use crate::rng::{Stream, stream};
 use crate::saved_weights::{SavedWeightsError, WeightsDirectory};
+use crate::train::noise::NOISE_STREAM_VERSION;
 use crate::train::training::train;
 
 /// Examples per forward pass when evaluating the trained network.
@@ -191,6 +192,7 @@ fn run_trial_on_threads(
         mean_input_norm_squared: data.train.mean_input_norm_squared(),
         train_size: data.train.len() as u64,
         test_size: data.test.len() as u64,
+        noise_stream: NOISE_STREAM_VERSION,
         stay_fraction: f64::NAN,
         max_distance: f64::NAN,
         final_distance: f64::NAN,

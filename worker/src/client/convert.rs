@@ -24,6 +24,7 @@ pub fn to_wire(measurements: &TrialMeasurements) -> wire::TrialResult {
         mean_input_norm_squared: measurements.mean_input_norm_squared,
         train_size: measurements.train_size,
         test_size: measurements.test_size,
+        noise_stream: measurements.noise_stream,
         stay_fraction: measurements.stay_fraction,
         max_distance: measurements.max_distance,
         final_distance: measurements.final_distance,

@@ -3,6 +3,9 @@
 // Each bench compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use rand::Rng;
@@ -141,5 +144,93 @@ pub fn list_from_env(name: &str, default: &[usize]) -> Vec<usize> {
             })
             .collect(),
         Err(_) => default.to_vec(),
+    }
+}
+
+/// The PyTorch script kept running (`--serve`), asked for one figure at a time.
+pub struct PyTorch {
+    pub python: String,
+    pub version: String,
+    _child: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+}
+
+impl PyTorch {
+    /// Starts `benches/SCRIPT --serve ARGS` with `$TORCH_PYTHON`, else
+    /// `/opt/torch-venv/bin/python`, else `python3`, and checks that it answers; or says why it
+    /// cannot.
+    pub fn start(script: &str, args: &[&str]) -> Result<Self, String> {
+        let python = std::env::var("TORCH_PYTHON").unwrap_or_else(|_| {
+            let venv = "/opt/torch-venv/bin/python";
+            if Path::new(venv).exists() {
+                venv.to_string()
+            } else {
+                "python3".to_string()
+            }
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("benches")
+            .join(script);
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg("--serve")
+            .args(args)
+            .args(["--min-seconds", &MIN_SECONDS.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot run {python}: {error}"))?;
+        let (Some(requests), Some(answers)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(format!("{python} was started without pipes"));
+        };
+        let mut torch = Self {
+            python,
+            version: String::new(),
+            _child: child,
+            requests,
+            answers: BufReader::new(answers),
+        };
+        // A tiny request first: it fails fast, with the reason, where torch is missing.
+        let record = torch
+            .ask(1, 16)
+            .map_err(|reason| format!("{} {}: {reason}", torch.python, script.display()))?;
+        torch.version = record["torch_version"].as_str().unwrap_or("?").to_string();
+        Ok(torch)
+    }
+
+    /// The median and best seconds the script reports under `median` and `best` for `width` on
+    /// `threads` threads.
+    pub fn timing(
+        &mut self,
+        threads: usize,
+        width: usize,
+        median: &str,
+        best: &str,
+    ) -> Result<Timing, String> {
+        let record = self.ask(threads, width)?;
+        let field = |name: &str| {
+            record[name]
+                .as_f64()
+                .ok_or_else(|| format!("no {name} in {record}"))
+        };
+        Ok(Timing {
+            median: field(median)?,
+            best: field(best)?,
+        })
+    }
+
+    pub fn ask(&mut self, threads: usize, width: usize) -> Result<serde_json::Value, String> {
+        writeln!(self.requests, "{threads} {width}")
+            .and_then(|()| self.requests.flush())
+            .map_err(|error| format!("the script stopped reading: {error}"))?;
+        let mut line = String::new();
+        match self.answers.read_line(&mut line) {
+            Ok(0) => Err("the script exited (is torch installed?)".to_string()),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|error| format!("unreadable line `{}`: {error}", line.trim())),
+            Err(error) => Err(format!("cannot read the script's answer: {error}")),
+        }
     }
 }
