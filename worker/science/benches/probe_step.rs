@@ -120,7 +120,7 @@ fn main() {
         Err(reason) => println!("PyTorch: not measured ({reason})"),
     }
     println!(
-        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11}",
         "width",
         "train ms",
         "torch",
@@ -130,7 +130,8 @@ fn main() {
         "ratio",
         "hvp ms",
         "torch",
-        "ratio"
+        "ratio",
+        "hvp/ceiling"
     );
     for (index, &width) in widths.iter().enumerate() {
         let of =
@@ -156,12 +157,13 @@ fn main() {
             };
             line += &format!(" {:>10.4} {torch_ms:>10} {ratio:>10}", ours * 1e3);
         }
-        println!("{line}");
+        let hvp_at_ceiling = hvp_flops(width) / (ceiling * 1e9);
+        println!("{line} {:>10.2}×", of(|r| r.hvp) / hvp_at_ceiling);
     }
     println!(
         "ratio: PyTorch's time over ours (above 1: ours is faster); hvp: one Hessian-vector \
          product of the loss over all {EXAMPLES} examples (ours: R-operator passes in chunks of 64; \
-         PyTorch: double backward)"
+         PyTorch: double backward); hvp/ceiling: ours over its multiply-adds at the ceiling"
     );
 }
 
@@ -192,6 +194,15 @@ fn step_flops(width: usize) -> f64 {
     let first = (BATCH * INPUT * width) as f64;
     let second = (BATCH * width * CLASSES) as f64;
     2.0 * (2.0 * first + 3.0 * second)
+}
+
+/// Multiply-adds of one Hessian-vector product over all the examples by the R-operator, two
+/// flops each: forward W a and V a, and W R{a} after the first layer; backward R{δ}ᵀ a, and
+/// δᵀ R{a}, δ W, R{δ} W and δ V after it (`model::hvp`).
+fn hvp_flops(width: usize) -> f64 {
+    let first = (EXAMPLES * INPUT * width) as f64;
+    let second = (EXAMPLES * width * CLASSES) as f64;
+    2.0 * (3.0 * first + 8.0 * second)
 }
 
 fn round(width: usize) -> Round {

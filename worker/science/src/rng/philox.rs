@@ -11,22 +11,19 @@ const MULTIPLIERS: [u32; 2] = [0xD251_1F53, 0xCD9E_8D57];
 const KEY_INCREMENTS: [u32; 2] = [0x9E37_79B9, 0xBB67_AE85];
 pub const ROUNDS: usize = 10;
 
-/// The high and low words of the 64-bit product a · b.
-#[inline(always)]
-fn multiply_high_low(a: u32, b: u32) -> (u32, u32) {
-    let product = u64::from(a) * u64::from(b);
-    ((product >> 32) as u32, product as u32)
-}
-
 /// Philox4x32-10 of `LANES` counters at once under one key: `counters[w][lane]` is word `w` of
 /// lane `lane`'s counter, and the output has the same layout. Each round is a loop over the lanes,
-/// which the compiler turns into vector multiplies; the result is that of each lane alone.
+/// which the compiler turns into vector multiplies; the result is that of each lane alone. The
+/// words are carried in 64-bit lanes (their high halves zero), where a 32 × 32 → 64-bit vector
+/// multiply takes them as they are: in 32-bit lanes every round spread them out and packed them
+/// back.
 #[inline(always)]
 pub fn philox4x32_lanes<const LANES: usize>(
     counters: [[u32; LANES]; 4],
     key: [u32; 2],
 ) -> [[u32; LANES]; 4] {
-    let [mut x0, mut x1, mut x2, mut x3] = counters;
+    const LOW: u64 = 0xffff_ffff;
+    let [mut x0, mut x1, mut x2, mut x3] = counters.map(|word| word.map(u64::from));
     let mut key = key;
     for round in 0..ROUNDS {
         if round > 0 {
@@ -35,19 +32,20 @@ pub fn philox4x32_lanes<const LANES: usize>(
                 key[1].wrapping_add(KEY_INCREMENTS[1]),
             ];
         }
+        let (key0, key1) = (u64::from(key[0]), u64::from(key[1]));
         for lane in 0..LANES {
-            let (high0, low0) = multiply_high_low(MULTIPLIERS[0], x0[lane]);
-            let (high1, low1) = multiply_high_low(MULTIPLIERS[1], x2[lane]);
+            let product0 = u64::from(MULTIPLIERS[0]) * (x0[lane] & LOW);
+            let product1 = u64::from(MULTIPLIERS[1]) * (x2[lane] & LOW);
             let next = [
-                high1 ^ x1[lane] ^ key[0],
-                low1,
-                high0 ^ x3[lane] ^ key[1],
-                low0,
+                (product1 >> 32) ^ x1[lane] ^ key0,
+                product1 & LOW,
+                (product0 >> 32) ^ x3[lane] ^ key1,
+                product0 & LOW,
             ];
             [x0[lane], x1[lane], x2[lane], x3[lane]] = next;
         }
     }
-    [x0, x1, x2, x3]
+    [x0, x1, x2, x3].map(|word| word.map(|value| value as u32))
 }
 
 /// Philox4x32-10 of one counter.
