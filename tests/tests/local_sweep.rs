@@ -83,6 +83,11 @@ fn two_workers_finish_a_sweep_with_one_result_per_trial() {
         0,
         "the Hessian at every minimum"
     );
+    assert_eq!(
+        database.count("SELECT COUNT(*) FROM results WHERE noise_stream = 2"),
+        12,
+        "every result says which noise generator drew its probe"
+    );
 
     // Resubmitting the same file changes nothing; a changed file under the same name is refused.
     let again = coordinator.submit(&sweep_file);

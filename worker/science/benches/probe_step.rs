@@ -1,8 +1,8 @@
 //! What a probe step costs beside a training step of the same network and batch, at the default
 //! sweep's shape (`examples/width-sweep.toml`: 20 → w → 4, batch 32, one thread, as each of the
 //! sweep's two workers runs), phase by phase, each beside its FLOP count at the machine's
-//! measured matrix-multiply ceiling (issue 16's first target: a probe step ≤ 1.3× a training
-//! step).
+//! measured matrix-multiply ceiling and beside PyTorch doing the same work (issue 16: a probe
+//! step ≤ 1.3× a training step, every phase faster than PyTorch).
 //!
 //! `cargo bench -p science --bench probe_step` prints, per width:
 //! - the training step (forward, backward, momentum-free update, no noise);
@@ -10,7 +10,10 @@
 //! - what the probe adds after each step: Θ_t − Θ̂ with its length, its projection on 3
 //!   orthonormal vectors (the Hessian's top ones), and the layer excursions;
 //! - the probe step: a noisy step and its tracking one after the other, as a trial runs them,
-//!   and its ratio to the training step.
+//!   and its ratio to the training step;
+//! - one Hessian-vector product over all the examples, over its FLOP count at the ceiling;
+//! - PyTorch's training step, probe step and HVP (`benches/torch_probe_step.py`, kept running and
+//!   asked once per width in every round, right after ours), where torch is installed.
 //!
 //! Each figure is the median over `PROBE_STEP_ROUNDS` rounds (default 3) of each round's best
 //! time, the phases of one width timed back to back in each round. `PROBE_STEP_WIDTHS=16,4096`
