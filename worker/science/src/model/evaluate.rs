@@ -3,6 +3,7 @@
 use crate::data::Dataset;
 use crate::measure::margins::margin;
 use crate::model::mlp::{Mlp, Workspace};
+use crate::model::simd::on_widest_simd;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -100,9 +101,15 @@ impl FullGradient {
                     &mut self.workspace,
                     &mut self.chunk_gradient,
                 );
-            for (total, &part) in self.accumulator.iter_mut().zip(&self.chunk_gradient) {
-                *total += weight * f64::from(part);
-            }
+            let (accumulator, chunk_gradient) = (&mut self.accumulator, &self.chunk_gradient);
+            on_widest_simd(
+                #[inline(always)]
+                || {
+                    for (total, &part) in accumulator.iter_mut().zip(chunk_gradient) {
+                        *total += weight * f64::from(part);
+                    }
+                },
+            );
             start = end;
         }
         for (slot, &total) in self.gradient.iter_mut().zip(&self.accumulator) {
