@@ -26,13 +26,14 @@ use common::{
     timing,
 };
 use science::measure::excursion::LayerExcursions;
+use science::measure::hessian_summary::summarize_hessian;
 use science::measure::step_displacement::StepDisplacement;
 use science::model::hvp::HessianOperator;
 use science::model::mlp::Mlp;
 use science::rng::{Stream, stream};
 use science::train::noise::NoiseSettings;
 use science::train::sgd::{NoisySgd, SgdSettings};
-use vocabulary::{Activation, Init, NoiseForm};
+use vocabulary::{Activation, Init, MeasureConfig, NoiseForm};
 
 const INPUT: usize = 20;
 const CLASSES: usize = 4;
@@ -51,6 +52,8 @@ struct Round {
     probe: f64,
     /// One Hessian-vector product over all the examples.
     hvp: f64,
+    /// The Hessian summary at the defaults: Lanczos for the top eigenvalues, Hutchinson's trace.
+    hessian: f64,
     /// PyTorch's training step, probe step and Hessian-vector product, where it runs.
     torch: Option<[f64; 3]>,
 }
@@ -123,7 +126,7 @@ fn main() {
         Err(reason) => println!("PyTorch: not measured ({reason})"),
     }
     println!(
-        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11}",
+        "{:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>13}",
         "width",
         "train ms",
         "torch",
@@ -134,7 +137,9 @@ fn main() {
         "hvp ms",
         "torch",
         "ratio",
-        "hvp/ceiling"
+        "hvp/ceiling",
+        "hessian ms",
+        "hessian/hvps"
     );
     for (index, &width) in widths.iter().enumerate() {
         let of =
@@ -161,12 +166,21 @@ fn main() {
             line += &format!(" {:>10.4} {torch_ms:>10} {ratio:>10}", ours * 1e3);
         }
         let hvp_at_ceiling = hvp_flops(width) / (ceiling * 1e9);
-        println!("{line} {:>10.2}×", of(|r| r.hvp) / hvp_at_ceiling);
+        let products = f64::from(MeasureConfig::default().lanczos_steps)
+            + f64::from(MeasureConfig::default().hutchinson_probes);
+        println!(
+            "{line} {:>10.2}× {:>11.2} {:>12.2}×",
+            of(|r| r.hvp) / hvp_at_ceiling,
+            of(|r| r.hessian) * 1e3,
+            of(|r| r.hessian) / (products * of(|r| r.hvp)),
+        );
     }
     println!(
         "ratio: PyTorch's time over ours (above 1: ours is faster); hvp: one Hessian-vector \
          product of the loss over all {EXAMPLES} examples (ours: R-operator passes in chunks of 64; \
-         PyTorch: double backward); hvp/ceiling: ours over its multiply-adds at the ceiling"
+         PyTorch: double backward); hvp/ceiling: ours over its multiply-adds at the ceiling; \
+         hessian: the Hessian summary at Θ̂ with the default 30 Lanczos steps and 10 Hutchinson \
+         probes, over the time of its 40 products (above 1: the Lanczos vectors' own work)"
     );
 }
 
@@ -274,12 +288,20 @@ fn round(width: usize) -> Round {
         .collect();
     let mut product = vec![0.0; dimension];
     let hvp = timing(|| operator.apply(&direction, &mut product)).best;
+    let measure = MeasureConfig::default();
+    let hessian = timing(|| {
+        std::hint::black_box(summarize_hessian(
+            &mlp, &minimum, &dataset, &measure, 0.01, 5,
+        ));
+    })
+    .best;
     Round {
         train,
         noisy,
         tracking,
         probe,
         hvp,
+        hessian,
         torch: None,
     }
 }
