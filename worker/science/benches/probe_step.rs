@@ -94,8 +94,7 @@ fn main() {
         "probe / train"
     );
     for (index, &width) in widths.iter().enumerate() {
-        let of =
-            |pick: fn(&Round) -> f64| median(&measured[index].iter().map(pick).collect::<Vec<_>>());
+        let of = |pick: fn(&Round) -> f64| median_of(&measured[index], pick);
         let (train, noisy, tracking) = (of(|r| r.train), of(|r| r.noisy), of(|r| r.tracking));
         let probe = of(|r| r.probe);
         let at_ceiling = step_flops(width) / (ceiling * 1e9);
@@ -141,9 +140,10 @@ fn main() {
         "hessian ms",
         "hessian/hvps"
     );
+    let measure = MeasureConfig::default();
+    let products = f64::from(measure.lanczos_steps) + f64::from(measure.hutchinson_probes);
     for (index, &width) in widths.iter().enumerate() {
-        let of =
-            |pick: fn(&Round) -> f64| median(&measured[index].iter().map(pick).collect::<Vec<_>>());
+        let of = |pick: fn(&Round) -> f64| median_of(&measured[index], pick);
         let theirs = |which: usize| {
             let values: Vec<f64> = measured[index]
                 .iter()
@@ -166,8 +166,6 @@ fn main() {
             line += &format!(" {:>10.4} {torch_ms:>10} {ratio:>10}", ours * 1e3);
         }
         let hvp_at_ceiling = hvp_flops(width) / (ceiling * 1e9);
-        let products = f64::from(MeasureConfig::default().lanczos_steps)
-            + f64::from(MeasureConfig::default().hutchinson_probes);
         println!(
             "{line} {:>10.2}× {:>11.2} {:>12.2}×",
             of(|r| r.hvp) / hvp_at_ceiling,
@@ -182,6 +180,11 @@ fn main() {
          hessian: the Hessian summary at Θ̂ with the default 30 Lanczos steps and 10 Hutchinson \
          probes, over the time of its 40 products (above 1: the Lanczos vectors' own work)"
     );
+}
+
+/// The median over rounds of one figure.
+fn median_of(rounds: &[Round], pick: fn(&Round) -> f64) -> f64 {
+    median(&rounds.iter().map(pick).collect::<Vec<_>>())
 }
 
 /// PyTorch's figures for `width`, or none (with the reason on stderr) where the script fails.

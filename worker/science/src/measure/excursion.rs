@@ -100,7 +100,7 @@ impl LayerTracker {
                 }
             }
         }
-        let (frobenius, mut spectral) = (squares.sqrt(), 0.0);
+        let frobenius = squares.sqrt();
         for _ in 0..ITERATIONS_PER_STEP {
             if by_columns {
                 self.iterate_by_columns(rows, cols);
@@ -112,13 +112,13 @@ impl LayerTracker {
                 // A zero displacement (the probe has not moved this layer): start afresh later.
                 self.right.copy_from_slice(&self.start);
                 return LayerNorms {
-                    spectral,
+                    spectral: 0.0,
                     frobenius,
                     two_one,
                 };
             }
         }
-        spectral = if by_columns {
+        let spectral = if by_columns {
             self.multiply_by_columns(rows, cols, 0..rows);
             dot(&self.image, &self.image).sqrt()
         } else {

@@ -184,6 +184,8 @@ impl NoiseScales {
             };
             let scale = factor * sigma;
             let parts = threads.clamp(1, (block.len() / MIN_PART).max(1));
+            // The call is written out in both branches: behind a shared closure, `add_normals`
+            // was no longer inlined into the vector code, and the draw took twice as long.
             if parts == 1 {
                 let block_largest = on_widest_simd(
                     #[inline(always)]
