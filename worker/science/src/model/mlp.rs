@@ -11,6 +11,7 @@ use vocabulary::{Activation, DataConfig, Init, ModelConfig};
 
 use crate::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
 use crate::model::simd::{largest_magnitude, on_widest_simd, sum_in_lanes};
+use crate::model::thin;
 
 /// Where one dense layer's parameters sit in the flat parameter vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +191,35 @@ impl Mlp {
                 )
             };
             let output = &mut current[0][..layer.fan_out * batch];
+            let bias = layer.bias_range().map(|range| &parameters[range]);
+            let hidden_activation = (index < last).then_some(self.activation);
+            if index == 0 && layer.fan_in <= thin::FEW_INPUTS {
+                thin::forward_from_few_inputs(
+                    &parameters[layer.weight_range()],
+                    bias,
+                    &inputs[..batch * layer.fan_in],
+                    layer.fan_in,
+                    batch,
+                    hidden_activation,
+                    output,
+                    self.threads,
+                );
+                continue;
+            }
+            if index > 0 && layer.fan_out <= thin::FEW_OUTPUTS {
+                thin::forward_to_few_outputs(
+                    &parameters[layer.weight_range()],
+                    bias,
+                    &earlier[index - 1][..layer.fan_in * batch],
+                    layer.fan_out,
+                    batch,
+                    output,
+                );
+                if let Some(activation) = hidden_activation {
+                    activate(output, activation);
+                }
+                continue;
+            }
             let weights = layer.weights(parameters);
             let combine = match layer.bias_range() {
                 Some(range) => {
@@ -347,7 +377,17 @@ impl Mlp {
             let delta_view =
                 MatrixView::row_major(&delta[..layer.fan_out * batch], layer.fan_out, batch);
             // The error is sent back through the weights before the sink may change them.
-            if index > 0 {
+            if index > 0 && layer.fan_out <= thin::FEW_OUTPUTS {
+                thin::send_back_through_few_outputs(
+                    &sink.parameters()[layer.weight_range()],
+                    &delta[..layer.fan_out * batch],
+                    &activations[index - 1][..layer.fan_in * batch],
+                    batch,
+                    self.activation,
+                    &mut delta_previous[..layer.fan_in * batch],
+                    self.threads,
+                );
+            } else if index > 0 {
                 let sent = &mut sent_back[..batch * layer.fan_in];
                 multiply(
                     sent,

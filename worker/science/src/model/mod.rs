@@ -6,3 +6,4 @@ pub mod matmul;
 pub mod mlp;
 pub mod simd;
 pub mod team;
+pub mod thin;

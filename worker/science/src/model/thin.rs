@@ -1,0 +1,738 @@
+//! The matrix products of a layer with a thin side, where `gemm` is slow: a layer with few inputs
+//! (the default sweep's first layer reads 20) or few outputs (its last layer has 4 classes).
+//! `gemm` packs both operands and runs register blocks made for long inner dimensions; here the
+//! inner dimension is 20 or 4, and at width 4096 its microkernels, its packing and the transpose
+//! the backward pass needed after it took three quarters of a training step.
+//!
+//! Activations and errors are held unit by unit (units × batch), as in `mlp.rs`. Each kernel holds
+//! a group of 32 examples of a unit in registers (two AVX-512 vectors) and walks the units, so a
+//! layer's output is written once, already activated, and the error sent back through a narrow
+//! layer arrives in the layout the next product reads, with the activation's derivative applied.
+//!
+//! Every output value is formed by the same sequence of fused multiply-adds (`f32::mul_add`,
+//! exact on every machine) whatever the group, the band or the instruction set, so the numbers
+//! depend neither on the thread count nor on the CPU.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use pulp::{Arch, Simd, WithSimd};
+use vocabulary::Activation;
+
+use crate::model::team::share_out;
+
+/// A layer reading at most this many inputs goes through [`forward_from_few_inputs`].
+pub const FEW_INPUTS: usize = 32;
+/// A layer with at most this many outputs goes through [`forward_to_few_outputs`] and
+/// [`send_back_through_few_outputs`].
+pub const FEW_OUTPUTS: usize = 16;
+
+/// The widest vector any instruction set here has, in f32 lanes (AVX-512).
+const MAX_LANES: usize = 16;
+/// Units of a layer with few inputs formed together, sharing each load of the inputs.
+const UNIT_BLOCK: usize = 8;
+/// Below this many multiply-adds a product runs on the calling thread (as in `matmul.rs`).
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 23;
+/// Bands of units are a multiple of this long.
+const MIN_BAND: usize = 64;
+
+/// Calls `$body` with the const `$outputs` equal to `$count` (1 to [`FEW_OUTPUTS`]), so that a
+/// kernel's sums over the outputs sit in registers.
+macro_rules! with_outputs {
+    ($count:expr, |$outputs:ident| $body:expr) => {
+        match $count {
+            1 => {
+                const $outputs: usize = 1;
+                $body
+            }
+            2 => {
+                const $outputs: usize = 2;
+                $body
+            }
+            3 => {
+                const $outputs: usize = 3;
+                $body
+            }
+            4 => {
+                const $outputs: usize = 4;
+                $body
+            }
+            5 => {
+                const $outputs: usize = 5;
+                $body
+            }
+            6 => {
+                const $outputs: usize = 6;
+                $body
+            }
+            7 => {
+                const $outputs: usize = 7;
+                $body
+            }
+            8 => {
+                const $outputs: usize = 8;
+                $body
+            }
+            9 => {
+                const $outputs: usize = 9;
+                $body
+            }
+            10 => {
+                const $outputs: usize = 10;
+                $body
+            }
+            11 => {
+                const $outputs: usize = 11;
+                $body
+            }
+            12 => {
+                const $outputs: usize = 12;
+                $body
+            }
+            13 => {
+                const $outputs: usize = 13;
+                $body
+            }
+            14 => {
+                const $outputs: usize = 14;
+                $body
+            }
+            15 => {
+                const $outputs: usize = 15;
+                $body
+            }
+            16 => {
+                const $outputs: usize = 16;
+                $body
+            }
+            other => unreachable!("{other} outputs is not few"),
+        }
+    };
+}
+
+/// `output` (fan_out × batch) = σ(W X + b) for a layer with at most [`FEW_INPUTS`] inputs:
+/// `weights` fan_out × fan_in row-major, `inputs` batch × fan_in row-major (examples as they come
+/// from the data set), `bias` fan_out values or none. σ is applied when `activation` is given.
+/// Runs on up to `threads` threads.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_from_few_inputs(
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    inputs: &[f32],
+    fan_in: usize,
+    batch: usize,
+    activation: Option<Activation>,
+    output: &mut [f32],
+    threads: usize,
+) {
+    assert!(
+        (1..=FEW_INPUTS).contains(&fan_in),
+        "{fan_in} inputs is not few"
+    );
+    let fan_out = weights.len() / fan_in;
+    assert!(weights.len() == fan_out * fan_in && inputs.len() >= batch * fan_in);
+    assert!(output.len() >= fan_out * batch && bias.is_none_or(|bias| bias.len() == fan_out));
+    in_unit_bands(
+        &mut output[..fan_out * batch],
+        batch,
+        fan_in,
+        threads,
+        &|units, band| {
+            Arch::new().dispatch(FewInputs {
+                weights,
+                bias,
+                inputs,
+                fan_in,
+                batch,
+                relu: activation == Some(Activation::Relu),
+                units,
+                band,
+            });
+            if activation == Some(Activation::Tanh) {
+                for value in band.iter_mut() {
+                    *value = value.tanh();
+                }
+            }
+        },
+    );
+}
+
+/// [`forward_from_few_inputs`] for the units `units`, written to `band` (their rows of the output).
+struct FewInputs<'a> {
+    weights: &'a [f32],
+    bias: Option<&'a [f32]>,
+    inputs: &'a [f32],
+    fan_in: usize,
+    batch: usize,
+    relu: bool,
+    units: Range<usize>,
+    band: &'a mut [f32],
+}
+
+impl WithSimd for FewInputs<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            weights,
+            bias,
+            inputs,
+            fan_in,
+            batch,
+            relu,
+            units,
+            band,
+        } = self;
+        let lanes = lanes::<S>();
+        let zero = simd.splat_f32s(0.0);
+        // The inputs of one vector of examples, feature by feature.
+        let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES];
+        for start in (0..batch).step_by(lanes) {
+            let examples = lanes.min(batch - start);
+            for (example, row) in inputs[start * fan_in..(start + examples) * fan_in]
+                .chunks_exact(fan_in)
+                .enumerate()
+            {
+                for (feature, &value) in row.iter().enumerate() {
+                    by_feature[feature * lanes + example] = value;
+                }
+            }
+            let features: [S::f32s; FEW_INPUTS] = std::array::from_fn(
+                #[inline(always)]
+                |feature| {
+                    if feature < fan_in {
+                        load(simd, &by_feature[feature * lanes..(feature + 1) * lanes])
+                    } else {
+                        zero
+                    }
+                },
+            );
+            let mut place = Place {
+                band: &mut *band,
+                first_unit: units.start,
+                batch,
+                start,
+                examples,
+            };
+            let mut first = units.start;
+            while first + UNIT_BLOCK <= units.end {
+                unit_block(
+                    simd,
+                    &features[..fan_in],
+                    weights,
+                    bias,
+                    first,
+                    UNIT_BLOCK,
+                    relu,
+                    &mut place,
+                );
+                first += UNIT_BLOCK;
+            }
+            for unit in first..units.end {
+                unit_block(
+                    simd,
+                    &features[..fan_in],
+                    weights,
+                    bias,
+                    unit,
+                    1,
+                    relu,
+                    &mut place,
+                );
+            }
+        }
+    }
+}
+
+/// Where a kernel writes one vector of examples of a band's units.
+struct Place<'a> {
+    band: &'a mut [f32],
+    first_unit: usize,
+    batch: usize,
+    start: usize,
+    examples: usize,
+}
+
+/// σ(b + Σ_k W_{u,k} x_k) for `count` (at most [`UNIT_BLOCK`]) units from `first`, over one
+/// vector of examples given feature by feature, stored in `place`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn unit_block<S: Simd>(
+    simd: S,
+    features: &[S::f32s],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    first: usize,
+    count: usize,
+    relu: bool,
+    place: &mut Place<'_>,
+) {
+    let fan_in = features.len();
+    let zero = simd.splat_f32s(0.0);
+    let mut sums = [zero; UNIT_BLOCK];
+    if let Some(bias) = bias {
+        for (sum, &bias) in sums[..count].iter_mut().zip(&bias[first..first + count]) {
+            *sum = simd.splat_f32s(bias);
+        }
+    }
+    let rows = &weights[first * fan_in..(first + count) * fan_in];
+    for (feature, &values) in features.iter().enumerate() {
+        for (unit, sum) in sums[..count].iter_mut().enumerate() {
+            let weight = simd.splat_f32s(rows[unit * fan_in + feature]);
+            *sum = simd.mul_add_f32s(weight, values, *sum);
+        }
+    }
+    for (unit, &sum) in sums[..count].iter().enumerate() {
+        let sum = if relu {
+            simd.select_f32s(simd.less_than_f32s(sum, zero), zero, sum)
+        } else {
+            sum
+        };
+        let at = (first + unit - place.first_unit) * place.batch + place.start;
+        store(simd, &mut place.band[at..at + place.examples], sum);
+    }
+}
+
+/// `output` (fan_out × batch) = W A + b for a layer with at most [`FEW_OUTPUTS`] outputs:
+/// `weights` fan_out × fan_in row-major, `activated` fan_in × batch (the previous layer's
+/// output), `bias` fan_out values or none. On the calling thread: the sum runs over the wide side.
+pub fn forward_to_few_outputs(
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    activated: &[f32],
+    fan_out: usize,
+    batch: usize,
+    output: &mut [f32],
+) {
+    assert!(
+        (1..=FEW_OUTPUTS).contains(&fan_out),
+        "{fan_out} outputs is not few"
+    );
+    let fan_in = weights.len() / fan_out;
+    assert!(weights.len() == fan_out * fan_in && activated.len() >= fan_in * batch);
+    assert!(output.len() >= fan_out * batch && bias.is_none_or(|bias| bias.len() == fan_out));
+    with_outputs!(fan_out, |OUTPUTS| Arch::new().dispatch(FewOutputs::<
+        OUTPUTS,
+    > {
+        weights,
+        bias,
+        activated,
+        fan_in,
+        batch,
+        output,
+    }));
+}
+
+struct FewOutputs<'a, const OUTPUTS: usize> {
+    weights: &'a [f32],
+    bias: Option<&'a [f32]>,
+    activated: &'a [f32],
+    fan_in: usize,
+    batch: usize,
+    output: &'a mut [f32],
+}
+
+impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            weights,
+            bias,
+            activated,
+            fan_in,
+            batch,
+            output,
+        } = self;
+        let lanes = lanes::<S>();
+        for start in (0..batch).step_by(lanes) {
+            let examples = lanes.min(batch - start);
+            let mut sums: [S::f32s; OUTPUTS] = std::array::from_fn(
+                #[inline(always)]
+                |class| simd.splat_f32s(bias.map_or(0.0, |bias| bias[class])),
+            );
+            for unit in 0..fan_in {
+                let at = unit * batch + start;
+                let values = load(simd, &activated[at..at + examples]);
+                for (class, sum) in sums.iter_mut().enumerate() {
+                    let weight = simd.splat_f32s(weights[class * fan_in + unit]);
+                    *sum = simd.mul_add_f32s(weight, values, *sum);
+                }
+            }
+            for (class, &sum) in sums.iter().enumerate() {
+                let at = class * batch + start;
+                store(simd, &mut output[at..at + examples], sum);
+            }
+        }
+    }
+}
+
+/// `delta_previous` (fan_in × batch) = σ'(z) ⊙ (Wᵀ Δ), the error a layer with at most
+/// [`FEW_OUTPUTS`] outputs sends back to the hidden layer before it: `weights` fan_out × fan_in
+/// row-major, `delta` fan_out × batch, `activated` = σ(z) of the layer before (fan_in × batch),
+/// with σ' expressed through it. Runs on up to `threads` threads.
+pub fn send_back_through_few_outputs(
+    weights: &[f32],
+    delta: &[f32],
+    activated: &[f32],
+    batch: usize,
+    activation: Activation,
+    delta_previous: &mut [f32],
+    threads: usize,
+) {
+    let fan_out = delta.len() / batch.max(1);
+    assert!(
+        (1..=FEW_OUTPUTS).contains(&fan_out),
+        "{fan_out} outputs is not few"
+    );
+    let fan_in = weights.len() / fan_out;
+    assert!(weights.len() == fan_out * fan_in && delta.len() == fan_out * batch);
+    assert!(activated.len() >= fan_in * batch && delta_previous.len() >= fan_in * batch);
+    in_unit_bands(
+        &mut delta_previous[..fan_in * batch],
+        batch,
+        fan_out,
+        threads,
+        &|units, band| {
+            with_outputs!(fan_out, |OUTPUTS| Arch::new().dispatch(
+                SendBack::<OUTPUTS> {
+                    weights,
+                    delta,
+                    activated,
+                    fan_in,
+                    batch,
+                    activation,
+                    units,
+                    band,
+                }
+            ));
+        },
+    );
+}
+
+struct SendBack<'a, const OUTPUTS: usize> {
+    weights: &'a [f32],
+    delta: &'a [f32],
+    activated: &'a [f32],
+    fan_in: usize,
+    batch: usize,
+    activation: Activation,
+    units: Range<usize>,
+    band: &'a mut [f32],
+}
+
+impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            weights,
+            delta,
+            activated,
+            fan_in,
+            batch,
+            activation,
+            units,
+            band,
+        } = self;
+        let lanes = lanes::<S>();
+        let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
+        for start in (0..batch).step_by(lanes) {
+            let examples = lanes.min(batch - start);
+            let errors: [S::f32s; OUTPUTS] = std::array::from_fn(
+                #[inline(always)]
+                |class| {
+                    let at = class * batch + start;
+                    load(simd, &delta[at..at + examples])
+                },
+            );
+            for unit in units.clone() {
+                let mut sum = zero;
+                for (class, &error) in errors.iter().enumerate() {
+                    let weight = simd.splat_f32s(weights[class * fan_in + unit]);
+                    sum = simd.mul_add_f32s(weight, error, sum);
+                }
+                let at = unit * batch + start;
+                let values = load(simd, &activated[at..at + examples]);
+                let error = match activation {
+                    Activation::Relu => {
+                        simd.select_f32s(simd.less_than_or_equal_f32s(values, zero), zero, sum)
+                    }
+                    Activation::Tanh => {
+                        simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
+                    }
+                };
+                let at = at - units.start * batch;
+                store(simd, &mut band[at..at + examples], error);
+            }
+        }
+    }
+}
+
+/// The vector in `values` (at most one vector long; zeros beyond a shorter slice). A whole vector
+/// is read directly: pulp's partial load picks its mask through a jump table on every call.
+#[inline(always)]
+fn load<S: Simd>(simd: S, values: &[f32]) -> S::f32s {
+    if values.len() == lanes::<S>() {
+        bytemuck::pod_read_unaligned(bytemuck::cast_slice(values))
+    } else {
+        simd.partial_load_f32s(values)
+    }
+}
+
+/// Writes the first `slot.len()` lanes of `value` to `slot` (at most one vector long).
+#[inline(always)]
+fn store<S: Simd>(simd: S, slot: &mut [f32], value: S::f32s) {
+    if slot.len() == lanes::<S>() {
+        bytemuck::cast_slice_mut::<f32, u8>(slot).copy_from_slice(bytemuck::bytes_of(&value));
+    } else {
+        simd.partial_store_f32s(slot, value);
+    }
+}
+
+/// Lanes of an f32 vector of `S`.
+#[inline(always)]
+fn lanes<S: Simd>() -> usize {
+    std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
+}
+
+/// Runs `work(units, rows)` over bands of the units of `output` (units × batch), the bands shared
+/// among the trial's threads when the product has at least [`PARALLEL_MIN_MULTIPLY_ADDS`]
+/// multiply-adds (`inner` per value); one band on the calling thread otherwise.
+fn in_unit_bands(
+    output: &mut [f32],
+    batch: usize,
+    inner: usize,
+    threads: usize,
+    work: &(dyn Fn(Range<usize>, &mut [f32]) + Sync),
+) {
+    let units = output.len() / batch.max(1);
+    let parts = if output.len() * inner >= PARALLEL_MIN_MULTIPLY_ADDS {
+        threads.clamp(1, (units / MIN_BAND).max(1))
+    } else {
+        1
+    };
+    if parts == 1 {
+        work(0..units, output);
+        return;
+    }
+    let band_units = units.div_ceil(parts).div_ceil(UNIT_BLOCK) * UNIT_BLOCK;
+    let bands: Vec<Mutex<(usize, &mut [f32])>> = output
+        .chunks_mut(band_units * batch)
+        .enumerate()
+        .map(|(index, rows)| Mutex::new((index * band_units, rows)))
+        .collect();
+    share_out(bands.len(), &|index| {
+        let mut band = bands[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (first, ref mut rows) = *band;
+        let count = rows.len() / batch.max(1);
+        work(first..first + count, rows);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::team::on_threads;
+    use crate::rng::{Stream, stream};
+    use rand::Rng;
+
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut rng = stream(seed, Stream::Init);
+        (0..count).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    fn activate(value: f64, activation: Option<Activation>) -> f64 {
+        match activation {
+            Some(Activation::Relu) => value.max(0.0),
+            Some(Activation::Tanh) => value.tanh(),
+            None => value,
+        }
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (index, (&got, &want)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (f64::from(got) - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{what}: value {index} is {got}, in f64 {want}"
+            );
+        }
+    }
+
+    /// Batches of whole and partial vectors, and one shorter than any vector.
+    const BATCHES: [usize; 5] = [1, 7, 16, 32, 45];
+
+    #[test]
+    fn a_layer_with_few_inputs_matches_the_product_in_f64() {
+        for batch in BATCHES {
+            for (fan_in, fan_out, bias, activation) in [
+                (1, 3, true, None),
+                (20, 37, true, Some(Activation::Relu)),
+                (32, 9, false, Some(Activation::Tanh)),
+                (17, 16, true, Some(Activation::Tanh)),
+            ] {
+                let weights = values(fan_out * fan_in, 1);
+                let biases = values(fan_out, 2);
+                let inputs = values(batch * fan_in, 3);
+                let mut output = vec![f32::NAN; fan_out * batch];
+                let bias = bias.then_some(&biases[..]);
+                forward_from_few_inputs(
+                    &weights,
+                    bias,
+                    &inputs,
+                    fan_in,
+                    batch,
+                    activation,
+                    &mut output,
+                    1,
+                );
+                let want: Vec<f64> = (0..fan_out * batch)
+                    .map(|at| {
+                        let (unit, example) = (at / batch, at % batch);
+                        let sum: f64 = (0..fan_in)
+                            .map(|k| {
+                                f64::from(weights[unit * fan_in + k])
+                                    * f64::from(inputs[example * fan_in + k])
+                            })
+                            .sum();
+                        activate(sum + bias.map_or(0.0, |b| f64::from(b[unit])), activation)
+                    })
+                    .collect();
+                assert_close(
+                    &output,
+                    &want,
+                    &format!("{fan_in} → {fan_out}, batch {batch}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_layer_with_few_outputs_matches_the_product_in_f64() {
+        for batch in BATCHES {
+            for (fan_in, fan_out, bias) in [(1, 1, true), (300, 4, true), (50, 16, false)] {
+                let weights = values(fan_out * fan_in, 4);
+                let biases = values(fan_out, 5);
+                let activated = values(fan_in * batch, 6);
+                let mut output = vec![f32::NAN; fan_out * batch];
+                let bias = bias.then_some(&biases[..]);
+                forward_to_few_outputs(&weights, bias, &activated, fan_out, batch, &mut output);
+                let want: Vec<f64> = (0..fan_out * batch)
+                    .map(|at| {
+                        let (class, example) = (at / batch, at % batch);
+                        let sum: f64 = (0..fan_in)
+                            .map(|unit| {
+                                f64::from(weights[class * fan_in + unit])
+                                    * f64::from(activated[unit * batch + example])
+                            })
+                            .sum();
+                        sum + bias.map_or(0.0, |b| f64::from(b[class]))
+                    })
+                    .collect();
+                assert_close(
+                    &output,
+                    &want,
+                    &format!("{fan_in} → {fan_out}, batch {batch}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_sent_back_through_few_outputs_matches_its_definition_in_f64() {
+        for batch in BATCHES {
+            for (fan_in, fan_out, activation) in [
+                (1, 1, Activation::Relu),
+                (300, 4, Activation::Relu),
+                (50, 10, Activation::Tanh),
+            ] {
+                let weights = values(fan_out * fan_in, 7);
+                let delta = values(fan_out * batch, 8);
+                // Activations as σ produces them: ReLU's are zero where the unit is off.
+                let activated: Vec<f32> = values(fan_in * batch, 9)
+                    .into_iter()
+                    .map(|z| match activation {
+                        Activation::Relu => z.max(0.0),
+                        Activation::Tanh => z.tanh(),
+                    })
+                    .collect();
+                let mut sent = vec![f32::NAN; fan_in * batch];
+                send_back_through_few_outputs(
+                    &weights, &delta, &activated, batch, activation, &mut sent, 1,
+                );
+                let want: Vec<f64> = (0..fan_in * batch)
+                    .map(|at| {
+                        let (unit, example) = (at / batch, at % batch);
+                        let sum: f64 = (0..fan_out)
+                            .map(|class| {
+                                f64::from(weights[class * fan_in + unit])
+                                    * f64::from(delta[class * batch + example])
+                            })
+                            .sum();
+                        let a = f64::from(activated[at]);
+                        match activation {
+                            Activation::Relu if a <= 0.0 => 0.0,
+                            Activation::Relu => sum,
+                            Activation::Tanh => sum * (1.0 - a * a),
+                        }
+                    })
+                    .collect();
+                assert_close(
+                    &sent,
+                    &want,
+                    &format!("{fan_out} → {fan_in}, batch {batch}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn products_shared_among_threads_are_bit_identical_to_one_thread() {
+        // Both products above the size at which the units are cut into bands (1000 × 540 × 20
+        // and 1000 × 540 × 16 multiply-adds).
+        let (fan_in, width, classes, batch) = (20, 1000, 16, 540);
+        let first = values(width * fan_in, 10);
+        let bias = values(width, 11);
+        let inputs = values(batch * fan_in, 12);
+        let last = values(classes * width, 13);
+        let delta = values(classes * batch, 14);
+        let run = |threads: usize| {
+            on_threads(threads, || {
+                let mut hidden = vec![0.0f32; width * batch];
+                forward_from_few_inputs(
+                    &first,
+                    Some(&bias),
+                    &inputs,
+                    fan_in,
+                    batch,
+                    Some(Activation::Relu),
+                    &mut hidden,
+                    threads,
+                );
+                let mut sent = vec![0.0f32; width * batch];
+                send_back_through_few_outputs(
+                    &last,
+                    &delta,
+                    &hidden,
+                    batch,
+                    Activation::Relu,
+                    &mut sent,
+                    threads,
+                );
+                let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&hidden), bits(&sent))
+            })
+            .expect("the helpers start")
+        };
+        let alone = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == alone, "{threads} threads");
+        }
+    }
+}
