@@ -422,7 +422,19 @@ impl Mlp {
             };
             sink.bound_change(&layer, &delta[..layer.fan_out * batch], input_values, batch);
             let (target, combine) = sink.weights(&layer);
-            multiply_combining(target, delta_view, input, combine, self.threads);
+            if index == 0 && layer.fan_in <= thin::FEW_INPUTS {
+                thin::weight_gradient_of_few_inputs(
+                    target,
+                    combine,
+                    &delta[..layer.fan_out * batch],
+                    input_values,
+                    layer.fan_in,
+                    batch,
+                    self.threads,
+                );
+            } else {
+                multiply_combining(target, delta_view, input, combine, self.threads);
+            }
             if let Some(range) = layer.bias_range() {
                 let sums = &mut bias_gradient[..layer.fan_out];
                 row_sums(&delta[..layer.fan_out * batch], batch, sums);

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use pulp::{Arch, Simd, WithSimd};
 use vocabulary::Activation;
 
+use crate::model::matmul::Combine;
 use crate::model::team::share_out;
 
 /// A layer reading at most this many inputs goes through [`forward_from_few_inputs`].
@@ -241,6 +242,212 @@ impl WithSimd for FewInputs<'_> {
                     &mut place,
                 );
             }
+        }
+    }
+}
+
+/// The weight gradient G = Δ Xᵀ of a layer with at most [`FEW_INPUTS`] inputs, combined into
+/// `target` (fan_out × fan_in row-major) as `combine` says: `delta` fan_out × batch, `inputs`
+/// batch × fan_in row-major. Each G_{u,k} = Σ_b Δ_{u,b} X_{b,k} is summed over the batch in order.
+/// Runs on up to `threads` threads.
+pub fn weight_gradient_of_few_inputs(
+    target: &mut [f32],
+    combine: Combine,
+    delta: &[f32],
+    inputs: &[f32],
+    fan_in: usize,
+    batch: usize,
+    threads: usize,
+) {
+    assert!(
+        (1..=FEW_INPUTS).contains(&fan_in),
+        "{fan_in} inputs is not few"
+    );
+    let fan_out = delta.len() / batch.max(1);
+    assert!(delta.len() == fan_out * batch && inputs.len() >= batch * fan_in);
+    assert!(target.len() == fan_out * fan_in);
+    in_unit_bands(target, fan_in, batch, threads, &|units, band| {
+        Arch::new().dispatch(GradientOfFewInputs {
+            combine,
+            delta: &delta[units.start * batch..units.end * batch],
+            inputs: &inputs[..batch * fan_in],
+            fan_in,
+            batch,
+            band,
+        })
+    });
+}
+
+/// [`weight_gradient_of_few_inputs`] for a band of units: their rows of Δ and of the target.
+struct GradientOfFewInputs<'a> {
+    combine: Combine,
+    delta: &'a [f32],
+    inputs: &'a [f32],
+    fan_in: usize,
+    batch: usize,
+    band: &'a mut [f32],
+}
+
+/// Units whose gradients are summed together, sharing each load of an example's inputs.
+const GRADIENT_UNITS: usize = 4;
+
+impl WithSimd for GradientOfFewInputs<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            combine,
+            delta,
+            inputs,
+            fan_in,
+            batch,
+            band,
+        } = self;
+        let lanes = lanes::<S>();
+        let rows = band.chunks_exact_mut(fan_in * GRADIENT_UNITS);
+        let errors = delta.chunks_exact(batch * GRADIENT_UNITS);
+        let windows = feature_windows(fan_in, lanes);
+        for (rows, errors) in rows.zip(errors) {
+            // Two windows at a time: four units' sums alone would wait on each other's latency.
+            for pair in windows.chunks(2) {
+                match pair {
+                    [(first, first_owned), (second, _)] => {
+                        let sums = gradient_of_four_units(
+                            simd,
+                            errors,
+                            inputs,
+                            fan_in,
+                            [first.clone(), second.clone()],
+                        );
+                        debug_assert!(first == first_owned, "only a last window overlaps");
+                        for (row, [sum, other]) in rows.chunks_exact_mut(fan_in).zip(sums) {
+                            let sum = combined(simd, &row[first.clone()], sum, combine);
+                            let other = combined(simd, &row[second.clone()], other, combine);
+                            // Where the second window overlaps the first it holds the very values
+                            // the first does (the same products summed in the same order), so
+                            // both are stored whole: no lane is picked out of a vector.
+                            store(simd, &mut row[second.clone()], other);
+                            store(simd, &mut row[first.clone()], sum);
+                        }
+                    }
+                    [(window, owned)] => {
+                        let sums =
+                            gradient_of_four_units(simd, errors, inputs, fan_in, [window.clone()]);
+                        for (row, [sum]) in rows.chunks_exact_mut(fan_in).zip(sums) {
+                            combine_into(simd, row, window, owned, sum, combine);
+                        }
+                    }
+                    _ => unreachable!("chunks of two"),
+                }
+            }
+        }
+        // The band's last units, fewer than a block, one by one.
+        let whole = band.len() / (fan_in * GRADIENT_UNITS) * GRADIENT_UNITS;
+        let rows = band[whole * fan_in..].chunks_exact_mut(fan_in);
+        let errors = delta[whole * batch..].chunks_exact(batch);
+        for (row, errors) in rows.zip(errors) {
+            for start in (0..fan_in).step_by(lanes) {
+                let owned = start..fan_in.min(start + lanes);
+                let mut sum = simd.splat_f32s(0.0);
+                for (&error, example) in errors.iter().zip(inputs.chunks_exact(fan_in)) {
+                    let values = load(simd, &example[owned.clone()]);
+                    sum = simd.mul_add_f32s(simd.splat_f32s(error), values, sum);
+                }
+                combine_into(simd, row, &owned, &owned, sum, combine);
+            }
+        }
+    }
+}
+
+/// The vectors a row of `fan_in` features is summed in: each as (the features it loads, the
+/// features it writes). A last vector shorter than the lanes loads the whole vector that ends the
+/// row, so that every load in the sum over the batch is a whole vector.
+fn feature_windows(fan_in: usize, lanes: usize) -> Vec<(Range<usize>, Range<usize>)> {
+    (0..fan_in)
+        .step_by(lanes)
+        .map(|start| {
+            let owned = start..fan_in.min(start + lanes);
+            let window = if owned.len() < lanes && fan_in >= lanes {
+                fan_in - lanes..fan_in
+            } else {
+                owned.clone()
+            };
+            (window, owned)
+        })
+        .collect()
+}
+
+/// Σ_b Δ_{u,b} X_{b,k} over the batch for four units (`errors`: their four rows of Δ) and the
+/// features of `WINDOWS` vectors, one vector each.
+#[inline(always)]
+fn gradient_of_four_units<S: Simd, const WINDOWS: usize>(
+    simd: S,
+    errors: &[f32],
+    inputs: &[f32],
+    fan_in: usize,
+    windows: [Range<usize>; WINDOWS],
+) -> [[S::f32s; WINDOWS]; GRADIENT_UNITS] {
+    let batch = errors.len() / GRADIENT_UNITS;
+    let (first, rest) = errors.split_at(batch);
+    let (second, rest) = rest.split_at(batch);
+    let (third, fourth) = rest.split_at(batch);
+    let mut sums = [[simd.splat_f32s(0.0); WINDOWS]; GRADIENT_UNITS];
+    // Zipped iterators: indexing four rows by example would check each index.
+    let examples = first
+        .iter()
+        .zip(second)
+        .zip(third)
+        .zip(fourth)
+        .zip(inputs.chunks_exact(fan_in));
+    for ((((&e0, &e1), &e2), &e3), example) in examples {
+        let values: [S::f32s; WINDOWS] =
+            std::array::from_fn(|index| load(simd, &example[windows[index].clone()]));
+        for (sums, error) in sums.iter_mut().zip([e0, e1, e2, e3]) {
+            let error = simd.splat_f32s(error);
+            for (sum, &values) in sums.iter_mut().zip(&values) {
+                *sum = simd.mul_add_f32s(error, values, *sum);
+            }
+        }
+    }
+    sums
+}
+
+/// The gradient `sum` combined with the `values` it goes to, as `combine` says.
+#[inline(always)]
+fn combined<S: Simd>(simd: S, values: &[f32], sum: S::f32s, combine: Combine) -> S::f32s {
+    match combine {
+        Combine::Replace => sum,
+        Combine::Fold { keep, scale } => {
+            let kept = simd.mul_f32s(simd.splat_f32s(keep), load(simd, values));
+            simd.mul_add_f32s(simd.splat_f32s(scale), sum, kept)
+        }
+    }
+}
+
+/// Combines the gradient `sum` of one unit's features `window` into its `row` of the target,
+/// for the features `owned` (inside `window`).
+#[inline(always)]
+fn combine_into<S: Simd>(
+    simd: S,
+    row: &mut [f32],
+    window: &Range<usize>,
+    owned: &Range<usize>,
+    sum: S::f32s,
+    combine: Combine,
+) {
+    if window == owned {
+        let combined = combined(simd, &row[owned.clone()], sum, combine);
+        store(simd, &mut row[owned.clone()], combined);
+    } else {
+        // The same arithmetic as above, lane by lane.
+        let sums: &[f32] = bytemuck::cast_slice(std::slice::from_ref(&sum));
+        for feature in owned.clone() {
+            let gradient = sums[feature - window.start];
+            row[feature] = match combine {
+                Combine::Replace => gradient,
+                Combine::Fold { keep, scale } => scale.mul_add(gradient, keep * row[feature]),
+            };
         }
     }
 }
@@ -693,8 +900,61 @@ mod tests {
     }
 
     #[test]
+    fn the_weight_gradient_of_few_inputs_is_combined_as_told_and_matches_f64() {
+        // One vector of features, two whole ones, one and an overlapping last one; units that
+        // fill blocks of four and units left over.
+        for fan_in in [1, 5, 16, 20, 32] {
+            for (fan_out, batch) in [(8, 32), (13, 7), (3, 45)] {
+                let delta = values(fan_out * batch, 15);
+                let inputs = values(batch * fan_in, 16);
+                let start = values(fan_out * fan_in, 17);
+                let gradient: Vec<f64> = (0..fan_out * fan_in)
+                    .map(|at| {
+                        let (unit, feature) = (at / fan_in, at % fan_in);
+                        (0..batch)
+                            .map(|example| {
+                                f64::from(delta[unit * batch + example])
+                                    * f64::from(inputs[example * fan_in + feature])
+                            })
+                            .sum()
+                    })
+                    .collect();
+                let what = format!("{fan_in} inputs, {fan_out} units, batch {batch}");
+                let mut target = start.clone();
+                weight_gradient_of_few_inputs(
+                    &mut target,
+                    Combine::Replace,
+                    &delta,
+                    &inputs,
+                    fan_in,
+                    batch,
+                    1,
+                );
+                assert_close(&target, &gradient, &format!("{what}, replaced"));
+                let (keep, scale) = (0.9f32, -0.05f32);
+                let mut target = start.clone();
+                weight_gradient_of_few_inputs(
+                    &mut target,
+                    Combine::Fold { keep, scale },
+                    &delta,
+                    &inputs,
+                    fan_in,
+                    batch,
+                    1,
+                );
+                let folded: Vec<f64> = start
+                    .iter()
+                    .zip(&gradient)
+                    .map(|(&w, g)| f64::from(keep) * f64::from(w) + f64::from(scale) * g)
+                    .collect();
+                assert_close(&target, &folded, &format!("{what}, folded"));
+            }
+        }
+    }
+
+    #[test]
     fn products_shared_among_threads_are_bit_identical_to_one_thread() {
-        // Both products above the size at which the units are cut into bands (1000 × 540 × 20
+        // Every product above the size at which the units are cut into bands (1000 × 540 × 20
         // and 1000 × 540 × 16 multiply-adds).
         let (fan_in, width, classes, batch) = (20, 1000, 16, 540);
         let first = values(width * fan_in, 10);
@@ -725,8 +985,21 @@ mod tests {
                     &mut sent,
                     threads,
                 );
+                let mut gradient = first.clone();
+                weight_gradient_of_few_inputs(
+                    &mut gradient,
+                    Combine::Fold {
+                        keep: 1.0,
+                        scale: -0.1,
+                    },
+                    &sent,
+                    &inputs,
+                    fan_in,
+                    batch,
+                    threads,
+                );
                 let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                (bits(&hidden), bits(&sent))
+                (bits(&hidden), bits(&sent), bits(&gradient))
             })
             .expect("the helpers start")
         };
