@@ -199,16 +199,12 @@ impl WithSimd for FewInputs<'_> {
                     by_feature[feature * lanes + example] = value;
                 }
             }
-            let features: [S::f32s; FEW_INPUTS] = std::array::from_fn(
-                #[inline(always)]
-                |feature| {
-                    if feature < fan_in {
-                        load(simd, &by_feature[feature * lanes..(feature + 1) * lanes])
-                    } else {
-                        zero
-                    }
-                },
-            );
+            // Loops rather than `array::from_fn` here and below: its closures are not always
+            // inlined into the vector code.
+            let mut features = [zero; FEW_INPUTS];
+            for (feature, values) in features[..fan_in].iter_mut().enumerate() {
+                *values = load(simd, &by_feature[feature * lanes..(feature + 1) * lanes]);
+            }
             let mut place = Place {
                 band: &mut *band,
                 first_unit: units.start,
@@ -401,8 +397,10 @@ fn gradient_of_four_units<S: Simd, const WINDOWS: usize>(
         .zip(fourth)
         .zip(inputs.chunks_exact(fan_in));
     for ((((&e0, &e1), &e2), &e3), example) in examples {
-        let values: [S::f32s; WINDOWS] =
-            std::array::from_fn(|index| load(simd, &example[windows[index].clone()]));
+        let mut values = [simd.splat_f32s(0.0); WINDOWS];
+        for (values, window) in values.iter_mut().zip(&windows) {
+            *values = load(simd, &example[window.clone()]);
+        }
         for (sums, error) in sums.iter_mut().zip([e0, e1, e2, e3]) {
             let error = simd.splat_f32s(error);
             for (sum, &values) in sums.iter_mut().zip(&values) {
@@ -556,10 +554,12 @@ impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
         let lanes = lanes::<S>();
         for start in (0..batch).step_by(lanes) {
             let examples = lanes.min(batch - start);
-            let mut sums: [S::f32s; OUTPUTS] = std::array::from_fn(
-                #[inline(always)]
-                |class| simd.splat_f32s(bias.map_or(0.0, |bias| bias[class])),
-            );
+            let mut sums = [simd.splat_f32s(0.0); OUTPUTS];
+            if let Some(bias) = bias {
+                for (sum, &bias) in sums.iter_mut().zip(bias) {
+                    *sum = simd.splat_f32s(bias);
+                }
+            }
             for unit in 0..fan_in {
                 let at = unit * batch + start;
                 let values = load(simd, &activated[at..at + examples]);
@@ -649,13 +649,11 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
         for start in (0..batch).step_by(lanes) {
             let examples = lanes.min(batch - start);
-            let errors: [S::f32s; OUTPUTS] = std::array::from_fn(
-                #[inline(always)]
-                |class| {
-                    let at = class * batch + start;
-                    load(simd, &delta[at..at + examples])
-                },
-            );
+            let mut errors = [zero; OUTPUTS];
+            for (class, error) in errors.iter_mut().enumerate() {
+                let at = class * batch + start;
+                *error = load(simd, &delta[at..at + examples]);
+            }
             for unit in units.clone() {
                 let mut sum = zero;
                 for (class, &error) in errors.iter().enumerate() {

@@ -96,8 +96,12 @@ fn box_muller(radius: u32, angle: u32) -> (f32, f32) {
 #[inline(always)]
 pub fn normal_group(key: [u32; 2], stream: [u32; 3], group: u32, out: &mut [f32; GROUP]) {
     let first_block = group.wrapping_mul(BLOCKS as u32);
+    let mut blocks = [0u32; BLOCKS];
+    for (lane, block) in blocks.iter_mut().enumerate() {
+        *block = first_block.wrapping_add(lane as u32);
+    }
     let counters = [
-        std::array::from_fn(|lane| first_block.wrapping_add(lane as u32)),
+        blocks,
         [stream[0]; BLOCKS],
         [stream[1]; BLOCKS],
         [stream[2]; BLOCKS],
