@@ -481,10 +481,10 @@ fn unit_block<S: Simd>(
             *sum = simd.splat_f32s(bias);
         }
     }
-    let rows = &weights[first * fan_in..(first + count) * fan_in];
+    let rows = weights[first * fan_in..(first + count) * fan_in].chunks_exact(fan_in);
     for (feature, &values) in features.iter().enumerate() {
-        for (unit, sum) in sums[..count].iter_mut().enumerate() {
-            let weight = simd.splat_f32s(rows[unit * fan_in + feature]);
+        for (sum, row) in sums[..count].iter_mut().zip(rows.clone()) {
+            let weight = simd.splat_f32s(row[feature]);
             *sum = simd.mul_add_f32s(weight, values, *sum);
         }
     }
@@ -563,8 +563,9 @@ impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
             for unit in 0..fan_in {
                 let at = unit * batch + start;
                 let values = load(simd, &activated[at..at + examples]);
-                for (class, sum) in sums.iter_mut().enumerate() {
-                    let weight = simd.splat_f32s(weights[class * fan_in + unit]);
+                // Rows zipped rather than indexed, so that no index is checked in the loop.
+                for (sum, row) in sums.iter_mut().zip(weights.chunks_exact(fan_in)) {
+                    let weight = simd.splat_f32s(row[unit]);
                     *sum = simd.mul_add_f32s(weight, values, *sum);
                 }
             }
@@ -656,8 +657,8 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
             }
             for unit in units.clone() {
                 let mut sum = zero;
-                for (class, &error) in errors.iter().enumerate() {
-                    let weight = simd.splat_f32s(weights[class * fan_in + unit]);
+                for (&error, row) in errors.iter().zip(weights.chunks_exact(fan_in)) {
+                    let weight = simd.splat_f32s(row[unit]);
                     sum = simd.mul_add_f32s(weight, error, sum);
                 }
                 let at = unit * batch + start;
