@@ -4,14 +4,17 @@
 //! inner dimension is 20 or 4, and at width 4096 its microkernels, its packing and the transpose
 //! the backward pass needed after it took three quarters of a training step.
 //!
-//! Activations and errors are held unit by unit (units × batch), as in `mlp.rs`. Each kernel holds
-//! a group of 32 examples of a unit in registers (two AVX-512 vectors) and walks the units, so a
-//! layer's output is written once, already activated, and the error sent back through a narrow
-//! layer arrives in the layout the next product reads, with the activation's derivative applied.
+//! Activations and errors are held unit by unit (units × batch), as in `mlp.rs`. The kernels
+//! forming a layer's output or its error walk the units with one vector of examples in registers
+//! (16 lanes with AVX-512, 8 with AVX2, through pulp's `Simd`), so a layer's output is written once,
+//! already activated, and the error sent back through a narrow layer arrives in the layout the next
+//! product reads, with the activation's derivative applied. The first layer's weight gradient runs
+//! along each unit's row of inputs instead. The last layer's weight gradient stays with `gemm`: it
+//! sums across the examples, which here would mean summing across a vector's lanes.
 //!
-//! Every output value is formed by the same sequence of fused multiply-adds (`f32::mul_add`,
-//! exact on every machine) whatever the group, the band or the instruction set, so the numbers
-//! depend neither on the thread count nor on the CPU.
+//! Every output value is formed by the same sequence of fused multiply-adds (`mul_add`, exact on
+//! every machine) whatever the band or the vector width, so the numbers depend neither on the
+//! thread count nor on the CPU.
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -22,7 +25,8 @@ use vocabulary::Activation;
 use crate::model::matmul::Combine;
 use crate::model::team::share_out;
 
-/// A layer reading at most this many inputs goes through [`forward_from_few_inputs`].
+/// A layer reading at most this many inputs goes through [`forward_from_few_inputs`] and
+/// [`weight_gradient_of_few_inputs`].
 pub const FEW_INPUTS: usize = 32;
 /// A layer with at most this many outputs goes through [`forward_to_few_outputs`] and
 /// [`send_back_through_few_outputs`].
