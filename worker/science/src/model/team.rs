@@ -9,8 +9,8 @@
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,25 @@ pub fn share_out(count: usize, band: &(dyn Fn(usize) + Sync)) {
     // SAFETY: `CURRENT` points at a team only while `on_threads`, which owns it, runs on this
     // thread.
     unsafe { &*team }.run(count, band);
+}
+
+/// Runs `work(index, chunk)` for each chunk of `chunk_len` values of `values` (the last one
+/// shorter), the chunks shared out as [`share_out`] shares bands.
+pub fn share_out_chunks(
+    values: &mut [f32],
+    chunk_len: usize,
+    work: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let chunks: Vec<Mutex<&mut [f32]>> = values
+        .chunks_mut(chunk_len.max(1))
+        .map(Mutex::new)
+        .collect();
+    share_out(chunks.len(), &|index| {
+        let mut chunk = chunks[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(index, &mut chunk);
+    });
 }
 
 struct Team {

@@ -17,13 +17,12 @@
 //! thread count nor on the CPU.
 
 use std::ops::Range;
-use std::sync::Mutex;
 
 use pulp::{Arch, Simd, WithSimd};
 use vocabulary::Activation;
 
 use crate::model::matmul::Combine;
-use crate::model::team::share_out;
+use crate::model::team::share_out_chunks;
 
 /// A layer reading at most this many inputs goes through [`forward_from_few_inputs`] and
 /// [`weight_gradient_of_few_inputs`].
@@ -307,12 +306,13 @@ impl WithSimd for GradientOfFewInputs<'_> {
         let lanes = lanes::<S>();
         let rows = band.chunks_exact_mut(fan_in * GRADIENT_UNITS);
         let errors = delta.chunks_exact(batch * GRADIENT_UNITS);
-        let windows = feature_windows(fan_in, lanes);
         for (rows, errors) in rows.zip(errors) {
             // Two windows at a time: four units' sums alone would wait on each other's latency.
-            for pair in windows.chunks(2) {
-                match pair {
-                    [(first, first_owned), (second, _)] => {
+            for start in (0..fan_in).step_by(2 * lanes) {
+                let (first, first_owned) = feature_window(fan_in, lanes, start);
+                match (start + lanes < fan_in).then(|| feature_window(fan_in, lanes, start + lanes))
+                {
+                    Some((second, _)) => {
                         let sums = gradient_of_four_units(
                             simd,
                             errors,
@@ -331,14 +331,13 @@ impl WithSimd for GradientOfFewInputs<'_> {
                             store(simd, &mut row[first.clone()], sum);
                         }
                     }
-                    [(window, owned)] => {
+                    None => {
                         let sums =
-                            gradient_of_four_units(simd, errors, inputs, fan_in, [window.clone()]);
+                            gradient_of_four_units(simd, errors, inputs, fan_in, [first.clone()]);
                         for (row, [sum]) in rows.chunks_exact_mut(fan_in).zip(sums) {
-                            combine_into(simd, row, window, owned, sum, combine);
+                            combine_into(simd, row, &first, &first_owned, sum, combine);
                         }
                     }
-                    _ => unreachable!("chunks of two"),
                 }
             }
         }
@@ -360,22 +359,18 @@ impl WithSimd for GradientOfFewInputs<'_> {
     }
 }
 
-/// The vectors a row of `fan_in` features is summed in: each as (the features it loads, the
-/// features it writes). A last vector shorter than the lanes loads the whole vector that ends the
-/// row, so that every load in the sum over the batch is a whole vector.
-fn feature_windows(fan_in: usize, lanes: usize) -> Vec<(Range<usize>, Range<usize>)> {
-    (0..fan_in)
-        .step_by(lanes)
-        .map(|start| {
-            let owned = start..fan_in.min(start + lanes);
-            let window = if owned.len() < lanes && fan_in >= lanes {
-                fan_in - lanes..fan_in
-            } else {
-                owned.clone()
-            };
-            (window, owned)
-        })
-        .collect()
+/// The vector of a row of `fan_in` features that starts at `start`, as (the features it loads,
+/// the features it writes). A last vector shorter than the lanes loads the whole vector that ends
+/// the row, so that every load in the sum over the batch is a whole vector.
+#[inline(always)]
+fn feature_window(fan_in: usize, lanes: usize, start: usize) -> (Range<usize>, Range<usize>) {
+    let owned = start..fan_in.min(start + lanes);
+    let window = if owned.len() < lanes && fan_in >= lanes {
+        fan_in - lanes..fan_in
+    } else {
+        owned.clone()
+    };
+    (window, owned)
 }
 
 /// Σ_b Δ_{u,b} X_{b,k} over the batch for four units (`errors`: their four rows of Δ) and the
@@ -730,18 +725,9 @@ fn in_unit_bands(
         return;
     }
     let band_units = units.div_ceil(parts).div_ceil(UNIT_BLOCK) * UNIT_BLOCK;
-    let bands: Vec<Mutex<(usize, &mut [f32])>> = output
-        .chunks_mut(band_units * batch)
-        .enumerate()
-        .map(|(index, rows)| Mutex::new((index * band_units, rows)))
-        .collect();
-    share_out(bands.len(), &|index| {
-        let mut band = bands[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (first, ref mut rows) = *band;
-        let count = rows.len() / batch.max(1);
-        work(first..first + count, rows);
+    share_out_chunks(output, band_units * batch, &|index, rows| {
+        let first = index * band_units;
+        work(first..first + rows.len() / batch.max(1), rows);
     });
 }
 

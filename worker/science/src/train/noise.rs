@@ -2,14 +2,13 @@
 //! per block of the flat parameter vector (one block per layer's weights and biases).
 
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use vocabulary::NoiseForm;
 
 use crate::model::mlp::Mlp;
 use crate::model::simd::on_widest_simd;
-use crate::model::team::share_out;
+use crate::model::team::share_out_chunks;
 use crate::rng::normal::{GROUP, normal_group};
 
 /// Which generator draws the gradient noise, stored with every result. 1: ChaCha8 and
@@ -196,19 +195,11 @@ impl NoiseScales {
             }
             // Parts a whole number of groups long, so that no group is drawn twice.
             let part_len = block.len().div_ceil(parts).next_multiple_of(GROUP);
-            let parts: Vec<Mutex<(usize, &mut [f32])>> = block
-                .chunks_mut(part_len)
-                .enumerate()
-                .map(|(index, part)| Mutex::new((range.start + index * part_len, part)))
-                .collect();
-            share_out(parts.len(), &|index| {
-                let mut part = parts[index]
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let (first, values) = &mut *part;
+            share_out_chunks(block, part_len, &|index, values| {
+                let first = range.start + index * part_len;
                 let part_largest = on_widest_simd(
                     #[inline(always)]
-                    || add_normals(values, *first, scale, key, draw),
+                    || add_normals(values, first, scale, key, draw),
                 );
                 largest.fetch_max(part_largest.to_bits(), Ordering::Relaxed);
             });
