@@ -432,6 +432,16 @@ impl Mlp {
                     batch,
                     self.threads,
                 );
+            } else if index > 0
+                && thin::takes_gradient_to_few_outputs(layer.fan_out, layer.fan_in, batch)
+            {
+                thin::weight_gradient_to_few_outputs(
+                    target,
+                    combine,
+                    &delta[..layer.fan_out * batch],
+                    input_values,
+                    batch,
+                );
             } else {
                 multiply_combining(target, delta_view, input, combine, self.threads);
             }

@@ -9,12 +9,12 @@
 //! (16 lanes with AVX-512, 8 with AVX2, through pulp's `Simd`), so a layer's output is written once,
 //! already activated, and the error sent back through a narrow layer arrives in the layout the next
 //! product reads, with the activation's derivative applied. The first layer's weight gradient runs
-//! along each unit's row of inputs instead. The last layer's weight gradient stays with `gemm`: it
-//! sums across the examples, which here would mean summing across a vector's lanes.
+//! along each unit's row of inputs instead. The last layer's weight gradient sums along the
+//! examples, in vectors whose lanes are then added in an order fixed for 16 lanes.
 //!
 //! Every output value is formed by the same sequence of fused multiply-adds (`mul_add`, exact on
-//! every machine) whatever the band or the vector width, so the numbers depend neither on the
-//! thread count nor on the CPU.
+//! every machine) and additions whatever the band or the vector width, so the numbers depend
+//! neither on the thread count nor on the CPU.
 
 use std::ops::Range;
 
@@ -677,6 +677,167 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
     }
 }
 
+/// Whether [`weight_gradient_to_few_outputs`] takes the weight gradient of a layer with
+/// `fan_out` outputs (at most [`FEW_OUTPUTS`]), `fan_in` inputs and `batch` examples: it runs on
+/// the calling thread, so only below the size at which the products here share out their bands
+/// (whatever the team's size, so that the numbers do not depend on it).
+pub fn takes_gradient_to_few_outputs(fan_out: usize, fan_in: usize, batch: usize) -> bool {
+    (1..=FEW_OUTPUTS).contains(&fan_out) && fan_out * fan_in * batch < PARALLEL_MIN_MULTIPLY_ADDS
+}
+
+/// The weight gradient G = Δ Aᵀ of a layer with at most [`FEW_OUTPUTS`] outputs, combined into
+/// `target` (fan_out × fan_in row-major) as `combine` says: `delta` fan_out × batch, `activated`
+/// fan_in × batch (the layer's inputs, unit by unit). On the calling thread.
+///
+/// Each G_{c,u} = Σ_b Δ_{c,b} A_{u,b} runs along the examples, so it ends in a sum across a
+/// vector's lanes. Its order is fixed for every vector width: example b goes to partial sum
+/// b mod 16, each partial sum a chain of `mul_add`s in example order, and the 16 are added by
+/// halves (p_l + p_{l+8}, then the first 4 of those with the next 4, …), which is how pulp's
+/// horizontal sums fold a vector of AVX-512 or AVX2 (a test holds the widths bit-identical).
+pub fn weight_gradient_to_few_outputs(
+    target: &mut [f32],
+    combine: Combine,
+    delta: &[f32],
+    activated: &[f32],
+    batch: usize,
+) {
+    let fan_out = delta.len() / batch.max(1);
+    assert!(
+        (1..=FEW_OUTPUTS).contains(&fan_out),
+        "{fan_out} outputs is not few"
+    );
+    let fan_in = target.len() / fan_out;
+    assert!(target.len() == fan_out * fan_in && delta.len() == fan_out * batch);
+    assert!(activated.len() >= fan_in * batch);
+    with_outputs!(fan_out, |OUTPUTS| Arch::new().dispatch(
+        GradientToFewOutputs::<OUTPUTS> {
+            combine,
+            delta,
+            activated,
+            batch,
+            target,
+        }
+    ));
+}
+
+struct GradientToFewOutputs<'a, const OUTPUTS: usize> {
+    combine: Combine,
+    delta: &'a [f32],
+    activated: &'a [f32],
+    batch: usize,
+    target: &'a mut [f32],
+}
+
+impl<const OUTPUTS: usize> WithSimd for GradientToFewOutputs<'_, OUTPUTS> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            combine,
+            delta,
+            activated,
+            batch,
+            target,
+        } = self;
+        // Vectors holding one partial sum each of the 16: 1 with AVX-512, 2 with AVX2.
+        match MAX_LANES / lanes::<S>() {
+            1 => gradient_to_few_outputs::<S, OUTPUTS, 1>(
+                simd, combine, delta, activated, batch, target,
+            ),
+            2 => gradient_to_few_outputs::<S, OUTPUTS, 2>(
+                simd, combine, delta, activated, batch, target,
+            ),
+            4 => gradient_to_few_outputs::<S, OUTPUTS, 4>(
+                simd, combine, delta, activated, batch, target,
+            ),
+            8 => gradient_to_few_outputs::<S, OUTPUTS, 8>(
+                simd, combine, delta, activated, batch, target,
+            ),
+            16 => gradient_to_few_outputs::<S, OUTPUTS, 16>(
+                simd, combine, delta, activated, batch, target,
+            ),
+            other => unreachable!("{other} vectors to 16 lanes"),
+        }
+    }
+}
+
+/// [`weight_gradient_to_few_outputs`] with vectors of 16 / `PARTS` lanes.
+#[inline(always)]
+fn gradient_to_few_outputs<S: Simd, const OUTPUTS: usize, const PARTS: usize>(
+    simd: S,
+    combine: Combine,
+    delta: &[f32],
+    activated: &[f32],
+    batch: usize,
+    target: &mut [f32],
+) {
+    let lanes = lanes::<S>();
+    let fan_in = target.len() / OUTPUTS;
+    let zero = simd.splat_f32s(0.0);
+    let whole_groups = batch.is_multiple_of(MAX_LANES);
+    for (unit, row) in activated.chunks_exact(batch).take(fan_in).enumerate() {
+        let mut sums = [[zero; PARTS]; OUTPUTS];
+        if whole_groups {
+            // Every load a whole vector, every index known when compiled: the sums stay in
+            // registers.
+            for (group, values) in row.chunks_exact(MAX_LANES).enumerate() {
+                for part in 0..PARTS {
+                    let start = group * MAX_LANES + part * lanes;
+                    let values = load_whole(&values[part * lanes..(part + 1) * lanes]);
+                    for (class, sums) in sums.iter_mut().enumerate() {
+                        let at = class * batch + start;
+                        let errors = load_whole(&delta[at..at + lanes]);
+                        sums[part] = simd.mul_add_f32s(errors, values, sums[part]);
+                    }
+                }
+            }
+        } else {
+            for start in (0..batch).step_by(lanes) {
+                // Zeros beyond the batch: they leave a partial sum as it is.
+                let part = (start / lanes) % PARTS;
+                let examples = lanes.min(batch - start);
+                let values = load(simd, &row[start..start + examples]);
+                for (class, sums) in sums.iter_mut().enumerate() {
+                    let at = class * batch + start;
+                    let errors = load(simd, &delta[at..at + examples]);
+                    sums[part] = simd.mul_add_f32s(errors, values, sums[part]);
+                }
+            }
+        }
+        let mut gradients = [0.0f32; OUTPUTS];
+        for (gradient, sums) in gradients.iter_mut().zip(&mut sums) {
+            let mut count = PARTS;
+            while count > 1 {
+                count /= 2;
+                for index in 0..count {
+                    sums[index] = simd.add_f32s(sums[index], sums[index + count]);
+                }
+            }
+            *gradient = simd.reduce_sum_f32s(sums[0]);
+        }
+        match combine {
+            Combine::Replace => {
+                for (class, gradient) in gradients.into_iter().enumerate() {
+                    target[class * fan_in + unit] = gradient;
+                }
+            }
+            Combine::Fold { keep, scale } => {
+                for (class, gradient) in gradients.into_iter().enumerate() {
+                    let slot = &mut target[class * fan_in + unit];
+                    *slot = scale.mul_add(gradient, keep * *slot);
+                }
+            }
+        }
+    }
+}
+
+/// The whole vector `values` (exactly one vector long).
+#[inline(always)]
+fn load_whole<V: bytemuck::Pod>(values: &[f32]) -> V {
+    bytemuck::pod_read_unaligned(bytemuck::cast_slice(values))
+}
+
 /// The vector in `values` (at most one vector long; zeros beyond a shorter slice). A whole vector
 /// is read directly: pulp's partial load picks its mask through a jump table on every call.
 #[inline(always)]
@@ -938,6 +1099,103 @@ mod tests {
                     .collect();
                 assert_close(&target, &folded, &format!("{what}, folded"));
             }
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_to_few_outputs_is_combined_as_told_and_matches_f64() {
+        // Batches of whole groups of 16, of a part of a vector, of vectors and a part, and of
+        // one example; one output and the most there may be.
+        for (fan_out, fan_in, batch) in [(4, 37, 32), (1, 5, 7), (16, 9, 45), (3, 64, 64)] {
+            for batch in [batch, 1] {
+                let delta = values(fan_out * batch, 25);
+                let activated = values(fan_in * batch, 26);
+                let start = values(fan_out * fan_in, 27);
+                let gradient: Vec<f64> = (0..fan_out * fan_in)
+                    .map(|at| {
+                        let (class, unit) = (at / fan_in, at % fan_in);
+                        (0..batch)
+                            .map(|example| {
+                                f64::from(delta[class * batch + example])
+                                    * f64::from(activated[unit * batch + example])
+                            })
+                            .sum()
+                    })
+                    .collect();
+                let what = format!("{fan_out} outputs, {fan_in} inputs, batch {batch}");
+                let mut target = start.clone();
+                weight_gradient_to_few_outputs(
+                    &mut target,
+                    Combine::Replace,
+                    &delta,
+                    &activated,
+                    batch,
+                );
+                assert_close(&target, &gradient, &format!("{what}, replaced"));
+                let (keep, scale) = (0.9f32, -0.05f32);
+                let mut target = start.clone();
+                weight_gradient_to_few_outputs(
+                    &mut target,
+                    Combine::Fold { keep, scale },
+                    &delta,
+                    &activated,
+                    batch,
+                );
+                let folded: Vec<f64> = start
+                    .iter()
+                    .zip(&gradient)
+                    .map(|(&w, g)| f64::from(keep) * f64::from(w) + f64::from(scale) * g)
+                    .collect();
+                assert_close(&target, &folded, &format!("{what}, folded"));
+            }
+        }
+    }
+
+    /// The sums across lanes are ordered for 16 lanes, whatever the vector: AVX-512's, AVX2's and
+    /// one lane at a time give the same bits, where this CPU has them.
+    #[test]
+    fn the_weight_gradient_to_few_outputs_does_not_depend_on_the_vector_width() {
+        for (fan_in, batch) in [(37, 32), (9, 45), (5, 7), (20, 64)] {
+            const OUTPUTS: usize = 4;
+            let delta = values(OUTPUTS * batch, 35);
+            let activated = values(fan_in * batch, 36);
+            let start = values(OUTPUTS * fan_in, 37);
+            fn kernel<'a>(
+                delta: &'a [f32],
+                activated: &'a [f32],
+                batch: usize,
+                target: &'a mut [f32],
+            ) -> GradientToFewOutputs<'a, OUTPUTS> {
+                GradientToFewOutputs {
+                    combine: Combine::Fold {
+                        keep: 0.9,
+                        scale: -0.05,
+                    },
+                    delta,
+                    activated,
+                    batch,
+                    target,
+                }
+            }
+            let mut one_lane = start.clone();
+            pulp::Scalar::new().vectorize(kernel(&delta, &activated, batch, &mut one_lane));
+            let mut widths = 0;
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(simd) = pulp::x86::V3::try_new() {
+                    let mut target = start.clone();
+                    Simd::vectorize(simd, kernel(&delta, &activated, batch, &mut target));
+                    assert_eq!(target, one_lane, "AVX2, {fan_in} inputs, batch {batch}");
+                    widths += 1;
+                }
+                if let Some(simd) = pulp::x86::V4::try_new() {
+                    let mut target = start.clone();
+                    Simd::vectorize(simd, kernel(&delta, &activated, batch, &mut target));
+                    assert_eq!(target, one_lane, "AVX-512, {fan_in} inputs, batch {batch}");
+                    widths += 1;
+                }
+            }
+            eprintln!("{widths} vector widths beside one lane");
         }
     }
 
