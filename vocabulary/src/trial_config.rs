@@ -401,9 +401,11 @@ fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
-const DEFAULT_PROBE_SNAPSHOTS: u32 = 20;
-const DEFAULT_SNAPSHOT_EVALUATIONS: u32 = 5;
-const DEFAULT_BASIN_STEPS: u32 = 20;
+/// `probe.snapshots`, `probe.snapshot_evaluations` and `probe.basin_steps` when a sweep file
+/// leaves them out.
+pub const DEFAULT_PROBE_SNAPSHOTS: u32 = 20;
+pub const DEFAULT_SNAPSHOT_EVALUATIONS: u32 = 5;
+pub const DEFAULT_BASIN_STEPS: u32 = 20;
 
 fn default_snapshot_evaluations() -> u32 {
     DEFAULT_SNAPSHOT_EVALUATIONS

@@ -4,6 +4,8 @@
 //! (for instance the top-k Hessian eigenvectors).
 
 use crate::measure::eigen::{EigenError, symmetric_eigen};
+use crate::measure::step_displacement::dot;
+use crate::model::simd::on_widest_simd;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudSpectrum {
@@ -29,36 +31,50 @@ pub fn cloud_spectrum<S: AsRef<[f32]>>(
     snapshots: &[S],
     directions: usize,
 ) -> Result<CloudSpectrum, EigenError> {
-    let centred = centre(snapshots);
-    let count = centred.len();
+    let count = snapshots.len();
+    let dimension = snapshots
+        .first()
+        .map_or(0, |snapshot| snapshot.as_ref().len());
     let mut gram = vec![0.0; count * count];
+    in_centred_blocks(snapshots, |_, rows| {
+        for i in 0..count {
+            for j in i..count {
+                gram[i * count + j] += dot(&rows[i], &rows[j]);
+            }
+        }
+    });
     for i in 0..count {
         for j in i..count {
-            let value = dot(&centred[i], &centred[j]) / count as f64;
-            gram[i * count + j] = value;
-            gram[j * count + i] = value;
+            gram[i * count + j] /= count as f64;
+            gram[j * count + i] = gram[i * count + j];
         }
     }
     let eigen = symmetric_eigen(&gram, count)?;
     let eigenvalues: Vec<f64> = eigen.values.iter().map(|&v| v.max(0.0)).collect();
     let shape = CloudShape::of(&eigenvalues);
-    let dimension = centred.first().map_or(0, Vec::len);
-    let mut principal_directions = Vec::new();
-    for (value, weights) in eigenvalues.iter().zip(&eigen.vectors).take(directions) {
-        if *value <= 0.0 {
-            break;
-        }
-        let mut direction = vec![0.0; dimension];
-        for (weight, row) in weights.iter().zip(&centred) {
-            for (slot, x) in direction.iter_mut().zip(row) {
-                *slot += weight * x;
+    let leading = eigenvalues
+        .iter()
+        .take(directions)
+        .take_while(|&&value| value > 0.0)
+        .count();
+    let mut principal_directions = vec![vec![0.0; dimension]; leading];
+    if leading > 0 {
+        in_centred_blocks(snapshots, |block, rows| {
+            for (direction, weights) in principal_directions.iter_mut().zip(&eigen.vectors) {
+                let direction = &mut direction[block.clone()];
+                for (weight, row) in weights.iter().zip(rows) {
+                    for (slot, x) in direction.iter_mut().zip(row) {
+                        *slot += weight * x;
+                    }
+                }
             }
-        }
-        let norm = dot(&direction, &direction).sqrt();
-        for slot in &mut direction {
+        });
+    }
+    for direction in &mut principal_directions {
+        let norm = dot(direction, direction).sqrt();
+        for slot in direction.iter_mut() {
             *slot /= norm;
         }
-        principal_directions.push(direction);
     }
     Ok(CloudSpectrum {
         participation_ratio: shape.participation_ratio,
@@ -134,47 +150,71 @@ pub fn random_walk_null(steps: &[u64]) -> Result<CloudShape, EigenError> {
 /// of the orthonormal `basis` (vectors of length D, e.g. Lanczos Ritz vectors). NaN for a cloud
 /// with no spread.
 pub fn variance_share_in_subspace<S: AsRef<[f32]>>(snapshots: &[S], basis: &[Vec<f64>]) -> f64 {
-    let centred = centre(snapshots);
-    let mut inside = 0.0;
     let mut total = 0.0;
-    for row in &centred {
-        total += dot(row, row);
-        for vector in basis {
-            inside += dot(row, vector).powi(2);
+    // ⟨x_i − x̄, u_k⟩ for every snapshot i and basis vector k, summed block by block.
+    let mut along = vec![vec![0.0; basis.len()]; snapshots.len()];
+    in_centred_blocks(snapshots, |block, rows| {
+        for (row, along) in rows.iter().zip(&mut along) {
+            total += dot(row, row);
+            for (along, vector) in along.iter_mut().zip(basis) {
+                *along += dot(row, &vector[block.clone()]);
+            }
         }
-    }
+    });
+    let inside: f64 = along.iter().flatten().map(|value| value * value).sum();
     inside / total
 }
 
-fn centre<S: AsRef<[f32]>>(snapshots: &[S]) -> Vec<Vec<f64>> {
+/// Coordinates centred and read together: every snapshot's part of a block stays in cache while
+/// all the products over it are summed.
+const BLOCK: usize = 512;
+
+/// Calls `work(block, rows)` for consecutive blocks of the coordinates, `rows[i]` the block of
+/// x_i − x̄ (in f64, x̄ the mean over the snapshots): the snapshots are centred a block at a time
+/// rather than copied whole, and each block is read from memory once for all the products.
+fn in_centred_blocks<S: AsRef<[f32]>>(
+    snapshots: &[S],
+    mut work: impl FnMut(std::ops::Range<usize>, &[Vec<f64>]),
+) {
     assert!(!snapshots.is_empty(), "a cloud needs at least one snapshot");
     let dimension = snapshots[0].as_ref().len();
-    let mut mean = vec![0.0f64; dimension];
     for snapshot in snapshots {
-        let snapshot = snapshot.as_ref();
-        assert_eq!(snapshot.len(), dimension, "snapshots differ in length");
-        for (slot, &value) in mean.iter_mut().zip(snapshot) {
-            *slot += f64::from(value);
-        }
+        assert_eq!(
+            snapshot.as_ref().len(),
+            dimension,
+            "snapshots differ in length"
+        );
     }
-    for slot in &mut mean {
-        *slot /= snapshots.len() as f64;
-    }
-    snapshots
-        .iter()
-        .map(|snapshot| {
-            snapshot
-                .as_ref()
-                .iter()
-                .zip(&mean)
-                .map(|(&value, centre)| f64::from(value) - centre)
-                .collect()
-        })
-        .collect()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut mean = vec![0.0f64; BLOCK];
+    let mut rows = vec![vec![0.0f64; BLOCK]; snapshots.len()];
+    on_widest_simd(
+        #[inline(always)]
+        || {
+            for start in (0..dimension).step_by(BLOCK) {
+                let block = start..(start + BLOCK).min(dimension);
+                let mean = &mut mean[..block.len()];
+                mean.fill(0.0);
+                for snapshot in snapshots {
+                    for (slot, &value) in mean.iter_mut().zip(&snapshot.as_ref()[block.clone()]) {
+                        *slot += f64::from(value);
+                    }
+                }
+                for slot in mean.iter_mut() {
+                    *slot /= snapshots.len() as f64;
+                }
+                for (row, snapshot) in rows.iter_mut().zip(snapshots) {
+                    row.clear();
+                    row.extend(
+                        snapshot.as_ref()[block.clone()]
+                            .iter()
+                            .zip(mean.iter())
+                            .map(|(&value, centre)| f64::from(value) - centre),
+                    );
+                }
+                work(block, &rows);
+            }
+        },
+    );
 }
 
 #[cfg(test)]
@@ -192,6 +232,68 @@ mod tests {
             points.push(point);
         }
         points
+    }
+
+    /// Snapshots longer than several blocks (and not a whole number of them): the spectrum, the
+    /// principal directions and the subspace share against an SVD of the centred matrix.
+    #[test]
+    fn a_long_cloud_matches_the_singular_value_decomposition_of_its_centred_snapshots() {
+        use rand::Rng;
+        use rand_distr::StandardNormal;
+        let (count, dimension) = (6, 3 * BLOCK + 77);
+        let mut rng = crate::rng::stream(3, crate::rng::Stream::Init);
+        let snapshots: Vec<Vec<f32>> = (0..count)
+            .map(|i| {
+                (0..dimension)
+                    .map(|k| {
+                        let spread = if k % 7 == 0 { 3.0 } else { 0.2 };
+                        1.0 + i as f32 * 0.01 + spread * rng.sample::<f32, _>(StandardNormal)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mean: Vec<f64> = (0..dimension)
+            .map(|k| snapshots.iter().map(|s| f64::from(s[k])).sum::<f64>() / count as f64)
+            .collect();
+        let centred = nalgebra::DMatrix::from_fn(count, dimension, |i, k| {
+            f64::from(snapshots[i][k]) - mean[k]
+        });
+        let svd = centred.clone().svd(false, true);
+        let mut exact: Vec<(f64, usize)> = svd
+            .singular_values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| (value * value / count as f64, index))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let spectrum = cloud_spectrum(&snapshots, 2).expect("converges");
+        for (got, (want, _)) in spectrum.eigenvalues.iter().zip(&exact) {
+            assert!((got - want).abs() < 1e-9 * exact[0].0, "{got} vs {want}");
+        }
+        let right = svd.v_t.expect("asked for");
+        for (direction, &(_, index)) in spectrum.principal_directions.iter().zip(&exact) {
+            let along: f64 = direction
+                .iter()
+                .zip(right.row(index).iter())
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((along.abs() - 1.0).abs() < 1e-9, "{along}");
+        }
+        // The share along two of the coordinate axes, summed directly.
+        let axes: Vec<Vec<f64>> = [0, 2 * BLOCK + 5]
+            .iter()
+            .map(|&axis| {
+                let mut vector = vec![0.0; dimension];
+                vector[axis] = 1.0;
+                vector
+            })
+            .collect();
+        let inside: f64 = (0..count)
+            .map(|i| centred[(i, 0)].powi(2) + centred[(i, 2 * BLOCK + 5)].powi(2))
+            .sum();
+        let total: f64 = centred.iter().map(|value| value * value).sum();
+        let share = variance_share_in_subspace(&snapshots, &axes);
+        assert!((share - inside / total).abs() < 1e-12, "{share}");
     }
 
     #[test]
