@@ -12,6 +12,11 @@
 //! - the probe step: a noisy step and its tracking one after the other, as a trial runs them,
 //!   and its ratio to the training step;
 //! - one Hessian-vector product over all the examples, over its FLOP count at the ceiling;
+//! - what a probe replicate does besides its steps, each beside its FLOP count at the ceiling: a
+//!   snapshot evaluation (the full gradient over the training and the test set, for the loss
+//!   excursion and the local convexity) and the replicate's close (its snapshot cloud, the loss
+//!   barrier from Θ̂ to its end, and gradient descent back towards Θ̂), at the probe's defaults;
+//!   and the share of a replicate's time (steps, evaluations, close) each takes;
 //! - PyTorch's training step, probe step and HVP (`benches/torch_probe_step.py`, kept running and
 //!   asked once per width in every round, right after ours), where torch is installed.
 //!
@@ -25,20 +30,30 @@ use common::{
     MATMUL_FLOPS, PyTorch, list_from_env, matmul_timing, median, random_dataset, random_vector,
     timing,
 };
+use science::data::TrainTest;
+use science::measure::basin::BARRIER_POINTS;
 use science::measure::excursion::LayerExcursions;
 use science::measure::hessian_summary::summarize_hessian;
+use science::measure::snapshots::SnapshotStatistics;
 use science::measure::step_displacement::StepDisplacement;
 use science::model::hvp::HessianOperator;
 use science::model::mlp::Mlp;
 use science::rng::{Stream, stream};
 use science::train::noise::NoiseSettings;
 use science::train::sgd::{NoisySgd, SgdSettings};
+use vocabulary::trial_config::{
+    DEFAULT_BASIN_STEPS, DEFAULT_PROBE_SNAPSHOTS, DEFAULT_SNAPSHOT_EVALUATIONS,
+};
 use vocabulary::{Activation, Init, MeasureConfig, NoiseForm};
 
 const INPUT: usize = 20;
 const CLASSES: usize = 4;
 const BATCH: usize = 32;
 const EXAMPLES: usize = 1024;
+/// The default sweep's test set (`data.test_size`), which snapshot evaluations also read.
+const TEST_EXAMPLES: usize = 4096;
+/// The default sweep's probe steps per replicate (`probe.steps`).
+const PROBE_STEPS: usize = 1000;
 /// Examples per chunk of a Hessian-vector product (`measure::hessian_summary`'s).
 const HVP_CHUNK: usize = 64;
 /// Top Hessian vectors the probe projects on (`measure.hessian_top_k` by default).
@@ -54,6 +69,10 @@ struct Round {
     hvp: f64,
     /// The Hessian summary at the defaults: Lanczos for the top eigenvalues, Hutchinson's trace.
     hessian: f64,
+    /// One snapshot evaluation: the full gradient over the training and the test set.
+    evaluation: f64,
+    /// One replicate's close: snapshot cloud, barrier and descent at the defaults.
+    close: f64,
     /// PyTorch's training step, probe step and Hessian-vector product, where it runs.
     torch: Option<[f64; 3]>,
 }
@@ -180,6 +199,54 @@ fn main() {
          hessian: the Hessian summary at Θ̂ with the default 30 Lanczos steps and 10 Hutchinson \
          probes, over the time of its 40 products (above 1: the Lanczos vectors' own work)"
     );
+    println!();
+    println!(
+        "a probe replicate beside its steps, at the probe's defaults ({PROBE_STEPS} steps, \
+         {DEFAULT_SNAPSHOT_EVALUATIONS} snapshot evaluations, {DEFAULT_PROBE_SNAPSHOTS} snapshots, \
+         {DEFAULT_BASIN_STEPS} descent steps), {TEST_EXAMPLES} test examples"
+    );
+    println!(
+        "{:>6} {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>13} {:>9}",
+        "width",
+        "evaluation ms",
+        "at ceiling",
+        "ratio",
+        "close ms",
+        "at ceiling",
+        "ratio",
+        "steps",
+        "evaluations",
+        "close"
+    );
+    for (index, &width) in widths.iter().enumerate() {
+        let of = |pick: fn(&Round) -> f64| median_of(&measured[index], pick);
+        let (evaluation, close) = (of(|r| r.evaluation), of(|r| r.close));
+        let evaluation_at_ceiling = evaluation_flops(width) / (ceiling * 1e9);
+        let close_at_ceiling = close_flops(width) / (ceiling * 1e9);
+        let steps = PROBE_STEPS as f64 * of(|r| r.probe);
+        let evaluations = f64::from(DEFAULT_SNAPSHOT_EVALUATIONS) * evaluation;
+        let replicate = steps + evaluations + close;
+        println!(
+            "{width:>6} {:>14.3} {:>10.3} {:>9.2}× {:>10.3} {:>10.3} {:>9.2}× {:>8.0}% {:>12.0}% \
+             {:>8.0}%",
+            evaluation * 1e3,
+            evaluation_at_ceiling * 1e3,
+            evaluation / evaluation_at_ceiling,
+            close * 1e3,
+            close_at_ceiling * 1e3,
+            close / close_at_ceiling,
+            100.0 * steps / replicate,
+            100.0 * evaluations / replicate,
+            100.0 * close / replicate,
+        );
+    }
+    println!(
+        "evaluation: R̂ and ∇R̂ over the training and the test set at a probe point (the loss \
+         excursion and the local convexity); close: the cloud of the replicate's snapshots, the \
+         loss on {BARRIER_POINTS} points from Θ̂ to its end and {DEFAULT_BASIN_STEPS} steps of \
+         full-batch gradient descent; at ceiling: their multiply-adds at the ceiling; steps, \
+         evaluations, close: their shares of one replicate's time"
+    );
 }
 
 /// The median over rounds of one figure.
@@ -214,6 +281,29 @@ fn step_flops(width: usize) -> f64 {
     let first = (BATCH * INPUT * width) as f64;
     let second = (BATCH * width * CLASSES) as f64;
     2.0 * (2.0 * first + 3.0 * second)
+}
+
+/// Flops of the full gradient over `examples` examples: the training step's, per example.
+fn full_gradient_flops(width: usize, examples: usize) -> f64 {
+    step_flops(width) * examples as f64 / BATCH as f64
+}
+
+/// Flops of a snapshot evaluation: the full gradient over the training and the test set.
+fn evaluation_flops(width: usize) -> f64 {
+    full_gradient_flops(width, EXAMPLES + TEST_EXAMPLES)
+}
+
+/// Flops of a replicate's close: the forward passes of the barrier's points over the training
+/// set, the descent's full gradients, and the cloud (the snapshots' Gram matrix, and their
+/// projections on the top Hessian vectors), two flops a multiply-add.
+fn close_flops(width: usize) -> f64 {
+    let forward = 2.0 * (EXAMPLES * (INPUT * width + width * CLASSES)) as f64;
+    let dimension = network(width).parameter_count() as f64;
+    let snapshots = f64::from(DEFAULT_PROBE_SNAPSHOTS);
+    let cloud = 2.0 * dimension * snapshots * ((snapshots + 1.0) / 2.0 + TOP_VECTORS as f64);
+    BARRIER_POINTS as f64 * forward
+        + f64::from(DEFAULT_BASIN_STEPS) * full_gradient_flops(width, EXAMPLES)
+        + cloud
 }
 
 /// Multiply-adds of one Hessian-vector product over all the examples by the R-operator, two
@@ -298,6 +388,34 @@ fn round(width: usize) -> Round {
         ));
     })
     .best;
+    let data = TrainTest {
+        train: dataset,
+        test: random_dataset(TEST_EXAMPLES, INPUT, CLASSES, 7),
+    };
+    let evaluation = {
+        let mut statistics = SnapshotStatistics::new(&mlp, &minimum, &data, true, &top);
+        timing(|| statistics.evaluate(&point)).best
+    };
+    // Snapshots spread around the point, as a replicate's are along its path.
+    let snapshots: Vec<Vec<f32>> = (0..u64::from(DEFAULT_PROBE_SNAPSHOTS))
+        .map(|index| {
+            point
+                .iter()
+                .zip(random_vector(dimension, 30 + index))
+                .map(|(p, z)| p + 1e-3 * z)
+                .collect()
+        })
+        .collect();
+    let close = {
+        let mut statistics = SnapshotStatistics::new(&mlp, &minimum, &data, false, &top);
+        timing(|| {
+            for (step, snapshot) in (1..).zip(&snapshots) {
+                statistics.keep(step, snapshot);
+            }
+            statistics.finish_replicate(&point, DEFAULT_BASIN_STEPS, 0.01, 1.0);
+        })
+        .best
+    };
     Round {
         train,
         noisy,
@@ -305,6 +423,8 @@ fn round(width: usize) -> Round {
         probe,
         hvp,
         hessian,
+        evaluation,
+        close,
         torch: None,
     }
 }
