@@ -682,7 +682,9 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
 /// the calling thread, so only below the size at which the products here share out their bands
 /// (whatever the team's size, so that the numbers do not depend on it).
 pub fn takes_gradient_to_few_outputs(fan_out: usize, fan_in: usize, batch: usize) -> bool {
-    (1..=FEW_OUTPUTS).contains(&fan_out) && fan_out * fan_in * batch < PARALLEL_MIN_MULTIPLY_ADDS
+    (1..=FEW_OUTPUTS).contains(&fan_out)
+        && batch > 0
+        && fan_out * fan_in * batch < PARALLEL_MIN_MULTIPLY_ADDS
 }
 
 /// The weight gradient G = Δ Aᵀ of a layer with at most [`FEW_OUTPUTS`] outputs, combined into
