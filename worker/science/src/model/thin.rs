@@ -845,7 +845,7 @@ fn load_whole<V: bytemuck::Pod>(values: &[f32]) -> V {
 #[inline(always)]
 fn load<S: Simd>(simd: S, values: &[f32]) -> S::f32s {
     if values.len() == lanes::<S>() {
-        bytemuck::pod_read_unaligned(bytemuck::cast_slice(values))
+        load_whole(values)
     } else {
         simd.partial_load_f32s(values)
     }
@@ -1051,6 +1051,28 @@ mod tests {
         }
     }
 
+    /// Runs `kernel` into copies of `start` with [`Combine::Replace`] and with a fold, and holds
+    /// the results against `gradient` (in f64) and against the fold of it into `start`.
+    fn assert_combined_as_told(
+        start: &[f32],
+        gradient: &[f64],
+        what: &str,
+        kernel: impl Fn(&mut [f32], Combine),
+    ) {
+        let mut target = start.to_vec();
+        kernel(&mut target, Combine::Replace);
+        assert_close(&target, gradient, &format!("{what}, replaced"));
+        let (keep, scale) = (0.9f32, -0.05f32);
+        let mut target = start.to_vec();
+        kernel(&mut target, Combine::Fold { keep, scale });
+        let folded: Vec<f64> = start
+            .iter()
+            .zip(gradient)
+            .map(|(&w, g)| f64::from(keep) * f64::from(w) + f64::from(scale) * g)
+            .collect();
+        assert_close(&target, &folded, &format!("{what}, folded"));
+    }
+
     #[test]
     fn the_weight_gradient_of_few_inputs_is_combined_as_told_and_matches_f64() {
         // One vector of features, two whole ones, one and an overlapping last one; units that
@@ -1072,34 +1094,11 @@ mod tests {
                     })
                     .collect();
                 let what = format!("{fan_in} inputs, {fan_out} units, batch {batch}");
-                let mut target = start.clone();
-                weight_gradient_of_few_inputs(
-                    &mut target,
-                    Combine::Replace,
-                    &delta,
-                    &inputs,
-                    fan_in,
-                    batch,
-                    1,
-                );
-                assert_close(&target, &gradient, &format!("{what}, replaced"));
-                let (keep, scale) = (0.9f32, -0.05f32);
-                let mut target = start.clone();
-                weight_gradient_of_few_inputs(
-                    &mut target,
-                    Combine::Fold { keep, scale },
-                    &delta,
-                    &inputs,
-                    fan_in,
-                    batch,
-                    1,
-                );
-                let folded: Vec<f64> = start
-                    .iter()
-                    .zip(&gradient)
-                    .map(|(&w, g)| f64::from(keep) * f64::from(w) + f64::from(scale) * g)
-                    .collect();
-                assert_close(&target, &folded, &format!("{what}, folded"));
+                assert_combined_as_told(&start, &gradient, &what, |target, combine| {
+                    weight_gradient_of_few_inputs(
+                        target, combine, &delta, &inputs, fan_in, batch, 1,
+                    )
+                });
             }
         }
     }
@@ -1125,30 +1124,9 @@ mod tests {
                     })
                     .collect();
                 let what = format!("{fan_out} outputs, {fan_in} inputs, batch {batch}");
-                let mut target = start.clone();
-                weight_gradient_to_few_outputs(
-                    &mut target,
-                    Combine::Replace,
-                    &delta,
-                    &activated,
-                    batch,
-                );
-                assert_close(&target, &gradient, &format!("{what}, replaced"));
-                let (keep, scale) = (0.9f32, -0.05f32);
-                let mut target = start.clone();
-                weight_gradient_to_few_outputs(
-                    &mut target,
-                    Combine::Fold { keep, scale },
-                    &delta,
-                    &activated,
-                    batch,
-                );
-                let folded: Vec<f64> = start
-                    .iter()
-                    .zip(&gradient)
-                    .map(|(&w, g)| f64::from(keep) * f64::from(w) + f64::from(scale) * g)
-                    .collect();
-                assert_close(&target, &folded, &format!("{what}, folded"));
+                assert_combined_as_told(&start, &gradient, &what, |target, combine| {
+                    weight_gradient_to_few_outputs(target, combine, &delta, &activated, batch)
+                });
             }
         }
     }
