@@ -25,7 +25,7 @@ use crate::measure::probe::{
 };
 use crate::measure::spectrum::{heavy_ball_stability_margin, stability_margin};
 use crate::measurements::{Outcome, Phase, ProbeStatistic, TrialMeasurements};
-use crate::model::evaluate::{FullGradient, evaluate};
+use crate::model::evaluate::{EVALUATION_CHUNK, FullGradient, evaluate};
 use crate::model::matmul::on_threads;
 use crate::model::mlp::{Mlp, Workspace};
 use crate::observer::{Cancelled, TrialObserver, checkpoint};
@@ -35,7 +35,8 @@ use crate::train::noise::NOISE_STREAM_VERSION;
 use crate::train::training::train;
 
 /// Examples per forward pass when evaluating the trained network.
-const EVALUATION_CHUNK: usize = 256;
+/// Examples per pass of the full gradient at the trained point (its f32 sums run over a chunk).
+const GRADIENT_CHUNK: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrialError {
@@ -371,7 +372,7 @@ fn bound_assumptions(
 }
 
 fn gradient_norm_at(mlp: &Mlp, parameters: &[f32], dataset: &Dataset) -> f64 {
-    let mut full = FullGradient::new(mlp, EVALUATION_CHUNK.min(dataset.len()));
+    let mut full = FullGradient::new(mlp, GRADIENT_CHUNK.min(dataset.len()));
     full.compute(mlp, parameters, dataset);
     euclidean_norm(full.gradient())
 }

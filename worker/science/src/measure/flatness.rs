@@ -9,8 +9,9 @@ use rand_distr::StandardNormal;
 
 use crate::data::Dataset;
 use crate::data::transform::select;
-use crate::model::evaluate::evaluate;
+use crate::model::evaluate::{EVALUATION_CHUNK, evaluate};
 use crate::model::mlp::{Mlp, Workspace};
+use crate::model::simd::on_widest_simd;
 use crate::rng::{Stream, stream};
 
 /// The accuracy drop that defines σ'.
@@ -19,6 +20,10 @@ pub const ACCURACY_DROP: f64 = 0.1;
 /// Training examples the search measures the accuracy on (evenly strided), so that a wide
 /// network's search costs a few forward passes, not dozens over the whole set.
 const EXAMPLES: usize = 512;
+
+/// The most memory the search keeps its noise draws in (D f64 per draw); a larger network draws
+/// them again at every σ, from the same streams, so the numbers do not depend on which it does.
+const KEPT_DRAWS_BYTES: usize = 256 << 20;
 
 /// σ_j = 10⁻⁵ · 2^{j/8}, j < 240: 30 octaves (10⁻⁵ to 10⁴) at 9% spacing, fixed before any data
 /// is seen.
@@ -41,6 +46,10 @@ pub struct NoisyAccuracy<'a> {
     seed: u64,
     workspace: Workspace,
     perturbed: Vec<f32>,
+    /// z_d for every draw d, drawn once, where they fit in [`KEPT_DRAWS_BYTES`].
+    kept_draws: Vec<Vec<f64>>,
+    /// z_d for the draw at hand, where they do not.
+    draw: Vec<f64>,
     base_accuracy: f64,
 }
 
@@ -62,8 +71,20 @@ impl<'a> NoisyAccuracy<'a> {
     }
 
     fn on(mlp: &'a Mlp, minimum: &'a [f32], sample: Dataset, draws: u32, seed: u64) -> Self {
-        let mut workspace = Workspace::new(mlp, sample.len().clamp(1, EXAMPLES));
+        let mut workspace = Workspace::new(mlp, sample.len().clamp(1, EVALUATION_CHUNK));
         let base_accuracy = 1.0 - evaluate(mlp, minimum, &sample, &mut workspace, None).error;
+        let keep = (draws as usize).saturating_mul(minimum.len()) <= KEPT_DRAWS_BYTES / 8;
+        let kept_draws = if keep {
+            (0..draws)
+                .map(|draw| {
+                    let mut values = vec![0.0; minimum.len()];
+                    fill_draw(seed, draw, &mut values);
+                    values
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             mlp,
             minimum,
@@ -72,6 +93,12 @@ impl<'a> NoisyAccuracy<'a> {
             seed,
             workspace,
             perturbed: vec![0.0; minimum.len()],
+            draw: if keep {
+                Vec::new()
+            } else {
+                vec![0.0; minimum.len()]
+            },
+            kept_draws,
             base_accuracy,
         }
     }
@@ -80,11 +107,22 @@ impl<'a> NoisyAccuracy<'a> {
     pub fn drop_at(&mut self, sigma: f64) -> f64 {
         let mut accuracy = 0.0;
         for draw in 0..self.draws {
-            let mut rng = stream(self.seed, Stream::Flatness(draw));
-            for (slot, &value) in self.perturbed.iter_mut().zip(self.minimum) {
-                let z: f64 = rng.sample(StandardNormal);
-                *slot = (f64::from(value) + sigma * z) as f32;
-            }
+            let noise = match self.kept_draws.get(draw as usize) {
+                Some(kept) => kept,
+                None => {
+                    fill_draw(self.seed, draw, &mut self.draw);
+                    &self.draw
+                }
+            };
+            let (perturbed, minimum) = (&mut self.perturbed, self.minimum);
+            on_widest_simd(
+                #[inline(always)]
+                || {
+                    for ((slot, &value), &z) in perturbed.iter_mut().zip(minimum).zip(noise) {
+                        *slot = (f64::from(value) + sigma * z) as f32;
+                    }
+                },
+            );
             let evaluation = evaluate(
                 self.mlp,
                 &self.perturbed,
@@ -95,6 +133,14 @@ impl<'a> NoisyAccuracy<'a> {
             accuracy += 1.0 - evaluation.error;
         }
         self.base_accuracy - accuracy / f64::from(self.draws)
+    }
+}
+
+/// z_d ~ N(0, I), one coordinate per parameter, from draw d's own stream.
+fn fill_draw(seed: u64, draw: u32, values: &mut [f64]) {
+    let mut rng = stream(seed, Stream::Flatness(draw));
+    for slot in values {
+        *slot = rng.sample(StandardNormal);
     }
 }
 

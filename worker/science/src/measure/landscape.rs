@@ -11,12 +11,9 @@ use crate::data::Dataset;
 use crate::measure::cloud::cloud_spectrum;
 use crate::measure::norms::normalize;
 use crate::measurements::{LandscapePoint, LandscapeSlice};
-use crate::model::evaluate::evaluate;
+use crate::model::evaluate::{EVALUATION_CHUNK, evaluate};
 use crate::model::mlp::{Mlp, Workspace};
 use crate::rng::{Stream, stream};
-
-/// Examples per chunk of a loss evaluation.
-const CHUNK: usize = 256;
 
 /// The extent is this much beyond the farthest projected snapshot (or the radius).
 const MARGIN: f64 = 1.25;
@@ -132,7 +129,7 @@ pub fn loss_grid(
     grid: u32,
     extent: f64,
 ) -> Vec<f32> {
-    let mut workspace = Workspace::new(mlp, CHUNK.min(train.len()).max(1));
+    let mut workspace = Workspace::new(mlp, EVALUATION_CHUNK.min(train.len()).max(1));
     let mut point = vec![0.0f32; minimum.len()];
     let mut losses = Vec::with_capacity((grid as usize).pow(2));
     for j in 0..grid {

@@ -5,6 +5,12 @@ use crate::measure::margins::margin;
 use crate::model::mlp::{Mlp, Workspace};
 use crate::model::simd::on_widest_simd;
 
+/// Examples per forward pass of an evaluation. A chunk's hidden activations (width × chunk f32)
+/// then stay in a core's own cache up to width 4096 (1 MiB); chunks of 512 ran the forward pass
+/// of a 20 → 4096 → 4 network at half the speed. [`evaluate`]'s numbers do not depend on the
+/// chunk: each example is formed alone and the losses are summed in order.
+pub const EVALUATION_CHUNK: usize = 64;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
     /// Mean softmax cross-entropy.

@@ -7,14 +7,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::data::Dataset;
+use crate::model::evaluate::EVALUATION_CHUNK;
 use crate::model::mlp::{Mlp, Workspace};
 use crate::model::simd::{largest_magnitude, on_widest_simd};
 use crate::model::team::share_out;
 use crate::rng::{Stream, stream};
 use crate::train::noise::{NoiseScales, NoiseSettings, NoiseStream};
-
-/// Largest chunk used to evaluate a full data set with the optimizer's workspace.
-const EVALUATION_CHUNK: usize = 256;
 
 /// While a bound on every |θ| stays below this, far under `f32::MAX`, the parameters are known to
 /// be finite without reading them.
@@ -198,11 +196,18 @@ impl<'d> NoisySgd<'d> {
                 &mut self.noise,
                 mlp.threads(),
             );
-            let mut finite = true;
-            for (parameter, &velocity) in parameters.iter_mut().zip(&self.velocity) {
-                *parameter -= learning_rate * velocity;
-                finite &= parameter.is_finite();
-            }
+            let velocity = &self.velocity;
+            let finite = on_widest_simd(
+                #[inline(always)]
+                || {
+                    let mut finite = true;
+                    for (parameter, &velocity) in parameters.iter_mut().zip(velocity) {
+                        *parameter -= learning_rate * velocity;
+                        finite &= parameter.is_finite();
+                    }
+                    finite
+                },
+            );
             (batch_loss, finite)
         } else {
             let descent = mlp.loss_and_descent(
