@@ -6,7 +6,9 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::measure::eigen::{EigenError, tridiagonal_eigen};
+use crate::measure::step_displacement::dot as lane_dot;
 use crate::model::hvp::HessianOperator;
+use crate::model::simd::on_widest_simd;
 
 /// A symmetric linear map of R^D given by its products.
 pub trait SymmetricOperator {
@@ -96,24 +98,23 @@ pub fn lanczos(
         }
         let alpha = dot(&basis[j], &work);
         alphas.push(alpha);
-        for (slot, &q) in work.iter_mut().zip(&basis[j]) {
-            *slot -= alpha * q;
-        }
-        if j > 0 {
-            let beta = betas[j - 1];
-            for (slot, &q) in work.iter_mut().zip(&basis[j - 1]) {
-                *slot -= beta * q;
-            }
-        }
-        for _ in 0..2 {
-            for q in &basis {
-                let overlap = dot(q, &work);
-                for (slot, &value) in work.iter_mut().zip(q) {
-                    *slot -= overlap * value;
+        let previous = j.checked_sub(1).map(|i| (betas[i], &basis[i]));
+        let beta = on_widest_simd(
+            #[inline(always)]
+            || {
+                subtract_multiple(&mut work, alpha, &basis[j]);
+                if let Some((beta, q)) = previous {
+                    subtract_multiple(&mut work, beta, q);
                 }
-            }
-        }
-        let beta = norm(&work);
+                for _ in 0..2 {
+                    for q in &basis {
+                        let overlap = lane_dot(q, &work);
+                        subtract_multiple(&mut work, overlap, q);
+                    }
+                }
+                lane_dot(&work, &work).sqrt()
+            },
+        );
         operator_scale = operator_scale.max(alpha.abs() + beta);
         if basis.len() == steps || beta <= 1e-12 * operator_scale {
             break;
@@ -194,8 +195,20 @@ pub fn heavy_ball_stability_margin(learning_rate: f64, momentum: f64, lambda_max
     2.0 * (1.0 + momentum) / learning_rate - lambda_max
 }
 
+/// Σ aᵢbᵢ summed in vector lanes (see [`lane_dot`]), compiled for the widest instructions.
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    on_widest_simd(
+        #[inline(always)]
+        || lane_dot(a, b),
+    )
+}
+
+/// `target` −= `factor` · `values`. Call it inside [`on_widest_simd`].
+#[inline(always)]
+fn subtract_multiple(target: &mut [f64], factor: f64, values: &[f64]) {
+    for (slot, &value) in target.iter_mut().zip(values) {
+        *slot -= factor * value;
+    }
 }
 
 fn norm(values: &[f64]) -> f64 {
