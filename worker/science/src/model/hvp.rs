@@ -11,7 +11,7 @@
 use vocabulary::Activation;
 
 use crate::model::matmul::{MatrixView, multiply};
-use crate::model::mlp::Mlp;
+use crate::model::mlp::{Mlp, flushed};
 use crate::model::simd::on_widest_simd;
 
 /// v ↦ ∇²R̂_n(Θ) v at fixed parameters Θ over a fixed labelled set, R̂_n the mean softmax
@@ -220,7 +220,7 @@ impl<'a> HessianOperator<'a> {
             }
             let mut mean_direction = 0.0f32;
             for (slot, &r_logit) in delta.iter_mut().zip(r_row) {
-                *slot /= exp_sum;
+                *slot = flushed(*slot / exp_sum);
                 mean_direction += *slot * r_logit;
             }
             for ((r_slot, slot), &r_logit) in r_delta.iter_mut().zip(delta.iter_mut()).zip(r_row) {
