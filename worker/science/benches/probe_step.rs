@@ -17,6 +17,9 @@
 //!   excursion and the local convexity) and the replicate's close (its snapshot cloud, the loss
 //!   barrier from Θ̂ to its end, and gradient descent back towards Θ̂), at the probe's defaults;
 //!   and the share of a replicate's time (steps, evaluations, close) each takes;
+//! - the measurements at Θ̂ at the defaults, each beside its FLOP count at the ceiling: Lanczos
+//!   (its products and its reorthogonalisation), Hutchinson's trace, the flatness search, the
+//!   layers' norms by power iteration, and ||U₀X||_F;
 //! - PyTorch's training step, probe step and HVP (`benches/torch_probe_step.py`, kept running and
 //!   asked once per width in every round, right after ours), where torch is installed.
 //!
@@ -33,8 +36,11 @@ use common::{
 use science::data::TrainTest;
 use science::measure::basin::BARRIER_POINTS;
 use science::measure::excursion::LayerExcursions;
-use science::measure::hessian_summary::summarize_hessian;
+use science::measure::flatness::{SIGMA_GRID_SIZE, measure_flatness};
+use science::measure::layers::measure_layers;
+use science::measure::network_norms::initial_image_frobenius;
 use science::measure::snapshots::SnapshotStatistics;
+use science::measure::spectrum::{hutchinson_trace, lanczos};
 use science::measure::step_displacement::StepDisplacement;
 use science::model::hvp::HessianOperator;
 use science::model::mlp::Mlp;
@@ -67,8 +73,17 @@ struct Round {
     probe: f64,
     /// One Hessian-vector product over all the examples.
     hvp: f64,
-    /// The Hessian summary at the defaults: Lanczos for the top eigenvalues, Hutchinson's trace.
-    hessian: f64,
+    /// The Hessian summary's two halves at the defaults: Lanczos for the top eigenvalues,
+    /// Hutchinson's trace.
+    lanczos: f64,
+    hutchinson: f64,
+    /// The flatness search at the default draws, on the bench's data.
+    flatness: f64,
+    /// Every layer's spectral norm and distance from the initialisation, at the default power
+    /// iterations.
+    layer_norms: f64,
+    /// ||U₀X||_F over the training inputs.
+    image_norm: f64,
     /// One snapshot evaluation: the full gradient over the training and the test set.
     evaluation: f64,
     /// One replicate's close: snapshot cloud, barrier and descent at the defaults.
@@ -188,8 +203,8 @@ fn main() {
         println!(
             "{line} {:>10.2}× {:>11.2} {:>12.2}×",
             of(|r| r.hvp) / hvp_at_ceiling,
-            of(|r| r.hessian) * 1e3,
-            of(|r| r.hessian) / (products * of(|r| r.hvp)),
+            of(|r| r.lanczos + r.hutchinson) * 1e3,
+            of(|r| r.lanczos + r.hutchinson) / (products * of(|r| r.hvp)),
         );
     }
     println!(
@@ -247,6 +262,103 @@ fn main() {
          full-batch gradient descent; at ceiling: their multiply-adds at the ceiling; steps, \
          evaluations, close: their shares of one replicate's time"
     );
+    println!();
+    println!("the measurements at Θ̂ at the defaults, each over its FLOP count at the ceiling");
+    println!(
+        "{:>6} {:>11} {:>7} {:>14} {:>7} {:>12} {:>7} {:>15} {:>7} {:>13} {:>7}",
+        "width",
+        "lanczos ms",
+        "ratio",
+        "hutchinson ms",
+        "ratio",
+        "flatness ms",
+        "ratio",
+        "layer norms ms",
+        "ratio",
+        "||U₀X|| ms",
+        "ratio"
+    );
+    let at_ceiling = |flops: f64| flops / (ceiling * 1e9);
+    for (index, &width) in widths.iter().enumerate() {
+        let of = |pick: fn(&Round) -> f64| median_of(&measured[index], pick);
+        let mut line = format!("{width:>6}");
+        for (seconds, flops, column) in [
+            (of(|r| r.lanczos), lanczos_flops(width, &measure), 11),
+            (of(|r| r.hutchinson), hutchinson_flops(width, &measure), 14),
+            (of(|r| r.flatness), flatness_flops(width, &measure), 12),
+            (of(|r| r.layer_norms), layer_norm_flops(width, &measure), 15),
+            (of(|r| r.image_norm), image_norm_flops(width), 13),
+        ] {
+            line += &format!(
+                " {:>column$.2} {:>6.2}×",
+                seconds * 1e3,
+                seconds / at_ceiling(flops)
+            );
+        }
+        println!("{line}");
+    }
+    println!(
+        "lanczos: {} steps, its products and its twice-repeated reorthogonalisation against every \
+         earlier vector (f64, two flops a multiply-add); hutchinson: {} products; flatness: the \
+         forward passes of the bisection over the σ grid ({} evaluations of {} draws on 512 \
+         examples) and of the error increase on all {EXAMPLES}, the Gaussian draws not counted; \
+         layer norms: {} power iterations on each layer's weights and on its distance from the \
+         initialisation; ||U₀X||: the two Gram matrices of its {INPUT} input features",
+        measure.lanczos_steps,
+        measure.hutchinson_probes,
+        flatness_evaluations(),
+        measure.flatness_draws,
+        measure.power_iterations,
+    );
+}
+
+/// Parameters of the bench's network at `width`, as flops are counted over them.
+fn dimension(width: usize) -> f64 {
+    network(width).parameter_count() as f64
+}
+
+/// Lanczos at the defaults: one HVP a step; per step j, its α and β, two passes of
+/// reorthogonalisation against the j + 1 vectors so far (a dot product and a subtraction each) and
+/// the norm; then the Ritz vectors.
+fn lanczos_flops(width: usize, measure: &MeasureConfig) -> f64 {
+    let steps = f64::from(measure.lanczos_steps);
+    let dimension = dimension(width);
+    let reorthogonalisation = 2.0 * 4.0 * dimension * steps * (steps + 1.0) / 2.0;
+    let per_step = 8.0 * dimension;
+    let ritz = f64::from(measure.hessian_top_k) * steps * 2.0 * dimension;
+    steps * (hvp_flops(width) + per_step) + reorthogonalisation + ritz
+}
+
+/// Hutchinson's trace: a product and a dot product per probe.
+fn hutchinson_flops(width: usize, measure: &MeasureConfig) -> f64 {
+    f64::from(measure.hutchinson_probes) * (hvp_flops(width) + 2.0 * dimension(width))
+}
+
+/// Evaluations of the bisection over the σ grid: ⌈log₂(grid + 1)⌉.
+fn flatness_evaluations() -> u32 {
+    (SIGMA_GRID_SIZE + 1).next_power_of_two().trailing_zeros()
+}
+
+/// The flatness search's forward passes (two flops a multiply-add) and its perturbations of the
+/// parameters (a multiply and an add each).
+fn flatness_flops(width: usize, measure: &MeasureConfig) -> f64 {
+    let forward = 2.0 * (INPUT * width + width * CLASSES) as f64;
+    let draws = f64::from(measure.flatness_draws);
+    let evaluations = f64::from(flatness_evaluations());
+    let examples = draws * (evaluations * 512.0 + EXAMPLES as f64);
+    examples * forward + draws * (evaluations + 1.0) * 2.0 * dimension(width)
+}
+
+/// Two spectral norms per layer (the weights and their distance from the initialisation), each
+/// a product with W and one with Wᵀ per iteration and a last product with W.
+fn layer_norm_flops(width: usize, measure: &MeasureConfig) -> f64 {
+    let entries = (INPUT * width + width * CLASSES) as f64;
+    2.0 * (2.0 * f64::from(measure.power_iterations) + 1.0) * 2.0 * entries
+}
+
+/// The Gram matrices of the inputs and of the first layer's rows, d² multiply-adds a row.
+fn image_norm_flops(width: usize) -> f64 {
+    2.0 * ((EXAMPLES + width) * INPUT * INPUT) as f64
 }
 
 /// The median over rounds of one figure.
@@ -382,10 +494,46 @@ fn round(width: usize) -> Round {
     let mut product = vec![0.0; dimension];
     let hvp = timing(|| operator.apply(&direction, &mut product)).best;
     let measure = MeasureConfig::default();
-    let hessian = timing(|| {
-        std::hint::black_box(summarize_hessian(
-            &mlp, &minimum, &dataset, &measure, 0.01, 5,
+    let lanczos = timing(|| {
+        let spectrum = lanczos(
+            &mut operator,
+            measure.hessian_top_k as usize,
+            measure.lanczos_steps as usize,
+            &mut stream(5, Stream::HessianLanczos),
+        );
+        std::hint::black_box(spectrum.is_ok());
+    })
+    .best;
+    let hutchinson = timing(|| {
+        std::hint::black_box(hutchinson_trace(
+            &mut operator,
+            measure.hutchinson_probes as usize,
+            &mut stream(5, Stream::HessianTrace),
         ));
+    })
+    .best;
+    let flatness = timing(|| {
+        std::hint::black_box(measure_flatness(
+            &mlp,
+            &point,
+            &dataset,
+            measure.flatness_draws,
+            5,
+        ));
+    })
+    .best;
+    let layer_norms = timing(|| {
+        std::hint::black_box(measure_layers(
+            &mlp,
+            &point,
+            &minimum,
+            measure.power_iterations,
+            &mut stream(5, Stream::PowerIteration),
+        ));
+    })
+    .best;
+    let image_norm = timing(|| {
+        std::hint::black_box(initial_image_frobenius(&mlp, &minimum, &dataset.inputs));
     })
     .best;
     let data = TrainTest {
@@ -422,7 +570,11 @@ fn round(width: usize) -> Round {
         tracking,
         probe,
         hvp,
-        hessian,
+        lanczos,
+        hutchinson,
+        flatness,
+        layer_norms,
+        image_norm,
         evaluation,
         close,
         torch: None,
