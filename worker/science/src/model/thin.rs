@@ -35,11 +35,6 @@ pub const FEW_OUTPUTS: usize = 16;
 const MAX_LANES: usize = 16;
 /// Units of a layer with few inputs formed together, sharing each load of the inputs.
 const UNIT_BLOCK: usize = 8;
-/// Vectors of examples a layer with few inputs forms in one pass over its weights. A pass per
-/// vector wrote each unit's row of the output (units × examples) a vector at a time, in strides
-/// that a chunk of 64 examples made four cache lines long: at width 4096 a batch of 32 then ran
-/// 1.7 times as long per example as a batch of 16.
-const PANEL_VECTORS: usize = 4;
 /// Below this many multiply-adds a product runs on the calling thread (as in `matmul.rs`).
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 23;
 /// Bands of units are a multiple of this long.
@@ -197,74 +192,54 @@ impl WithSimd for FewInputs<'_> {
         let zero = simd.splat_f32s(0.0);
         // The inputs of one vector of examples, feature by feature.
         let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES];
-        let mut panel = [[zero; FEW_INPUTS]; PANEL_VECTORS];
-        for panel_start in (0..batch).step_by(lanes * PANEL_VECTORS) {
-            let vectors = (batch - panel_start).div_ceil(lanes).min(PANEL_VECTORS);
-            for (vector, features) in panel[..vectors].iter_mut().enumerate() {
-                let start = panel_start + vector * lanes;
-                let examples = lanes.min(batch - start);
-                for (example, row) in inputs[start * fan_in..(start + examples) * fan_in]
-                    .chunks_exact(fan_in)
-                    .enumerate()
-                {
-                    for (feature, &value) in row.iter().enumerate() {
-                        by_feature[feature * lanes + example] = value;
-                    }
-                }
-                // Loops rather than `array::from_fn` here and below: its closures are not
-                // always inlined into the vector code.
-                for (feature, values) in features[..fan_in].iter_mut().enumerate() {
-                    *values = load(simd, &by_feature[feature * lanes..(feature + 1) * lanes]);
+        for start in (0..batch).step_by(lanes) {
+            let examples = lanes.min(batch - start);
+            for (example, row) in inputs[start * fan_in..(start + examples) * fan_in]
+                .chunks_exact(fan_in)
+                .enumerate()
+            {
+                for (feature, &value) in row.iter().enumerate() {
+                    by_feature[feature * lanes + example] = value;
                 }
             }
-            // Every vector of the panel for one block of units before the next block, so that
-            // each unit's row of the output is written whole, once. (A closure for the loop over
-            // the panel would not be inlined into the vector code.)
+            // Loops rather than `array::from_fn` here and below: its closures are not always
+            // inlined into the vector code.
+            let mut features = [zero; FEW_INPUTS];
+            for (feature, values) in features[..fan_in].iter_mut().enumerate() {
+                *values = load(simd, &by_feature[feature * lanes..(feature + 1) * lanes]);
+            }
+            let mut place = Place {
+                band: &mut *band,
+                first_unit: units.start,
+                batch,
+                start,
+                examples,
+            };
             let mut first = units.start;
             while first + UNIT_BLOCK <= units.end {
-                for (vector, features) in panel[..vectors].iter().enumerate() {
-                    let start = panel_start + vector * lanes;
-                    let mut place = Place {
-                        band: &mut *band,
-                        first_unit: units.start,
-                        batch,
-                        start,
-                        examples: lanes.min(batch - start),
-                    };
-                    unit_block(
-                        simd,
-                        &features[..fan_in],
-                        weights,
-                        bias,
-                        first,
-                        UNIT_BLOCK,
-                        relu,
-                        &mut place,
-                    );
-                }
+                unit_block(
+                    simd,
+                    &features[..fan_in],
+                    weights,
+                    bias,
+                    first,
+                    UNIT_BLOCK,
+                    relu,
+                    &mut place,
+                );
                 first += UNIT_BLOCK;
             }
             for unit in first..units.end {
-                for (vector, features) in panel[..vectors].iter().enumerate() {
-                    let start = panel_start + vector * lanes;
-                    let mut place = Place {
-                        band: &mut *band,
-                        first_unit: units.start,
-                        batch,
-                        start,
-                        examples: lanes.min(batch - start),
-                    };
-                    unit_block(
-                        simd,
-                        &features[..fan_in],
-                        weights,
-                        bias,
-                        unit,
-                        1,
-                        relu,
-                        &mut place,
-                    );
-                }
+                unit_block(
+                    simd,
+                    &features[..fan_in],
+                    weights,
+                    bias,
+                    unit,
+                    1,
+                    relu,
+                    &mut place,
+                );
             }
         }
     }
@@ -672,44 +647,31 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
         } = self;
         let lanes = lanes::<S>();
         let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
-        // A panel of vectors of examples at a time, each unit's row written whole (see
-        // [`PANEL_VECTORS`]).
-        let mut panel = [[zero; OUTPUTS]; PANEL_VECTORS];
-        for panel_start in (0..batch).step_by(lanes * PANEL_VECTORS) {
-            let vectors = (batch - panel_start).div_ceil(lanes).min(PANEL_VECTORS);
-            for (vector, errors) in panel[..vectors].iter_mut().enumerate() {
-                let start = panel_start + vector * lanes;
-                let examples = lanes.min(batch - start);
-                for (class, error) in errors.iter_mut().enumerate() {
-                    let at = class * batch + start;
-                    *error = load(simd, &delta[at..at + examples]);
-                }
+        for start in (0..batch).step_by(lanes) {
+            let examples = lanes.min(batch - start);
+            let mut errors = [zero; OUTPUTS];
+            for (class, error) in errors.iter_mut().enumerate() {
+                let at = class * batch + start;
+                *error = load(simd, &delta[at..at + examples]);
             }
             for unit in units.clone() {
-                let mut column = [zero; OUTPUTS];
-                for (weight, row) in column.iter_mut().zip(weights.chunks_exact(fan_in)) {
-                    *weight = simd.splat_f32s(row[unit]);
+                let mut sum = zero;
+                for (&error, row) in errors.iter().zip(weights.chunks_exact(fan_in)) {
+                    let weight = simd.splat_f32s(row[unit]);
+                    sum = simd.mul_add_f32s(weight, error, sum);
                 }
-                for (vector, errors) in panel[..vectors].iter().enumerate() {
-                    let start = panel_start + vector * lanes;
-                    let examples = lanes.min(batch - start);
-                    let mut sum = zero;
-                    for (&error, &weight) in errors.iter().zip(&column) {
-                        sum = simd.mul_add_f32s(weight, error, sum);
+                let at = unit * batch + start;
+                let values = load(simd, &activated[at..at + examples]);
+                let error = match activation {
+                    Activation::Relu => {
+                        simd.select_f32s(simd.less_than_or_equal_f32s(values, zero), zero, sum)
                     }
-                    let at = unit * batch + start;
-                    let values = load(simd, &activated[at..at + examples]);
-                    let error = match activation {
-                        Activation::Relu => {
-                            simd.select_f32s(simd.less_than_or_equal_f32s(values, zero), zero, sum)
-                        }
-                        Activation::Tanh => {
-                            simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
-                        }
-                    };
-                    let at = at - units.start * batch;
-                    store(simd, &mut band[at..at + examples], error);
-                }
+                    Activation::Tanh => {
+                        simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
+                    }
+                };
+                let at = at - units.start * batch;
+                store(simd, &mut band[at..at + examples], error);
             }
         }
     }
@@ -962,8 +924,8 @@ mod tests {
         }
     }
 
-    /// Batches of whole and partial vectors, one shorter than any vector, and one of more than a
-    /// panel of vectors (see `PANEL_VECTORS`) at every vector width.
+    /// Batches of whole and partial vectors, one shorter than any vector, and one of several
+    /// vectors at every vector width.
     const BATCHES: [usize; 6] = [1, 7, 16, 32, 45, 100];
 
     #[test]
