@@ -749,6 +749,9 @@ pub(crate) fn flushed(value: f32) -> f32 {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::*;
+    use crate::rng::{Stream, stream};
+
     #[test]
     fn errors_below_two_to_the_minus_64_are_flushed_to_zero_and_no_others() {
         assert_eq!(SMALLEST_ERROR, 2f32.powi(-64));
@@ -759,9 +762,6 @@ pub(crate) mod tests {
             assert_eq!(flushed(kept), kept);
         }
     }
-
-    use super::*;
-    use crate::rng::{Stream, stream};
 
     #[test]
     fn row_sums_match_sums_in_f64() {
