@@ -34,7 +34,6 @@ use crate::saved_weights::{SavedWeightsError, WeightsDirectory};
 use crate::train::noise::NOISE_STREAM_VERSION;
 use crate::train::training::train;
 
-/// Examples per forward pass when evaluating the trained network.
 /// Examples per pass of the full gradient at the trained point (its f32 sums run over a chunk).
 const GRADIENT_CHUNK: usize = 256;
 
