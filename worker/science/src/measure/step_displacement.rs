@@ -46,33 +46,109 @@ impl StepDisplacement {
     /// Sets the displacement to `parameters` − `minimum`; its length and projection.
     pub fn update(&mut self, parameters: &[f32], minimum: &[f32]) -> Displacement {
         let (values, basis, along) = (&mut self.values, &self.basis, &mut self.along);
-        on_widest_simd(
+        let squares = on_widest_simd(
             #[inline(always)]
-            || {
-                let mut squares = Lanes::default();
-                along.fill(Lanes::default());
-                for (block, start) in values.chunks_mut(BLOCK).zip((0..).step_by(BLOCK)) {
-                    let end = start + block.len();
-                    let (point, centre) = (&parameters[start..end], &minimum[start..end]);
-                    for ((slot, &p), &m) in block.iter_mut().zip(point).zip(centre) {
-                        *slot = f64::from(p) - f64::from(m);
-                    }
-                    squares.add(block, block, |d| d);
-                    for (lanes, vector) in along.iter_mut().zip(basis) {
-                        lanes.add(block, &vector[start..end], f64::from);
-                    }
-                }
-                Displacement {
-                    length: squares.total().sqrt(),
-                    squared_projection: along.iter().map(|lanes| lanes.total().powi(2)).sum(),
-                }
+            || match basis.len() {
+                0 => form_and_project::<0>(values, parameters, minimum, basis, along),
+                1 => form_and_project::<1>(values, parameters, minimum, basis, along),
+                2 => form_and_project::<2>(values, parameters, minimum, basis, along),
+                3 => form_and_project::<3>(values, parameters, minimum, basis, along),
+                4 => form_and_project::<4>(values, parameters, minimum, basis, along),
+                _ => form_then_project(values, parameters, minimum, basis, along),
             },
-        )
+        );
+        Displacement {
+            length: squares.total().sqrt(),
+            squared_projection: along.iter().map(|lanes| lanes.total().powi(2)).sum(),
+        }
     }
 
     pub fn values(&self) -> &[f64] {
         &self.values
     }
+}
+
+/// Forms each [`LANES`] coordinates of the displacement and adds them to its squared length and to
+/// each of the `VECTORS` basis vectors' parts while they are in registers: one pass, each value
+/// read once. Returns the squared length's sums; `along` gets the parts'. The sums are those of
+/// [`form_then_project`], in the same order.
+#[inline(always)]
+fn form_and_project<const VECTORS: usize>(
+    values: &mut [f64],
+    parameters: &[f32],
+    minimum: &[f32],
+    basis: &[Vec<f32>],
+    along: &mut [Lanes],
+) -> Lanes {
+    let vectors: [&[f32]; VECTORS] = std::array::from_fn(|index| basis[index].as_slice());
+    let mut parts = [[0.0; LANES]; VECTORS];
+    let mut squares = [0.0; LANES];
+    let whole = values.len() - values.len() % LANES;
+    let (chunks, rest) = values.split_at_mut(whole);
+    for (chunk, start) in chunks.chunks_exact_mut(LANES).zip((0..).step_by(LANES)) {
+        let (point, centre) = (
+            &parameters[start..start + LANES],
+            &minimum[start..start + LANES],
+        );
+        let mut difference = [0.0; LANES];
+        for lane in 0..LANES {
+            difference[lane] = f64::from(point[lane]) - f64::from(centre[lane]);
+            squares[lane] += difference[lane] * difference[lane];
+        }
+        chunk.copy_from_slice(&difference);
+        for (sums, vector) in parts.iter_mut().zip(vectors) {
+            let vector = &vector[start..start + LANES];
+            for lane in 0..LANES {
+                sums[lane] += difference[lane] * f64::from(vector[lane]);
+            }
+        }
+    }
+    for ((slot, &p), &m) in rest
+        .iter_mut()
+        .zip(&parameters[whole..])
+        .zip(&minimum[whole..])
+    {
+        *slot = f64::from(p) - f64::from(m);
+    }
+    let mut total = Lanes {
+        lanes: squares,
+        tail: 0.0,
+    };
+    total.add(rest, rest, |d| d);
+    for ((lanes, sums), vector) in along.iter_mut().zip(parts).zip(vectors) {
+        *lanes = Lanes {
+            lanes: sums,
+            tail: 0.0,
+        };
+        lanes.add(rest, &vector[whole..], f64::from);
+    }
+    total
+}
+
+/// [`form_and_project`] for any number of basis vectors: each block of coordinates is formed,
+/// then read once per sum while it is in the L1 cache.
+#[inline(always)]
+fn form_then_project(
+    values: &mut [f64],
+    parameters: &[f32],
+    minimum: &[f32],
+    basis: &[Vec<f32>],
+    along: &mut [Lanes],
+) -> Lanes {
+    let mut squares = Lanes::default();
+    along.fill(Lanes::default());
+    for (block, start) in values.chunks_mut(BLOCK).zip((0..).step_by(BLOCK)) {
+        let end = start + block.len();
+        let (point, centre) = (&parameters[start..end], &minimum[start..end]);
+        for ((slot, &p), &m) in block.iter_mut().zip(point).zip(centre) {
+            *slot = f64::from(p) - f64::from(m);
+        }
+        squares.add(block, block, |d| d);
+        for (lanes, vector) in along.iter_mut().zip(basis) {
+            lanes.add(block, &vector[start..end], f64::from);
+        }
+    }
+    squares
 }
 
 /// A sum kept in [`LANES`] running sums, coordinate i in lane i mod [`LANES`], and apart from
@@ -138,6 +214,49 @@ mod tests {
         assert!((measured.squared_projection - 17.0).abs() < 1e-6);
         let without = StepDisplacement::new(3, &[]).update(&[4.0, 6.0, 1.0], &[1.0, 2.0, 1.0]);
         assert_eq!(without.squared_projection, 0.0);
+    }
+
+    #[test]
+    fn the_one_pass_sums_are_those_of_the_blockwise_passes() {
+        // Every basis size the one pass is compiled for, lengths around the lane width and over
+        // a block, so that both the whole chunks and the rest are summed.
+        for length in [0, 5, 8, 13, 1024, 2 * BLOCK + 11] {
+            let wave = |i: usize, period: usize| ((i * 37 + period) % period) as f32 / 7.0 - 0.4;
+            let parameters: Vec<f32> = (0..length).map(|i| wave(i, 11)).collect();
+            let minimum: Vec<f32> = (0..length).map(|i| wave(i, 5)).collect();
+            for vectors in 0..=4 {
+                let basis: Vec<Vec<f32>> = (0..vectors)
+                    .map(|k| (0..length).map(|i| wave(i + k, 13)).collect())
+                    .collect();
+                let mut one_pass = (vec![0.0; length], vec![Lanes::default(); vectors]);
+                let mut blockwise = one_pass.clone();
+                let squares = match vectors {
+                    0 => form_and_project::<0>,
+                    1 => form_and_project::<1>,
+                    2 => form_and_project::<2>,
+                    3 => form_and_project::<3>,
+                    _ => form_and_project::<4>,
+                }(
+                    &mut one_pass.0,
+                    &parameters,
+                    &minimum,
+                    &basis,
+                    &mut one_pass.1,
+                );
+                let reference = form_then_project(
+                    &mut blockwise.0,
+                    &parameters,
+                    &minimum,
+                    &basis,
+                    &mut blockwise.1,
+                );
+                assert_eq!(squares.total().to_bits(), reference.total().to_bits());
+                assert_eq!(one_pass.0, blockwise.0);
+                for (one, other) in one_pass.1.iter().zip(&blockwise.1) {
+                    assert_eq!(one.total().to_bits(), other.total().to_bits(), "{length}");
+                }
+            }
+        }
     }
 
     #[test]
