@@ -65,20 +65,24 @@ fn add_normals(values: &mut [f32], first: usize, scale: f32, key: [u32; 2], draw
     let mut normals = [0.0f32; GROUP];
     // The largest |z| as bits (which order as the magnitudes do), so that the loop vectorises;
     // |scale · z| rounds monotonically in |z|, so the largest product is that of the largest z.
-    let mut largest_normal = 0u32;
+    // Kept per position in the group and taken over them at the end: a running maximum of the
+    // whole group would be a horizontal reduction in every group.
+    let mut largest_normals = [0u32; GROUP];
     let mut coordinate = first;
     let mut rest = values;
     while !rest.is_empty() {
         let offset = coordinate % GROUP;
         let (head, tail) = rest.split_at_mut((GROUP - offset).min(rest.len()));
         normal_group(key, draw, (coordinate / GROUP) as u32, &mut normals);
-        for (value, &normal) in head.iter_mut().zip(&normals[offset..]) {
+        let drawn = head.iter_mut().zip(&normals[offset..]);
+        for ((value, &normal), largest) in drawn.zip(&mut largest_normals[offset..]) {
             *value += scale * normal;
-            largest_normal = largest_normal.max(normal.to_bits() & 0x7fff_ffff);
+            *largest = (*largest).max(normal.to_bits() & 0x7fff_ffff);
         }
         coordinate += head.len();
         rest = tail;
     }
+    let largest_normal = largest_normals.into_iter().max().unwrap_or(0);
     (scale * f32::from_bits(largest_normal)).abs()
 }
 
