@@ -4,7 +4,7 @@
 //! (for instance the top-k Hessian eigenvectors).
 
 use crate::measure::eigen::{EigenError, symmetric_eigen};
-use crate::measure::step_displacement::dot;
+use crate::model::simd::dot_in_lanes;
 use crate::model::simd::on_widest_simd;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ pub fn cloud_spectrum<S: AsRef<[f32]>>(
     in_centred_blocks(snapshots, |_, rows| {
         for i in 0..count {
             for j in i..count {
-                gram[i * count + j] += dot(&rows[i], &rows[j]);
+                gram[i * count + j] += dot_in_lanes(&rows[i], &rows[j]);
             }
         }
     });
@@ -71,7 +71,7 @@ pub fn cloud_spectrum<S: AsRef<[f32]>>(
         });
     }
     for direction in &mut principal_directions {
-        let norm = dot(direction, direction).sqrt();
+        let norm = dot_in_lanes(direction, direction).sqrt();
         for slot in direction.iter_mut() {
             *slot /= norm;
         }
@@ -155,9 +155,9 @@ pub fn variance_share_in_subspace<S: AsRef<[f32]>>(snapshots: &[S], basis: &[Vec
     let mut along = vec![vec![0.0; basis.len()]; snapshots.len()];
     in_centred_blocks(snapshots, |block, rows| {
         for (row, along) in rows.iter().zip(&mut along) {
-            total += dot(row, row);
+            total += dot_in_lanes(row, row);
             for (along, vector) in along.iter_mut().zip(basis) {
-                *along += dot(row, &vector[block.clone()]);
+                *along += dot_in_lanes(row, &vector[block.clone()]);
             }
         }
     });

@@ -6,8 +6,8 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::measure::norms::normalize;
-use crate::measure::step_displacement::dot;
 use crate::model::mlp::Mlp;
+use crate::model::simd::dot_in_lanes;
 use crate::model::simd::on_widest_simd;
 
 /// Power iterations run on a layer's displacement when its tracking (re)starts from the start
@@ -184,11 +184,11 @@ impl LayerTracker {
         self.next.fill(0.0);
         for row in displacement.chunks_exact(cols) {
             if norms {
-                let row_squares = dot(row, row);
+                let row_squares = dot_in_lanes(row, row);
                 squares += row_squares;
                 two_one += row_squares.sqrt();
             }
-            let image = dot(row, &self.right);
+            let image = dot_in_lanes(row, &self.right);
             for (slot, value) in self.next.iter_mut().zip(row) {
                 *slot += image * value;
             }
@@ -201,7 +201,7 @@ impl LayerTracker {
     #[inline(always)]
     fn advance(&mut self) -> f64 {
         std::mem::swap(&mut self.right, &mut self.next);
-        let length = dot(&self.right, &self.right).sqrt();
+        let length = dot_in_lanes(&self.right, &self.right).sqrt();
         if !normalize(&mut self.right) {
             self.right.copy_from_slice(&self.start);
             return 0.0;

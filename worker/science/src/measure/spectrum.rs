@@ -6,8 +6,8 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::measure::eigen::{EigenError, tridiagonal_eigen};
-use crate::measure::step_displacement::dot as lane_dot;
 use crate::model::hvp::HessianOperator;
+use crate::model::simd::dot_in_lanes;
 use crate::model::simd::on_widest_simd;
 
 /// A symmetric linear map of R^D given by its products.
@@ -108,11 +108,11 @@ pub fn lanczos(
                 }
                 for _ in 0..2 {
                     for q in &basis {
-                        let overlap = lane_dot(q, &work);
+                        let overlap = dot_in_lanes(q, &work);
                         subtract_multiple(&mut work, overlap, q);
                     }
                 }
-                lane_dot(&work, &work).sqrt()
+                dot_in_lanes(&work, &work).sqrt()
             },
         );
         operator_scale = operator_scale.max(alpha.abs() + beta);
@@ -195,11 +195,11 @@ pub fn heavy_ball_stability_margin(learning_rate: f64, momentum: f64, lambda_max
     2.0 * (1.0 + momentum) / learning_rate - lambda_max
 }
 
-/// Σ aᵢbᵢ summed in vector lanes (see [`lane_dot`]), compiled for the widest instructions.
+/// Σ aᵢbᵢ summed in vector lanes (see [`dot_in_lanes`]), compiled for the widest instructions.
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     on_widest_simd(
         #[inline(always)]
-        || lane_dot(a, b),
+        || dot_in_lanes(a, b),
     )
 }
 

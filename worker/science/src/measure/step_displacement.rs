@@ -3,7 +3,7 @@
 //! excursion. The distance and the projection are summed as the difference is formed, in one
 //! pass over the parameters and the basis.
 
-use crate::model::simd::on_widest_simd;
+use crate::model::simd::{F64_LANES, LaneSums, on_widest_simd};
 
 /// Coordinates formed and then projected together: their differences stay in the L1 cache
 /// while each basis vector's part is read.
@@ -18,7 +18,7 @@ pub struct StepDisplacement {
     /// (relative 6 · 10⁻⁸) is far below their accuracy as eigenvectors.
     basis: Vec<Vec<f32>>,
     /// The running sums of each basis vector's part, reused.
-    along: Vec<Lanes>,
+    along: Vec<LaneSums>,
 }
 
 /// What one step's displacement measures.
@@ -39,7 +39,7 @@ impl StepDisplacement {
                 .iter()
                 .map(|vector| vector.iter().map(|&value| value as f32).collect())
                 .collect(),
-            along: vec![Lanes::default(); basis.len()],
+            along: vec![LaneSums::default(); basis.len()],
         }
     }
 
@@ -68,7 +68,7 @@ impl StepDisplacement {
     }
 }
 
-/// Forms each [`LANES`] coordinates of the displacement and adds them to its squared length and to
+/// Forms each [`F64_LANES`] coordinates of the displacement and adds them to its squared length and to
 /// each of the `VECTORS` basis vectors' parts while they are in registers: one pass, each value
 /// read once. Returns the squared length's sums; `along` gets the parts'. The sums are those of
 /// [`form_then_project`], in the same order.
@@ -78,27 +78,30 @@ fn form_and_project<const VECTORS: usize>(
     parameters: &[f32],
     minimum: &[f32],
     basis: &[Vec<f32>],
-    along: &mut [Lanes],
-) -> Lanes {
+    along: &mut [LaneSums],
+) -> LaneSums {
     let vectors: [&[f32]; VECTORS] = std::array::from_fn(|index| basis[index].as_slice());
-    let mut parts = [[0.0; LANES]; VECTORS];
-    let mut squares = [0.0; LANES];
-    let whole = values.len() - values.len() % LANES;
+    let mut parts = [[0.0; F64_LANES]; VECTORS];
+    let mut squares = [0.0; F64_LANES];
+    let whole = values.len() - values.len() % F64_LANES;
     let (chunks, rest) = values.split_at_mut(whole);
-    for (chunk, start) in chunks.chunks_exact_mut(LANES).zip((0..).step_by(LANES)) {
+    for (chunk, start) in chunks
+        .chunks_exact_mut(F64_LANES)
+        .zip((0..).step_by(F64_LANES))
+    {
         let (point, centre) = (
-            &parameters[start..start + LANES],
-            &minimum[start..start + LANES],
+            &parameters[start..start + F64_LANES],
+            &minimum[start..start + F64_LANES],
         );
-        let mut difference = [0.0; LANES];
-        for lane in 0..LANES {
+        let mut difference = [0.0; F64_LANES];
+        for lane in 0..F64_LANES {
             difference[lane] = f64::from(point[lane]) - f64::from(centre[lane]);
             squares[lane] += difference[lane] * difference[lane];
         }
         chunk.copy_from_slice(&difference);
         for (sums, vector) in parts.iter_mut().zip(vectors) {
-            let vector = &vector[start..start + LANES];
-            for lane in 0..LANES {
+            let vector = &vector[start..start + F64_LANES];
+            for lane in 0..F64_LANES {
                 sums[lane] += difference[lane] * f64::from(vector[lane]);
             }
         }
@@ -110,16 +113,10 @@ fn form_and_project<const VECTORS: usize>(
     {
         *slot = f64::from(p) - f64::from(m);
     }
-    let mut total = Lanes {
-        lanes: squares,
-        tail: 0.0,
-    };
+    let mut total = LaneSums::from_lanes(squares);
     total.add(rest, rest, |d| d);
     for ((lanes, sums), vector) in along.iter_mut().zip(parts).zip(vectors) {
-        *lanes = Lanes {
-            lanes: sums,
-            tail: 0.0,
-        };
+        *lanes = LaneSums::from_lanes(sums);
         lanes.add(rest, &vector[whole..], f64::from);
     }
     total
@@ -133,10 +130,10 @@ fn form_then_project(
     parameters: &[f32],
     minimum: &[f32],
     basis: &[Vec<f32>],
-    along: &mut [Lanes],
-) -> Lanes {
-    let mut squares = Lanes::default();
-    along.fill(Lanes::default());
+    along: &mut [LaneSums],
+) -> LaneSums {
+    let mut squares = LaneSums::default();
+    along.fill(LaneSums::default());
     for (block, start) in values.chunks_mut(BLOCK).zip((0..).step_by(BLOCK)) {
         let end = start + block.len();
         let (point, centre) = (&parameters[start..end], &minimum[start..end]);
@@ -149,52 +146,6 @@ fn form_then_project(
         }
     }
     squares
-}
-
-/// A sum kept in [`LANES`] running sums, coordinate i in lane i mod [`LANES`], and apart from
-/// them the last len mod [`LANES`] coordinates of a slice: added into the lanes, those would be a
-/// masked store that the next full load of the lanes waits on.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-struct Lanes {
-    lanes: [f64; LANES],
-    tail: f64,
-}
-
-impl Lanes {
-    /// Adds Σ aᵢ·convert(bᵢ).
-    #[inline(always)]
-    fn add<T: Copy>(&mut self, a: &[f64], b: &[T], convert: impl Fn(T) -> f64) {
-        let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        self.tail += a_chunks
-            .remainder()
-            .iter()
-            .zip(b_chunks.remainder())
-            .map(|(x, &y)| x * convert(y))
-            .sum::<f64>();
-        for (x, y) in a_chunks.zip(b_chunks) {
-            for lane in 0..LANES {
-                self.lanes[lane] += x[lane] * convert(y[lane]);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn total(&self) -> f64 {
-        self.lanes.iter().sum::<f64>() + self.tail
-    }
-}
-
-/// Lanes of [`dot`]: independent running sums the compiler keeps in vector registers.
-const LANES: usize = 8;
-
-/// Σ aᵢbᵢ in [`LANES`] running sums, added at the end. A single running sum waits on one
-/// addition per coordinate (the probe's projections ran at that latency); the order of the
-/// additions, and so the last bits, differ from it.
-#[inline(always)]
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut lanes = Lanes::default();
-    lanes.add(a, b, |b| b);
-    lanes.total()
 }
 
 #[cfg(test)]
@@ -228,7 +179,7 @@ mod tests {
                 let basis: Vec<Vec<f32>> = (0..vectors)
                     .map(|k| (0..length).map(|i| wave(i + k, 13)).collect())
                     .collect();
-                let mut one_pass = (vec![0.0; length], vec![Lanes::default(); vectors]);
+                let mut one_pass = (vec![0.0; length], vec![LaneSums::default(); vectors]);
                 let mut blockwise = one_pass.clone();
                 let squares = match vectors {
                     0 => form_and_project::<0>,
@@ -256,25 +207,6 @@ mod tests {
                     assert_eq!(one.total().to_bits(), other.total().to_bits(), "{length}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn the_lane_sum_agrees_with_a_sequential_sum() {
-        // Lengths around the lane width, values of mixed sign and scale.
-        for length in [0, 1, 7, 8, 9, 23, 1000] {
-            let a: Vec<f64> = (0..length)
-                .map(|i| ((i * 37 % 11) as f64 - 5.0) * 1.3)
-                .collect();
-            let b: Vec<f64> = (0..length)
-                .map(|i| ((i * 13 % 7) as f64 - 3.0) * 0.7)
-                .collect();
-            let sequential: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum::<f64>() + 1.0;
-            assert!(
-                (dot(&a, &b) - sequential).abs() <= 1e-14 * scale,
-                "{length}"
-            );
         }
     }
 }

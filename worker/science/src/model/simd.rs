@@ -48,9 +48,82 @@ pub fn largest_magnitude(values: &[f32]) -> f32 {
     f32::from_bits(bits)
 }
 
+/// Lanes of [`LaneSums`]: one AVX-512 vector of f64, independent running sums the compiler keeps
+/// in vector registers.
+pub const F64_LANES: usize = 8;
+
+/// A sum of f64 products kept in [`F64_LANES`] running sums, coordinate i in lane i mod
+/// [`F64_LANES`], and apart from them the last len mod [`F64_LANES`] coordinates of a slice: added
+/// into the lanes, those would be a masked store that the next full load of the lanes waits on.
+/// Call its methods inside [`on_widest_simd`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LaneSums {
+    lanes: [f64; F64_LANES],
+    tail: f64,
+}
+
+impl LaneSums {
+    /// Running sums already summed elsewhere lane by lane, with no tail.
+    #[inline(always)]
+    pub fn from_lanes(lanes: [f64; F64_LANES]) -> Self {
+        Self { lanes, tail: 0.0 }
+    }
+
+    /// Adds Σ aᵢ·convert(bᵢ).
+    #[inline(always)]
+    pub fn add<T: Copy>(&mut self, a: &[f64], b: &[T], convert: impl Fn(T) -> f64) {
+        let (a_chunks, b_chunks) = (a.chunks_exact(F64_LANES), b.chunks_exact(F64_LANES));
+        self.tail += a_chunks
+            .remainder()
+            .iter()
+            .zip(b_chunks.remainder())
+            .map(|(x, &y)| x * convert(y))
+            .sum::<f64>();
+        for (x, y) in a_chunks.zip(b_chunks) {
+            for lane in 0..F64_LANES {
+                self.lanes[lane] += x[lane] * convert(y[lane]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn total(&self) -> f64 {
+        self.lanes.iter().sum::<f64>() + self.tail
+    }
+}
+
+/// Σ aᵢbᵢ in [`F64_LANES`] running sums, added at the end. A single running sum waits on one
+/// addition per coordinate (the probe's projections ran at that latency); the order of the
+/// additions, and so the last bits, differ from it. Call it inside [`on_widest_simd`].
+#[inline(always)]
+pub fn dot_in_lanes(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = LaneSums::default();
+    lanes.add(a, b, |b| b);
+    lanes.total()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_f64_lane_dot_agrees_with_a_sequential_sum() {
+        // Lengths around the lane width, values of mixed sign and scale.
+        for length in [0, 1, 7, 8, 9, 23, 1000] {
+            let a: Vec<f64> = (0..length)
+                .map(|i| ((i * 37 % 11) as f64 - 5.0) * 1.3)
+                .collect();
+            let b: Vec<f64> = (0..length)
+                .map(|i| ((i * 13 % 7) as f64 - 3.0) * 0.7)
+                .collect();
+            let sequential: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let scale: f64 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum::<f64>() + 1.0;
+            assert!(
+                (dot_in_lanes(&a, &b) - sequential).abs() <= 1e-14 * scale,
+                "{length}"
+            );
+        }
+    }
 
     #[test]
     fn the_largest_magnitude_finds_the_largest_value_and_any_infinity_or_nan() {
