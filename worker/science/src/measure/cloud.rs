@@ -4,8 +4,7 @@
 //! (for instance the top-k Hessian eigenvectors).
 
 use crate::measure::eigen::{EigenError, symmetric_eigen};
-use crate::model::simd::dot_in_lanes;
-use crate::model::simd::on_widest_simd;
+use crate::model::simd::{dot_in_lanes, on_widest_simd};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudSpectrum {

@@ -7,8 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::measure::norms::normalize;
 use crate::model::mlp::Mlp;
-use crate::model::simd::dot_in_lanes;
-use crate::model::simd::on_widest_simd;
+use crate::model::simd::{dot_in_lanes, on_widest_simd};
 
 /// Power iterations run on a layer's displacement when its tracking (re)starts from the start
 /// vector: from a random vector one iteration falls short (by far, where the displacement has low

@@ -7,8 +7,7 @@ use rand_distr::StandardNormal;
 
 use crate::measure::eigen::{EigenError, tridiagonal_eigen};
 use crate::model::hvp::HessianOperator;
-use crate::model::simd::dot_in_lanes;
-use crate::model::simd::on_widest_simd;
+use crate::model::simd::{dot_in_lanes, on_widest_simd};
 
 /// A symmetric linear map of R^D given by its products.
 pub trait SymmetricOperator {

@@ -68,9 +68,9 @@ impl StepDisplacement {
     }
 }
 
-/// Forms each [`F64_LANES`] coordinates of the displacement and adds them to its squared length and to
-/// each of the `VECTORS` basis vectors' parts while they are in registers: one pass, each value
-/// read once. Returns the squared length's sums; `along` gets the parts'. The sums are those of
+/// Forms each [`F64_LANES`] coordinates of the displacement and adds them to its squared length
+/// and to each of the `VECTORS` basis vectors' parts while they are in registers: one pass, each
+/// value read once. Returns the squared length's sums; `along` gets the parts'. The sums are those of
 /// [`form_then_project`], in the same order.
 #[inline(always)]
 fn form_and_project<const VECTORS: usize>(
