@@ -106,13 +106,7 @@ fn form_and_project<const VECTORS: usize>(
             }
         }
     }
-    for ((slot, &p), &m) in rest
-        .iter_mut()
-        .zip(&parameters[whole..])
-        .zip(&minimum[whole..])
-    {
-        *slot = f64::from(p) - f64::from(m);
-    }
+    form_difference(rest, &parameters[whole..], &minimum[whole..]);
     let mut total = LaneSums::from_lanes(squares);
     total.add(rest, rest, |d| d);
     for ((lanes, sums), vector) in along.iter_mut().zip(parts).zip(vectors) {
@@ -136,16 +130,21 @@ fn form_then_project(
     along.fill(LaneSums::default());
     for (block, start) in values.chunks_mut(BLOCK).zip((0..).step_by(BLOCK)) {
         let end = start + block.len();
-        let (point, centre) = (&parameters[start..end], &minimum[start..end]);
-        for ((slot, &p), &m) in block.iter_mut().zip(point).zip(centre) {
-            *slot = f64::from(p) - f64::from(m);
-        }
+        form_difference(block, &parameters[start..end], &minimum[start..end]);
         squares.add(block, block, |d| d);
         for (lanes, vector) in along.iter_mut().zip(basis) {
             lanes.add(block, &vector[start..end], f64::from);
         }
     }
     squares
+}
+
+/// `values` = `point` − `centre`, in f64.
+#[inline(always)]
+fn form_difference(values: &mut [f64], point: &[f32], centre: &[f32]) {
+    for ((slot, &p), &m) in values.iter_mut().zip(point).zip(centre) {
+        *slot = f64::from(p) - f64::from(m);
+    }
 }
 
 #[cfg(test)]
