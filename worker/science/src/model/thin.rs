@@ -288,7 +288,7 @@ struct GradientOfFewInputs<'a> {
 }
 
 /// Units whose gradients are summed together, sharing each load of an example's inputs.
-const GRADIENT_UNITS: usize = 4;
+const GRADIENT_UNITS: usize = 8;
 
 impl WithSimd for GradientOfFewInputs<'_> {
     type Output = ();
@@ -307,13 +307,13 @@ impl WithSimd for GradientOfFewInputs<'_> {
         let rows = band.chunks_exact_mut(fan_in * GRADIENT_UNITS);
         let errors = delta.chunks_exact(batch * GRADIENT_UNITS);
         for (rows, errors) in rows.zip(errors) {
-            // Two windows at a time: four units' sums alone would wait on each other's latency.
+            // Two windows at a time: one window's sums alone would wait on each other's latency.
             for start in (0..fan_in).step_by(2 * lanes) {
                 let (first, first_owned) = feature_window(fan_in, lanes, start);
                 match (start + lanes < fan_in).then(|| feature_window(fan_in, lanes, start + lanes))
                 {
                     Some((second, _)) => {
-                        let sums = gradient_of_four_units(
+                        let sums = gradient_of_unit_block(
                             simd,
                             errors,
                             inputs,
@@ -333,7 +333,7 @@ impl WithSimd for GradientOfFewInputs<'_> {
                     }
                     None => {
                         let sums =
-                            gradient_of_four_units(simd, errors, inputs, fan_in, [first.clone()]);
+                            gradient_of_unit_block(simd, errors, inputs, fan_in, [first.clone()]);
                         for (row, [sum]) in rows.chunks_exact_mut(fan_in).zip(sums) {
                             combine_into(simd, row, &first, &first_owned, sum, combine);
                         }
@@ -373,34 +373,59 @@ fn feature_window(fan_in: usize, lanes: usize, start: usize) -> (Range<usize>, R
     (window, owned)
 }
 
-/// Σ_b Δ_{u,b} X_{b,k} over the batch for four units (`errors`: their four rows of Δ) and the
-/// features of `WINDOWS` vectors, one vector each.
+/// Σ_b Δ_{u,b} X_{b,k} over the batch for [`GRADIENT_UNITS`] units (`errors`: their rows of Δ)
+/// and the features of `WINDOWS` vectors, one vector each.
 #[inline(always)]
-fn gradient_of_four_units<S: Simd, const WINDOWS: usize>(
+fn gradient_of_unit_block<S: Simd, const WINDOWS: usize>(
     simd: S,
     errors: &[f32],
     inputs: &[f32],
     fan_in: usize,
     windows: [Range<usize>; WINDOWS],
 ) -> [[S::f32s; WINDOWS]; GRADIENT_UNITS] {
+    // Whether the windows are whole vectors is settled once, outside the loop over examples: a
+    // branch inside it keeps the errors' loads from folding into their broadcasts.
+    if windows.iter().all(|window| window.len() == lanes::<S>()) {
+        gradient_over_examples(simd, errors, inputs, fan_in, windows, load_whole::<S::f32s>)
+    } else {
+        gradient_over_examples(simd, errors, inputs, fan_in, windows, |values| {
+            simd.partial_load_f32s(values)
+        })
+    }
+}
+
+/// [`gradient_of_unit_block`] with the windows read by `load`.
+#[inline(always)]
+fn gradient_over_examples<S: Simd, const WINDOWS: usize>(
+    simd: S,
+    errors: &[f32],
+    inputs: &[f32],
+    fan_in: usize,
+    windows: [Range<usize>; WINDOWS],
+    load: impl Fn(&[f32]) -> S::f32s,
+) -> [[S::f32s; WINDOWS]; GRADIENT_UNITS] {
     let batch = errors.len() / GRADIENT_UNITS;
-    let (first, rest) = errors.split_at(batch);
-    let (second, rest) = rest.split_at(batch);
-    let (third, fourth) = rest.split_at(batch);
+    let [e0, e1, e2, e3, e4, e5, e6, e7]: [&[f32]; GRADIENT_UNITS] =
+        std::array::from_fn(|unit| &errors[unit * batch..(unit + 1) * batch]);
     let mut sums = [[simd.splat_f32s(0.0); WINDOWS]; GRADIENT_UNITS];
-    // Zipped iterators: indexing four rows by example would check each index.
-    let examples = first
+    // Zipped iterators: indexing eight rows by example would check each index, and the checks
+    // crowd out the multiply-adds.
+    let examples = e0
         .iter()
-        .zip(second)
-        .zip(third)
-        .zip(fourth)
+        .zip(e1)
+        .zip(e2)
+        .zip(e3)
+        .zip(e4)
+        .zip(e5)
+        .zip(e6)
+        .zip(e7)
         .zip(inputs.chunks_exact(fan_in));
-    for ((((&e0, &e1), &e2), &e3), example) in examples {
+    for ((((((((e0, e1), e2), e3), e4), e5), e6), e7), example) in examples {
         let mut values = [simd.splat_f32s(0.0); WINDOWS];
         for (values, window) in values.iter_mut().zip(&windows) {
-            *values = load(simd, &example[window.clone()]);
+            *values = load(&example[window.clone()]);
         }
-        for (sums, error) in sums.iter_mut().zip([e0, e1, e2, e3]) {
+        for (sums, &error) in sums.iter_mut().zip([e0, e1, e2, e3, e4, e5, e6, e7]) {
             let error = simd.splat_f32s(error);
             for (sum, &values) in sums.iter_mut().zip(&values) {
                 *sum = simd.mul_add_f32s(error, values, *sum);
@@ -778,7 +803,17 @@ fn gradient_to_few_outputs<S: Simd, const OUTPUTS: usize, const PARTS: usize>(
     let fan_in = target.len() / OUTPUTS;
     let zero = simd.splat_f32s(0.0);
     let whole_groups = batch.is_multiple_of(MAX_LANES);
-    for (unit, row) in activated.chunks_exact(batch).take(fan_in).enumerate() {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if PARTS == 1
+        && let Some(simd) = pulp::x86::V4::try_new()
+    {
+        done = gradient_to_few_outputs_in_blocks::<OUTPUTS>(
+            simd, combine, delta, activated, batch, target,
+        );
+    }
+    let rows = activated.chunks_exact(batch).take(fan_in).enumerate();
+    for (unit, row) in rows.skip(done) {
         let mut sums = [[zero; PARTS]; OUTPUTS];
         if whole_groups {
             // Every load a whole vector, every index known when compiled: the sums stay in
@@ -832,6 +867,135 @@ fn gradient_to_few_outputs<S: Simd, const OUTPUTS: usize, const PARTS: usize>(
             }
         }
     }
+}
+
+/// Units whose sums across the lanes [`gradient_to_few_outputs_in_blocks`] forms together.
+#[cfg(target_arch = "x86_64")]
+const LANE_SUM_BLOCK: usize = 16;
+
+/// [`gradient_to_few_outputs`] with AVX-512 for the units of whole blocks of
+/// [`LANE_SUM_BLOCK`], where a batch is 1, 2 or 4 vectors of examples: the errors stay in
+/// registers, and the sums across the lanes of a block's units are formed together by shuffles,
+/// each as [`Simd::reduce_sum_f32s`] forms one (halves, then quarters, …), so that the sums come out
+/// in the bits the per-unit path gives, with a third of its shuffles and the gradient combined into
+/// the target a vector at a time. Returns the units done.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn gradient_to_few_outputs_in_blocks<const OUTPUTS: usize>(
+    simd: pulp::x86::V4,
+    combine: Combine,
+    delta: &[f32],
+    activated: &[f32],
+    batch: usize,
+    target: &mut [f32],
+) -> usize {
+    match batch {
+        16 => in_blocks::<OUTPUTS, 1>(simd, combine, delta, activated, target),
+        32 => in_blocks::<OUTPUTS, 2>(simd, combine, delta, activated, target),
+        64 => in_blocks::<OUTPUTS, 4>(simd, combine, delta, activated, target),
+        _ => 0,
+    }
+}
+
+/// [`gradient_to_few_outputs_in_blocks`] for a batch of `GROUPS` vectors.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn in_blocks<const OUTPUTS: usize, const GROUPS: usize>(
+    simd: pulp::x86::V4,
+    combine: Combine,
+    delta: &[f32],
+    activated: &[f32],
+    target: &mut [f32],
+) -> usize {
+    use pulp::f32x16;
+    let batch = GROUPS * MAX_LANES;
+    let fan_in = target.len() / OUTPUTS;
+    let zero = simd.splat_f32s(0.0);
+    let mut errors = [[zero; GROUPS]; OUTPUTS];
+    for (errors, row) in errors.iter_mut().zip(delta.chunks_exact(batch)) {
+        for (errors, values) in errors.iter_mut().zip(row.chunks_exact(MAX_LANES)) {
+            *errors = load_whole(values);
+        }
+    }
+    let blocks = fan_in / LANE_SUM_BLOCK;
+    let rows = activated[..blocks * LANE_SUM_BLOCK * batch].chunks_exact(LANE_SUM_BLOCK * batch);
+    for (block, rows) in rows.enumerate() {
+        // Unit 4j + q's partial sums at position j + 4q: the shuffles below then leave unit u's
+        // sum in lane u.
+        let mut by_position = [[zero; OUTPUTS]; LANE_SUM_BLOCK];
+        for (unit, row) in rows.chunks_exact(batch).enumerate() {
+            let mut sums = [zero; OUTPUTS];
+            for (group, values) in row.chunks_exact(MAX_LANES).enumerate() {
+                let values: f32x16 = load_whole(values);
+                for (sum, errors) in sums.iter_mut().zip(&errors) {
+                    *sum = simd.mul_add_f32s(errors[group], values, *sum);
+                }
+            }
+            by_position[unit / 4 + 4 * (unit % 4)] = sums;
+        }
+        for class in 0..OUTPUTS {
+            let gradients = sums_across_lanes(simd, &by_position, class);
+            let at = class * fan_in + block * LANE_SUM_BLOCK;
+            let slot = &mut target[at..at + LANE_SUM_BLOCK];
+            let combined = match combine {
+                Combine::Replace => gradients,
+                Combine::Fold { keep, scale } => {
+                    let kept = simd.mul_f32s(simd.splat_f32s(keep), load_whole(slot));
+                    simd.mul_add_f32s(simd.splat_f32s(scale), gradients, kept)
+                }
+            };
+            slot.copy_from_slice(bytemuck::cast_slice(std::slice::from_ref(&combined)));
+        }
+    }
+    blocks * LANE_SUM_BLOCK
+}
+
+/// The sums across the lanes of the 16 vectors `partials[·][class]`, in one vector: lane 4j + q
+/// holds the sum of `partials[j + 4q][class]`. Each is added as [`Simd::reduce_sum_f32s`] adds one
+/// vector: lane l with lane l + 8, then l with l + 4, l with l + 2 and l with l + 1, lower lanes
+/// first; here four levels of shuffles pair the vectors' halves, quarters, … so that each add
+/// works for several vectors at once.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sums_across_lanes<const OUTPUTS: usize>(
+    simd: pulp::x86::V4,
+    partials: &[[pulp::f32x16; OUTPUTS]; LANE_SUM_BLOCK],
+    class: usize,
+) -> pulp::f32x16 {
+    use pulp::{cast, f32x16};
+    let f = simd.avx512f;
+    let zero = simd.splat_f32s(0.0);
+    // Lanes 0–7: the halves of one vector added, lanes 8–15: those of the next.
+    let mut halves = [zero; 8];
+    for (pair, halves) in halves.iter_mut().enumerate() {
+        let (a, b) = (
+            cast!(partials[2 * pair][class]),
+            cast!(partials[2 * pair + 1][class]),
+        );
+        let low: f32x16 = cast!(f._mm512_shuffle_f32x4::<0b01_00_01_00>(a, b));
+        let high: f32x16 = cast!(f._mm512_shuffle_f32x4::<0b11_10_11_10>(a, b));
+        *halves = simd.add_f32s(low, high);
+    }
+    // 128-bit block k: the quarters of the half that lands there, added.
+    let mut quarters = [zero; 4];
+    for (pair, quarters) in quarters.iter_mut().enumerate() {
+        let (a, b) = (cast!(halves[2 * pair]), cast!(halves[2 * pair + 1]));
+        let low: f32x16 = cast!(f._mm512_shuffle_f32x4::<0b10_00_10_00>(a, b));
+        let high: f32x16 = cast!(f._mm512_shuffle_f32x4::<0b11_01_11_01>(a, b));
+        *quarters = simd.add_f32s(low, high);
+    }
+    // Within each block: lanes 0–1 one quarter's pairs added, lanes 2–3 the next one's.
+    let mut pairs = [zero; 2];
+    for (pair, pairs) in pairs.iter_mut().enumerate() {
+        let (a, b) = (cast!(quarters[2 * pair]), cast!(quarters[2 * pair + 1]));
+        let low: f32x16 = cast!(f._mm512_shuffle_ps::<0b01_00_01_00>(a, b));
+        let high: f32x16 = cast!(f._mm512_shuffle_ps::<0b11_10_11_10>(a, b));
+        *pairs = simd.add_f32s(low, high);
+    }
+    let (a, b) = (cast!(pairs[0]), cast!(pairs[1]));
+    let low: f32x16 = cast!(f._mm512_shuffle_ps::<0b10_00_10_00>(a, b));
+    let high: f32x16 = cast!(f._mm512_shuffle_ps::<0b11_01_11_01>(a, b));
+    simd.add_f32s(low, high)
 }
 
 /// The whole vector `values` (exactly one vector long).
@@ -1077,9 +1241,9 @@ mod tests {
     #[test]
     fn the_weight_gradient_of_few_inputs_is_combined_as_told_and_matches_f64() {
         // One vector of features, two whole ones, one and an overlapping last one; units that
-        // fill blocks of four and units left over.
+        // fill blocks of eight and units left over.
         for fan_in in [1, 5, 16, 20, 32] {
-            for (fan_out, batch) in [(8, 32), (13, 7), (3, 45)] {
+            for (fan_out, batch) in [(8, 32), (13, 7), (3, 45), (21, 16)] {
                 let delta = values(fan_out * batch, 15);
                 let inputs = values(batch * fan_in, 16);
                 let start = values(fan_out * fan_in, 17);
@@ -1136,7 +1300,7 @@ mod tests {
     /// one lane at a time give the same bits, where this CPU has them.
     #[test]
     fn the_weight_gradient_to_few_outputs_does_not_depend_on_the_vector_width() {
-        for (fan_in, batch) in [(37, 32), (9, 45), (5, 7), (20, 64)] {
+        for (fan_in, batch) in [(37, 32), (9, 45), (5, 7), (20, 64), (70, 16), (33, 48)] {
             const OUTPUTS: usize = 4;
             let delta = values(OUTPUTS * batch, 35);
             let activated = values(fan_in * batch, 36);
