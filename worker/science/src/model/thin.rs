@@ -576,27 +576,69 @@ impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
             output,
         } = self;
         let lanes = lanes::<S>();
-        for start in (0..batch).step_by(lanes) {
-            let examples = lanes.min(batch - start);
-            let mut sums = [simd.splat_f32s(0.0); OUTPUTS];
-            if let Some(bias) = bias {
-                for (sum, &bias) in sums.iter_mut().zip(bias) {
-                    *sum = simd.splat_f32s(bias);
-                }
+        let rows: [&[f32]; OUTPUTS] =
+            std::array::from_fn(|output| &weights[output * fan_in..(output + 1) * fan_in]);
+        let layer = (simd, rows, bias, activated, batch);
+        let mut start = 0;
+        // Two vectors of examples at a time where there are two: each output's sum over the
+        // units is one chain of multiply-adds per example, which alone would wait on each step's
+        // latency.
+        while batch - start > lanes {
+            let second = lanes.min(batch - start - lanes);
+            let examples = [lanes, second];
+            if second == lanes {
+                outputs_over_units(layer, [start, start + lanes], examples, load_whole, output);
+            } else {
+                let partial = |values: &[f32]| load(simd, values);
+                outputs_over_units(layer, [start, start + lanes], examples, partial, output);
             }
-            for unit in 0..fan_in {
-                let at = unit * batch + start;
-                let values = load(simd, &activated[at..at + examples]);
-                // Rows zipped rather than indexed, so that no index is checked in the loop.
-                for (sum, row) in sums.iter_mut().zip(weights.chunks_exact(fan_in)) {
-                    let weight = simd.splat_f32s(row[unit]);
-                    *sum = simd.mul_add_f32s(weight, values, *sum);
-                }
+            start += lanes + second;
+        }
+        if start < batch {
+            let partial = |values: &[f32]| load(simd, values);
+            outputs_over_units(layer, [start], [batch - start], partial, output);
+        }
+    }
+}
+
+/// [`FewOutputs`] for `VECTORS` vectors of examples, from `starts`, `examples` long, read by
+/// `read`: the layer as (its SIMD, each output's weights, its biases, its inputs, the batch).
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn outputs_over_units<S: Simd, const OUTPUTS: usize, const VECTORS: usize>(
+    (simd, rows, bias, activated, batch): (S, [&[f32]; OUTPUTS], Option<&[f32]>, &[f32], usize),
+    starts: [usize; VECTORS],
+    examples: [usize; VECTORS],
+    read: impl Fn(&[f32]) -> S::f32s,
+    output: &mut [f32],
+) {
+    let zero = simd.splat_f32s(0.0);
+    let mut sums = [[zero; VECTORS]; OUTPUTS];
+    if let Some(bias) = bias {
+        for (sums, &bias) in sums.iter_mut().zip(bias) {
+            *sums = [simd.splat_f32s(bias); VECTORS];
+        }
+    }
+    for (unit, inputs) in activated
+        .chunks_exact(batch)
+        .take(rows[0].len())
+        .enumerate()
+    {
+        let mut values = [zero; VECTORS];
+        for ((values, &start), &examples) in values.iter_mut().zip(&starts).zip(&examples) {
+            *values = read(&inputs[start..start + examples]);
+        }
+        for (sums, row) in sums.iter_mut().zip(&rows) {
+            let weight = simd.splat_f32s(row[unit]);
+            for (sum, &values) in sums.iter_mut().zip(&values) {
+                *sum = simd.mul_add_f32s(weight, values, *sum);
             }
-            for (class, &sum) in sums.iter().enumerate() {
-                let at = class * batch + start;
-                store(simd, &mut output[at..at + examples], sum);
-            }
+        }
+    }
+    for (class, sums) in sums.iter().enumerate() {
+        for ((&sum, &start), &examples) in sums.iter().zip(&starts).zip(&examples) {
+            let at = class * batch + start;
+            store(simd, &mut output[at..at + examples], sum);
         }
     }
 }
@@ -671,33 +713,87 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
             band,
         } = self;
         let lanes = lanes::<S>();
-        let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
-        for start in (0..batch).step_by(lanes) {
-            let examples = lanes.min(batch - start);
-            let mut errors = [zero; OUTPUTS];
-            for (class, error) in errors.iter_mut().enumerate() {
-                let at = class * batch + start;
-                *error = load(simd, &delta[at..at + examples]);
+        // Each output's weights to the band's units, and the band's inputs.
+        let rows: [&[f32]; OUTPUTS] = std::array::from_fn(|output| {
+            &weights[output * fan_in + units.start..output * fan_in + units.end]
+        });
+        let activated = &activated[units.start * batch..units.end * batch];
+        let layer = (simd, rows, delta, activated, batch);
+        let relu = activation == Activation::Relu;
+        let mut start = 0;
+        // Two vectors of examples at a time where there are two, so that each weight is
+        // broadcast once for both.
+        while batch - start > lanes {
+            let second = lanes.min(batch - start - lanes);
+            let part = ([start, start + lanes], [lanes, second]);
+            match (relu, second == lanes) {
+                (true, true) => errors_over_units::<_, _, 2, true>(layer, part, load_whole, band),
+                (false, true) => errors_over_units::<_, _, 2, false>(layer, part, load_whole, band),
+                (true, false) => errors_over_units::<_, _, 2, true>(
+                    layer,
+                    part,
+                    |values| load(simd, values),
+                    band,
+                ),
+                (false, false) => errors_over_units::<_, _, 2, false>(
+                    layer,
+                    part,
+                    |values| load(simd, values),
+                    band,
+                ),
             }
-            for unit in units.clone() {
-                let mut sum = zero;
-                for (&error, row) in errors.iter().zip(weights.chunks_exact(fan_in)) {
-                    let weight = simd.splat_f32s(row[unit]);
-                    sum = simd.mul_add_f32s(weight, error, sum);
-                }
-                let at = unit * batch + start;
-                let values = load(simd, &activated[at..at + examples]);
-                let error = match activation {
-                    Activation::Relu => {
-                        simd.select_f32s(simd.less_than_or_equal_f32s(values, zero), zero, sum)
-                    }
-                    Activation::Tanh => {
-                        simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
-                    }
-                };
-                let at = at - units.start * batch;
-                store(simd, &mut band[at..at + examples], error);
+            start += lanes + second;
+        }
+        if start < batch {
+            let part = ([start], [batch - start]);
+            let partial = |values: &[f32]| load(simd, values);
+            match relu {
+                true => errors_over_units::<_, _, 1, true>(layer, part, partial, band),
+                false => errors_over_units::<_, _, 1, false>(layer, part, partial, band),
             }
+        }
+    }
+}
+
+/// [`SendBack`] for `VECTORS` vectors of examples, `part` = (where they start, how many examples
+/// each holds), read by `read`, with ReLU or tanh as σ: the layer as (its SIMD, each output's
+/// weights to the band's units, the output errors, the band's σ(z), the batch).
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn errors_over_units<S: Simd, const OUTPUTS: usize, const VECTORS: usize, const RELU: bool>(
+    (simd, rows, delta, activated, batch): (S, [&[f32]; OUTPUTS], &[f32], &[f32], usize),
+    (starts, examples): ([usize; VECTORS], [usize; VECTORS]),
+    read: impl Fn(&[f32]) -> S::f32s,
+    band: &mut [f32],
+) {
+    let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
+    let mut errors = [[zero; VECTORS]; OUTPUTS];
+    for (class, errors) in errors.iter_mut().enumerate() {
+        for ((error, &start), &examples) in errors.iter_mut().zip(&starts).zip(&examples) {
+            let at = class * batch + start;
+            *error = read(&delta[at..at + examples]);
+        }
+    }
+    let units = activated
+        .chunks_exact(batch)
+        .zip(band.chunks_exact_mut(batch));
+    for (unit, (values, sent)) in units.enumerate() {
+        let mut weights = [zero; OUTPUTS];
+        for (weight, row) in weights.iter_mut().zip(&rows) {
+            *weight = simd.splat_f32s(row[unit]);
+        }
+        for (vector, (&start, &examples)) in starts.iter().zip(&examples).enumerate() {
+            let mut sum = zero;
+            for (&weight, errors) in weights.iter().zip(&errors) {
+                sum = simd.mul_add_f32s(weight, errors[vector], sum);
+            }
+            let values = read(&values[start..start + examples]);
+            let error = if RELU {
+                simd.select_f32s(simd.less_than_or_equal_f32s(values, zero), zero, sum)
+            } else {
+                simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
+            };
+            store(simd, &mut sent[start..start + examples], error);
         }
     }
 }
