@@ -189,59 +189,85 @@ impl WithSimd for FewInputs<'_> {
             band,
         } = self;
         let lanes = lanes::<S>();
-        let zero = simd.splat_f32s(0.0);
-        // The inputs of one vector of examples, feature by feature.
-        let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES];
-        for start in (0..batch).step_by(lanes) {
-            let examples = lanes.min(batch - start);
-            for (example, row) in inputs[start * fan_in..(start + examples) * fan_in]
-                .chunks_exact(fan_in)
-                .enumerate()
-            {
-                for (feature, &value) in row.iter().enumerate() {
-                    by_feature[feature * lanes + example] = value;
-                }
-            }
-            // Loops rather than `array::from_fn` here and below: its closures are not always
-            // inlined into the vector code.
-            let mut features = [zero; FEW_INPUTS];
-            for (feature, values) in features[..fan_in].iter_mut().enumerate() {
-                *values = load(simd, &by_feature[feature * lanes..(feature + 1) * lanes]);
-            }
-            let mut place = Place {
+        let layer = (simd, weights, bias, inputs, fan_in, batch, relu);
+        let mut start = 0;
+        // Two vectors of examples at a time where there are two: each weight is then broadcast
+        // once for both, and the units' sums form twice as many chains of multiply-adds in
+        // flight.
+        while batch - start > lanes {
+            let second = lanes.min(batch - start - lanes);
+            let place = Place {
                 band: &mut *band,
                 first_unit: units.start,
                 batch,
-                start,
-                examples,
+                starts: [start, start + lanes],
+                examples: [lanes, second],
             };
-            let mut first = units.start;
-            while first + UNIT_BLOCK <= units.end {
-                unit_block(
-                    simd,
-                    &features[..fan_in],
-                    weights,
-                    bias,
-                    first,
-                    UNIT_BLOCK,
-                    relu,
-                    &mut place,
-                );
-                first += UNIT_BLOCK;
-            }
-            for unit in first..units.end {
-                unit_block(
-                    simd,
-                    &features[..fan_in],
-                    weights,
-                    bias,
-                    unit,
-                    1,
-                    relu,
-                    &mut place,
-                );
+            outputs_of_units(layer, units.clone(), place);
+            start += lanes + second;
+        }
+        if start < batch {
+            let place = Place {
+                band: &mut *band,
+                first_unit: units.start,
+                batch,
+                starts: [start],
+                examples: [batch - start],
+            };
+            outputs_of_units(layer, units.clone(), place);
+        }
+    }
+}
+
+/// [`FewInputs`] for the `VECTORS` vectors of examples of `place`: the layer as (its SIMD, its
+/// weights, its biases, its inputs, its fan-in, the batch, whether σ is ReLU).
+#[allow(clippy::type_complexity)]
+#[inline(always)]
+fn outputs_of_units<S: Simd, const VECTORS: usize>(
+    (simd, weights, bias, inputs, fan_in, batch, relu): (
+        S,
+        &[f32],
+        Option<&[f32]>,
+        &[f32],
+        usize,
+        usize,
+        bool,
+    ),
+    units: Range<usize>,
+    mut place: Place<'_, VECTORS>,
+) {
+    let lanes = lanes::<S>();
+    let zero = simd.splat_f32s(0.0);
+    // The inputs of each vector of examples, feature by feature.
+    let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES * 2];
+    for (vector, (&start, &examples)) in place.starts.iter().zip(&place.examples).enumerate() {
+        let rows = inputs[start * fan_in..(start + examples) * fan_in].chunks_exact(fan_in);
+        for (example, row) in rows.enumerate() {
+            for (feature, &value) in row.iter().enumerate() {
+                by_feature[(feature * VECTORS + vector) * lanes + example] = value;
             }
         }
+    }
+    debug_assert!(batch == place.batch);
+    // Loops rather than `array::from_fn` here and below: its closures are not always inlined
+    // into the vector code.
+    let mut features = [[zero; VECTORS]; FEW_INPUTS];
+    for (feature, values) in features[..fan_in].iter_mut().enumerate() {
+        for (vector, values) in values.iter_mut().enumerate() {
+            let at = (feature * VECTORS + vector) * lanes;
+            *values = load(simd, &by_feature[at..at + lanes]);
+        }
+    }
+    let features = &features[..fan_in];
+    let mut first = units.start;
+    while first + UNIT_BLOCK <= units.end {
+        unit_block(
+            simd, features, weights, bias, first, UNIT_BLOCK, relu, &mut place,
+        );
+        first += UNIT_BLOCK;
+    }
+    for unit in first..units.end {
+        unit_block(simd, features, weights, bias, unit, 1, relu, &mut place);
     }
 }
 
@@ -474,52 +500,57 @@ fn combine_into<S: Simd>(
     }
 }
 
-/// Where a kernel writes one vector of examples of a band's units.
-struct Place<'a> {
+/// Where a kernel writes `VECTORS` vectors of examples of a band's units.
+struct Place<'a, const VECTORS: usize> {
     band: &'a mut [f32],
     first_unit: usize,
     batch: usize,
-    start: usize,
-    examples: usize,
+    starts: [usize; VECTORS],
+    examples: [usize; VECTORS],
 }
 
-/// σ(b + Σ_k W_{u,k} x_k) for `count` (at most [`UNIT_BLOCK`]) units from `first`, over one
-/// vector of examples given feature by feature, stored in `place`.
+/// σ(b + Σ_k W_{u,k} x_k) for `count` (at most [`UNIT_BLOCK`]) units from `first`, over the
+/// vectors of examples of `place`, given feature by feature, stored in `place`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn unit_block<S: Simd>(
+fn unit_block<S: Simd, const VECTORS: usize>(
     simd: S,
-    features: &[S::f32s],
+    features: &[[S::f32s; VECTORS]],
     weights: &[f32],
     bias: Option<&[f32]>,
     first: usize,
     count: usize,
     relu: bool,
-    place: &mut Place<'_>,
+    place: &mut Place<'_, VECTORS>,
 ) {
     let fan_in = features.len();
     let zero = simd.splat_f32s(0.0);
-    let mut sums = [zero; UNIT_BLOCK];
+    let mut sums = [[zero; VECTORS]; UNIT_BLOCK];
     if let Some(bias) = bias {
-        for (sum, &bias) in sums[..count].iter_mut().zip(&bias[first..first + count]) {
-            *sum = simd.splat_f32s(bias);
+        for (sums, &bias) in sums[..count].iter_mut().zip(&bias[first..first + count]) {
+            *sums = [simd.splat_f32s(bias); VECTORS];
         }
     }
     let rows = weights[first * fan_in..(first + count) * fan_in].chunks_exact(fan_in);
-    for (feature, &values) in features.iter().enumerate() {
-        for (sum, row) in sums[..count].iter_mut().zip(rows.clone()) {
+    for (feature, values) in features.iter().enumerate() {
+        for (sums, row) in sums[..count].iter_mut().zip(rows.clone()) {
             let weight = simd.splat_f32s(row[feature]);
-            *sum = simd.mul_add_f32s(weight, values, *sum);
+            for (sum, &values) in sums.iter_mut().zip(values) {
+                *sum = simd.mul_add_f32s(weight, values, *sum);
+            }
         }
     }
-    for (unit, &sum) in sums[..count].iter().enumerate() {
-        let sum = if relu {
-            simd.select_f32s(simd.less_than_f32s(sum, zero), zero, sum)
-        } else {
-            sum
-        };
-        let at = (first + unit - place.first_unit) * place.batch + place.start;
-        store(simd, &mut place.band[at..at + place.examples], sum);
+    for (unit, sums) in sums[..count].iter().enumerate() {
+        let row = (first + unit - place.first_unit) * place.batch;
+        for ((&sum, &start), &examples) in sums.iter().zip(&place.starts).zip(&place.examples) {
+            let sum = if relu {
+                simd.select_f32s(simd.less_than_f32s(sum, zero), zero, sum)
+            } else {
+                sum
+            };
+            let at = row + start;
+            store(simd, &mut place.band[at..at + examples], sum);
+        }
     }
 }
 
