@@ -178,6 +178,7 @@ impl Mlp {
             "parameter vector has the wrong length"
         );
         let last = self.layers.len() - 1;
+        workspace.largest_first_output = None;
         for (index, layer) in self.layers.iter().enumerate() {
             let (earlier, current) = workspace.activations.split_at_mut(index);
             let input = if index == 0 {
@@ -194,7 +195,7 @@ impl Mlp {
             let bias = layer.bias_range().map(|range| &parameters[range]);
             let hidden_activation = (index < last).then_some(self.activation);
             if index == 0 && layer.fan_in <= thin::FEW_INPUTS {
-                thin::forward_from_few_inputs(
+                workspace.largest_first_output = Some(thin::forward_from_few_inputs(
                     &parameters[layer.weight_range()],
                     bias,
                     &inputs[..batch * layer.fan_in],
@@ -203,7 +204,7 @@ impl Mlp {
                     hidden_activation,
                     output,
                     self.threads,
-                );
+                ));
                 continue;
             }
             if index > 0 && layer.fan_out <= thin::FEW_OUTPUTS {
@@ -343,6 +344,7 @@ impl Mlp {
             delta_previous,
             sent_back,
             bias_gradient,
+            largest_first_output,
             ..
         } = workspace;
 
@@ -375,14 +377,17 @@ impl Mlp {
             }
         }
 
+        // The largest |Δ| of the error a layer sent back, where its kernel noted it.
+        let mut largest_sent_back = None;
         for index in (0..=last).rev() {
             let layer = self.layers[index];
+            let largest_delta = largest_sent_back.take();
             // Δᵀ: fan_out × batch.
             let delta_view =
                 MatrixView::row_major(&delta[..layer.fan_out * batch], layer.fan_out, batch);
             // The error is sent back through the weights before the sink may change them.
             if index > 0 && layer.fan_out <= thin::FEW_OUTPUTS {
-                thin::send_back_through_few_outputs(
+                largest_sent_back = Some(thin::send_back_through_few_outputs(
                     &sink.parameters()[layer.weight_range()],
                     &delta[..layer.fan_out * batch],
                     &activations[index - 1][..layer.fan_in * batch],
@@ -390,7 +395,7 @@ impl Mlp {
                     self.activation,
                     &mut delta_previous[..layer.fan_in * batch],
                     self.threads,
-                );
+                ));
             } else if index > 0 {
                 let sent = &mut sent_back[..batch * layer.fan_in];
                 multiply(
@@ -424,7 +429,13 @@ impl Mlp {
             } else {
                 &activations[index - 1][..layer.fan_in * batch]
             };
-            sink.bound_change(&layer, &delta[..layer.fan_out * batch], input_values, batch);
+            let largest_input = (index == 1).then_some(*largest_first_output).flatten();
+            sink.bound_change(
+                &layer,
+                (&delta[..layer.fan_out * batch], largest_delta),
+                (input_values, largest_input),
+                batch,
+            );
             let (target, combine) = sink.weights(&layer);
             if index == 0 && layer.fan_in <= thin::FEW_INPUTS {
                 thin::weight_gradient_of_few_inputs(
@@ -530,8 +541,15 @@ impl GradientSink<'_> {
 
     /// For a descent, adds a bound on how far the layer's gradient moves any of its parameters:
     /// a weight's gradient Σ_b Δ_b X_b is at most batch · max|Δ| · max|X| in magnitude, a bias's
-    /// at most batch · max|Δ|. Sums keep a NaN that a maximum would drop.
-    fn bound_change(&mut self, layer: &LayerShape, delta: &[f32], input: &[f32], batch: usize) {
+    /// at most batch · max|Δ|. Sums keep a NaN that a maximum would drop. `delta` and `input` come
+    /// with their largest magnitudes where a kernel noted them as it wrote them.
+    fn bound_change(
+        &mut self,
+        layer: &LayerShape,
+        (delta, largest_delta): (&[f32], Option<f32>),
+        (input, largest_input): (&[f32], Option<f32>),
+        batch: usize,
+    ) {
         let Self::Descend {
             learning_rate,
             largest_change,
@@ -542,7 +560,12 @@ impl GradientSink<'_> {
         };
         let (largest_delta, largest_input) = on_widest_simd(
             #[inline(always)]
-            || (largest_magnitude(delta), largest_magnitude(input)),
+            || {
+                (
+                    largest_delta.unwrap_or_else(|| largest_magnitude(delta)),
+                    largest_input.unwrap_or_else(|| largest_magnitude(input)),
+                )
+            },
         );
         let bias = if layer.bias_range().is_some() {
             1.0
@@ -683,6 +706,9 @@ pub struct Workspace {
     sent_back: Vec<f32>,
     /// One layer's bias gradient, summed over the batch.
     bias_gradient: Vec<f32>,
+    /// The largest |output| of the first layer in the last forward pass, where its kernel noted
+    /// it: the second layer's bound on its change reads it instead of the activations.
+    largest_first_output: Option<f32>,
     capacity: usize,
     batch: usize,
 }
@@ -701,6 +727,7 @@ impl Workspace {
             delta_previous: vec![0.0; capacity * widest],
             sent_back: vec![0.0; capacity * widest],
             bias_gradient: vec![0.0; widest],
+            largest_first_output: None,
             capacity,
             batch: 0,
         }

@@ -17,11 +17,13 @@
 //! neither on the thread count nor on the CPU.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use pulp::{Arch, Simd, WithSimd};
 use vocabulary::Activation;
 
 use crate::model::matmul::Combine;
+use crate::model::simd::{largest_magnitude, on_widest_simd};
 use crate::model::team::share_out_chunks;
 
 /// A layer reading at most this many inputs goes through [`forward_from_few_inputs`] and
@@ -117,7 +119,8 @@ macro_rules! with_outputs {
 /// `output` (fan_out × batch) = σ(W X + b) for a layer with at most [`FEW_INPUTS`] inputs:
 /// `weights` fan_out × fan_in row-major, `inputs` batch × fan_in row-major (examples as they come
 /// from the data set), `bias` fan_out values or none. σ is applied when `activation` is given.
-/// Runs on up to `threads` threads.
+/// Runs on up to `threads` threads. Returns the output's [`largest_magnitude`], taken as it is
+/// written, so that a step's bound on its change needs no pass of its own.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_from_few_inputs(
     weights: &[f32],
@@ -128,7 +131,7 @@ pub fn forward_from_few_inputs(
     activation: Option<Activation>,
     output: &mut [f32],
     threads: usize,
-) {
+) -> f32 {
     assert!(
         (1..=FEW_INPUTS).contains(&fan_in),
         "{fan_in} inputs is not few"
@@ -136,13 +139,14 @@ pub fn forward_from_few_inputs(
     let fan_out = weights.len() / fan_in;
     assert!(weights.len() == fan_out * fan_in && inputs.len() >= batch * fan_in);
     assert!(output.len() >= fan_out * batch && bias.is_none_or(|bias| bias.len() == fan_out));
+    let largest = AtomicU32::new(0);
     in_unit_bands(
         &mut output[..fan_out * batch],
         batch,
         fan_in,
         threads,
         &|units, band| {
-            Arch::new().dispatch(FewInputs {
+            let mut band_largest = Arch::new().dispatch(FewInputs {
                 weights,
                 bias,
                 inputs,
@@ -156,9 +160,15 @@ pub fn forward_from_few_inputs(
                 for value in band.iter_mut() {
                     *value = value.tanh();
                 }
+                band_largest = on_widest_simd(
+                    #[inline(always)]
+                    || largest_magnitude(band),
+                );
             }
+            largest.fetch_max(band_largest.to_bits(), Ordering::Relaxed);
         },
     );
+    f32::from_bits(largest.into_inner())
 }
 
 /// [`forward_from_few_inputs`] for the units `units`, written to `band` (their rows of the output).
@@ -174,10 +184,11 @@ struct FewInputs<'a> {
 }
 
 impl WithSimd for FewInputs<'_> {
-    type Output = ();
+    /// The largest magnitude written.
+    type Output = f32;
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
         let Self {
             weights,
             bias,
@@ -190,6 +201,7 @@ impl WithSimd for FewInputs<'_> {
         } = self;
         let lanes = lanes::<S>();
         let layer = (simd, weights, bias, inputs, fan_in, batch, relu);
+        let mut largest = simd.splat_u32s(0);
         let mut start = 0;
         // Two vectors of examples at a time where there are two: each weight is then broadcast
         // once for both, and the units' sums form twice as many chains of multiply-adds in
@@ -203,7 +215,7 @@ impl WithSimd for FewInputs<'_> {
                 starts: [start, start + lanes],
                 examples: [lanes, second],
             };
-            outputs_of_units(layer, units.clone(), place);
+            largest = outputs_of_units(layer, units.clone(), place, largest);
             start += lanes + second;
         }
         if start < batch {
@@ -214,8 +226,9 @@ impl WithSimd for FewInputs<'_> {
                 starts: [start],
                 examples: [batch - start],
             };
-            outputs_of_units(layer, units.clone(), place);
+            largest = outputs_of_units(layer, units.clone(), place, largest);
         }
+        largest_of(largest)
     }
 }
 
@@ -235,7 +248,8 @@ fn outputs_of_units<S: Simd, const VECTORS: usize>(
     ),
     units: Range<usize>,
     mut place: Place<'_, VECTORS>,
-) {
+    mut largest: S::u32s,
+) -> S::u32s {
     let lanes = lanes::<S>();
     let zero = simd.splat_f32s(0.0);
     // The inputs of each vector of examples, feature by feature.
@@ -261,14 +275,19 @@ fn outputs_of_units<S: Simd, const VECTORS: usize>(
     let features = &features[..fan_in];
     let mut first = units.start;
     while first + UNIT_BLOCK <= units.end {
-        unit_block(
-            simd, features, weights, bias, first, UNIT_BLOCK, relu, &mut place,
+        let block = (first, UNIT_BLOCK);
+        largest = unit_block(
+            simd, features, weights, bias, block, relu, &mut place, largest,
         );
         first += UNIT_BLOCK;
     }
     for unit in first..units.end {
-        unit_block(simd, features, weights, bias, unit, 1, relu, &mut place);
+        let block = (unit, 1);
+        largest = unit_block(
+            simd, features, weights, bias, block, relu, &mut place, largest,
+        );
     }
+    largest
 }
 
 /// The weight gradient G = Δ Xᵀ of a layer with at most [`FEW_INPUTS`] inputs, combined into
@@ -510,7 +529,8 @@ struct Place<'a, const VECTORS: usize> {
 }
 
 /// σ(b + Σ_k W_{u,k} x_k) for `count` (at most [`UNIT_BLOCK`]) units from `first`, over the
-/// vectors of examples of `place`, given feature by feature, stored in `place`.
+/// vectors of examples of `place`, given feature by feature, stored in `place`; `largest` is
+/// raised to the bits of the largest magnitude stored.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn unit_block<S: Simd, const VECTORS: usize>(
@@ -518,11 +538,11 @@ fn unit_block<S: Simd, const VECTORS: usize>(
     features: &[[S::f32s; VECTORS]],
     weights: &[f32],
     bias: Option<&[f32]>,
-    first: usize,
-    count: usize,
+    (first, count): (usize, usize),
     relu: bool,
     place: &mut Place<'_, VECTORS>,
-) {
+    mut largest: S::u32s,
+) -> S::u32s {
     let fan_in = features.len();
     let zero = simd.splat_f32s(0.0);
     let mut sums = [[zero; VECTORS]; UNIT_BLOCK];
@@ -549,9 +569,10 @@ fn unit_block<S: Simd, const VECTORS: usize>(
                 sum
             };
             let at = row + start;
-            store(simd, &mut place.band[at..at + examples], sum);
+            largest = store_noting_largest(simd, &mut place.band[at..at + examples], sum, largest);
         }
     }
+    largest
 }
 
 /// `output` (fan_out × batch) = W A + b for a layer with at most [`FEW_OUTPUTS`] outputs:
@@ -677,7 +698,8 @@ fn outputs_over_units<S: Simd, const OUTPUTS: usize, const VECTORS: usize>(
 /// `delta_previous` (fan_in × batch) = σ'(z) ⊙ (Wᵀ Δ), the error a layer with at most
 /// [`FEW_OUTPUTS`] outputs sends back to the hidden layer before it: `weights` fan_out × fan_in
 /// row-major, `delta` fan_out × batch, `activated` = σ(z) of the layer before (fan_in × batch),
-/// with σ' expressed through it. Runs on up to `threads` threads.
+/// with σ' expressed through it. Runs on up to `threads` threads. Returns the error's
+/// [`largest_magnitude`], taken as it is written.
 pub fn send_back_through_few_outputs(
     weights: &[f32],
     delta: &[f32],
@@ -686,7 +708,7 @@ pub fn send_back_through_few_outputs(
     activation: Activation,
     delta_previous: &mut [f32],
     threads: usize,
-) {
+) -> f32 {
     let fan_out = delta.len() / batch.max(1);
     assert!(
         (1..=FEW_OUTPUTS).contains(&fan_out),
@@ -695,26 +717,29 @@ pub fn send_back_through_few_outputs(
     let fan_in = weights.len() / fan_out;
     assert!(weights.len() == fan_out * fan_in && delta.len() == fan_out * batch);
     assert!(activated.len() >= fan_in * batch && delta_previous.len() >= fan_in * batch);
+    let largest = AtomicU32::new(0);
     in_unit_bands(
         &mut delta_previous[..fan_in * batch],
         batch,
         fan_out,
         threads,
         &|units, band| {
-            with_outputs!(fan_out, |OUTPUTS| Arch::new().dispatch(
-                SendBack::<OUTPUTS> {
-                    weights,
-                    delta,
-                    activated,
-                    fan_in,
-                    batch,
-                    activation,
-                    units,
-                    band,
-                }
-            ));
+            let band_largest = with_outputs!(fan_out, |OUTPUTS| Arch::new().dispatch(SendBack::<
+                OUTPUTS,
+            > {
+                weights,
+                delta,
+                activated,
+                fan_in,
+                batch,
+                activation,
+                units,
+                band,
+            }));
+            largest.fetch_max(band_largest.to_bits(), Ordering::Relaxed);
         },
     );
+    f32::from_bits(largest.into_inner())
 }
 
 struct SendBack<'a, const OUTPUTS: usize> {
@@ -729,10 +754,11 @@ struct SendBack<'a, const OUTPUTS: usize> {
 }
 
 impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
-    type Output = ();
+    /// The largest magnitude written.
+    type Output = f32;
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
         let Self {
             weights,
             delta,
@@ -751,43 +777,52 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
         let activated = &activated[units.start * batch..units.end * batch];
         let layer = (simd, rows, delta, activated, batch);
         let relu = activation == Activation::Relu;
+        let mut largest = simd.splat_u32s(0);
         let mut start = 0;
         // Two vectors of examples at a time where there are two, so that each weight is
         // broadcast once for both.
         while batch - start > lanes {
             let second = lanes.min(batch - start - lanes);
             let part = ([start, start + lanes], [lanes, second]);
-            match (relu, second == lanes) {
-                (true, true) => errors_over_units::<_, _, 2, true>(layer, part, load_whole, band),
-                (false, true) => errors_over_units::<_, _, 2, false>(layer, part, load_whole, band),
+            largest = match (relu, second == lanes) {
+                (true, true) => {
+                    errors_over_units::<_, _, 2, true>(layer, part, load_whole, band, largest)
+                }
+                (false, true) => {
+                    errors_over_units::<_, _, 2, false>(layer, part, load_whole, band, largest)
+                }
                 (true, false) => errors_over_units::<_, _, 2, true>(
                     layer,
                     part,
                     |values| load(simd, values),
                     band,
+                    largest,
                 ),
                 (false, false) => errors_over_units::<_, _, 2, false>(
                     layer,
                     part,
                     |values| load(simd, values),
                     band,
+                    largest,
                 ),
-            }
+            };
             start += lanes + second;
         }
         if start < batch {
             let part = ([start], [batch - start]);
             let partial = |values: &[f32]| load(simd, values);
-            match relu {
-                true => errors_over_units::<_, _, 1, true>(layer, part, partial, band),
-                false => errors_over_units::<_, _, 1, false>(layer, part, partial, band),
-            }
+            largest = match relu {
+                true => errors_over_units::<_, _, 1, true>(layer, part, partial, band, largest),
+                false => errors_over_units::<_, _, 1, false>(layer, part, partial, band, largest),
+            };
         }
+        largest_of(largest)
     }
 }
 
 /// [`SendBack`] for `VECTORS` vectors of examples, `part` = (where they start, how many examples
-/// each holds), read by `read`, with ReLU or tanh as σ: the layer as (its SIMD, each output's
+/// each holds), read by `read`, with ReLU or tanh as σ, raising `largest` to the bits of the
+/// largest magnitude written: the layer as (its SIMD, each output's
 /// weights to the band's units, the output errors, the band's σ(z), the batch).
 #[allow(clippy::type_complexity)]
 #[inline(always)]
@@ -796,7 +831,8 @@ fn errors_over_units<S: Simd, const OUTPUTS: usize, const VECTORS: usize, const 
     (starts, examples): ([usize; VECTORS], [usize; VECTORS]),
     read: impl Fn(&[f32]) -> S::f32s,
     band: &mut [f32],
-) {
+    mut largest: S::u32s,
+) -> S::u32s {
     let (zero, one) = (simd.splat_f32s(0.0), simd.splat_f32s(1.0));
     let mut errors = [[zero; VECTORS]; OUTPUTS];
     for (class, errors) in errors.iter_mut().enumerate() {
@@ -824,9 +860,11 @@ fn errors_over_units<S: Simd, const OUTPUTS: usize, const VECTORS: usize, const 
             } else {
                 simd.mul_f32s(sum, simd.sub_f32s(one, simd.mul_f32s(values, values)))
             };
-            store(simd, &mut sent[start..start + examples], error);
+            let slot = &mut sent[start..start + examples];
+            largest = store_noting_largest(simd, slot, error, largest);
         }
     }
+    largest
 }
 
 /// Whether [`weight_gradient_to_few_outputs`] takes the weight gradient of a layer with
@@ -1152,6 +1190,37 @@ fn store<S: Simd>(simd: S, slot: &mut [f32], value: S::f32s) {
     }
 }
 
+/// Writes `value` to `slot` as [`store`] does, and returns `largest` raised, lane by lane, to the
+/// bits of the magnitudes written: with the sign cleared they order as the magnitudes do, a NaN
+/// above infinity, as in [`largest_magnitude`].
+#[inline(always)]
+fn store_noting_largest<S: Simd>(
+    simd: S,
+    slot: &mut [f32],
+    value: S::f32s,
+    largest: S::u32s,
+) -> S::u32s {
+    store(simd, slot, value);
+    // Only the lanes written count: a shorter slot is read back, with zeros beyond it.
+    let written = if slot.len() == lanes::<S>() {
+        value
+    } else {
+        load(simd, slot)
+    };
+    let magnitude = simd.and_u32s(
+        simd.transmute_u32s_f32s(written),
+        simd.splat_u32s(0x7fff_ffff),
+    );
+    simd.max_u32s(largest, magnitude)
+}
+
+/// The largest magnitude whose bits [`store_noting_largest`] kept in the lanes of `largest`.
+#[inline(always)]
+fn largest_of<V: bytemuck::Pod>(largest: V) -> f32 {
+    let lanes: &[u32] = bytemuck::cast_slice(std::slice::from_ref(&largest));
+    f32::from_bits(lanes.iter().copied().fold(0, u32::max))
+}
+
 /// Lanes of an f32 vector of `S`.
 #[inline(always)]
 fn lanes<S: Simd>() -> usize {
@@ -1233,7 +1302,7 @@ mod tests {
                 let inputs = values(batch * fan_in, 3);
                 let mut output = vec![f32::NAN; fan_out * batch];
                 let bias = bias.then_some(&biases[..]);
-                forward_from_few_inputs(
+                let largest = forward_from_few_inputs(
                     &weights,
                     bias,
                     &inputs,
@@ -1242,6 +1311,11 @@ mod tests {
                     activation,
                     &mut output,
                     1,
+                );
+                assert_eq!(
+                    largest,
+                    output.iter().fold(0.0f32, |m, value| m.max(value.abs())),
+                    "the largest output, {fan_in} → {fan_out}, batch {batch}"
                 );
                 let want: Vec<f64> = (0..fan_out * batch)
                     .map(|at| {
@@ -1262,6 +1336,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_largest_magnitude_written_keeps_a_nan() {
+        // A NaN input in the last, partial vector of examples.
+        let (fan_in, fan_out, batch) = (20, 37, 45);
+        let weights = values(fan_out * fan_in, 1);
+        let mut inputs = values(batch * fan_in, 3);
+        inputs[(batch - 1) * fan_in + 7] = f32::NAN;
+        let mut output = vec![0.0; fan_out * batch];
+        let relu = Some(Activation::Relu);
+        let largest =
+            forward_from_few_inputs(&weights, None, &inputs, fan_in, batch, relu, &mut output, 1);
+        assert!(largest.is_nan(), "forward: {largest}");
+        let (classes, last) = (4, values(4 * fan_out, 4));
+        let mut delta = values(classes * batch, 5);
+        delta[classes * batch - 1] = f32::NAN;
+        let activated = vec![1.0; fan_out * batch];
+        let mut sent = vec![0.0; fan_out * batch];
+        let relu = Activation::Relu;
+        let largest =
+            send_back_through_few_outputs(&last, &delta, &activated, batch, relu, &mut sent, 1);
+        assert!(largest.is_nan(), "sent back: {largest}");
     }
 
     #[test]
@@ -1314,8 +1411,13 @@ mod tests {
                     })
                     .collect();
                 let mut sent = vec![f32::NAN; fan_in * batch];
-                send_back_through_few_outputs(
+                let largest = send_back_through_few_outputs(
                     &weights, &delta, &activated, batch, activation, &mut sent, 1,
+                );
+                assert_eq!(
+                    largest,
+                    sent.iter().fold(0.0f32, |m, value| m.max(value.abs())),
+                    "the largest error sent back, {fan_in} ← {fan_out}, batch {batch}"
                 );
                 let want: Vec<f64> = (0..fan_in * batch)
                     .map(|at| {
