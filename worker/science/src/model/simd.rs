@@ -90,7 +90,8 @@ fn row_sums_in_blocks(simd: pulp::x86::V4, matrix: &[f32], cols: usize, sums: &m
             }
         }
         let columns = transposed(simd, lanes);
-        // `Iterator::sum` starts from −0.0, and −0.0 + x is x.
+        // `Iterator::sum` adds lane 0 to its start, ±0.0, which leaves it as it is: no lane
+        // holds −0.0.
         let mut total = columns[0];
         for &column in &columns[1..] {
             total = simd.add_f32s(total, column);

@@ -37,6 +37,8 @@ pub const FEW_OUTPUTS: usize = 16;
 const MAX_LANES: usize = 16;
 /// Units of a layer with few inputs formed together, sharing each load of the inputs.
 const UNIT_BLOCK: usize = 8;
+/// Vectors of examples the kernels take at a time, sharing each broadcast of a weight.
+const MAX_VECTORS: usize = 2;
 /// Below this many multiply-adds a product runs on the calling thread (as in `matmul.rs`).
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 23;
 /// Bands of units are a multiple of this long.
@@ -200,7 +202,7 @@ impl WithSimd for FewInputs<'_> {
             band,
         } = self;
         let lanes = lanes::<S>();
-        let layer = (simd, weights, bias, inputs, fan_in, batch, relu);
+        let layer = (simd, weights, bias, inputs, fan_in, relu);
         let mut largest = simd.splat_u32s(0);
         let mut start = 0;
         // Two vectors of examples at a time where there are two: each weight is then broadcast
@@ -232,20 +234,12 @@ impl WithSimd for FewInputs<'_> {
     }
 }
 
-/// [`FewInputs`] for the `VECTORS` vectors of examples of `place`: the layer as (its SIMD, its
-/// weights, its biases, its inputs, its fan-in, the batch, whether σ is ReLU).
+/// [`FewInputs`] for the `VECTORS` (at most [`MAX_VECTORS`]) vectors of examples of `place`: the
+/// layer as (its SIMD, its weights, its biases, its inputs, its fan-in, whether σ is ReLU).
 #[allow(clippy::type_complexity)]
 #[inline(always)]
 fn outputs_of_units<S: Simd, const VECTORS: usize>(
-    (simd, weights, bias, inputs, fan_in, batch, relu): (
-        S,
-        &[f32],
-        Option<&[f32]>,
-        &[f32],
-        usize,
-        usize,
-        bool,
-    ),
+    (simd, weights, bias, inputs, fan_in, relu): (S, &[f32], Option<&[f32]>, &[f32], usize, bool),
     units: Range<usize>,
     mut place: Place<'_, VECTORS>,
     mut largest: S::u32s,
@@ -253,7 +247,8 @@ fn outputs_of_units<S: Simd, const VECTORS: usize>(
     let lanes = lanes::<S>();
     let zero = simd.splat_f32s(0.0);
     // The inputs of each vector of examples, feature by feature.
-    let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES * 2];
+    const { assert!(VECTORS <= MAX_VECTORS) };
+    let mut by_feature = [0.0f32; FEW_INPUTS * MAX_LANES * MAX_VECTORS];
     for (vector, (&start, &examples)) in place.starts.iter().zip(&place.examples).enumerate() {
         let rows = inputs[start * fan_in..(start + examples) * fan_in].chunks_exact(fan_in);
         for (example, row) in rows.enumerate() {
@@ -262,7 +257,6 @@ fn outputs_of_units<S: Simd, const VECTORS: usize>(
             }
         }
     }
-    debug_assert!(batch == place.batch);
     // Loops rather than `array::from_fn` here and below: its closures are not always inlined
     // into the vector code.
     let mut features = [[zero; VECTORS]; FEW_INPUTS];
