@@ -625,6 +625,7 @@ impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
         let rows: [&[f32]; OUTPUTS] =
             std::array::from_fn(|output| &weights[output * fan_in..(output + 1) * fan_in]);
         let layer = (simd, rows, bias, activated, batch);
+        let partial = |values: &[f32]| load(simd, values);
         let mut start = 0;
         // Two vectors of examples at a time where there are two: each output's sum over the
         // units is one chain of multiply-adds per example, which alone would wait on each step's
@@ -635,13 +636,11 @@ impl<const OUTPUTS: usize> WithSimd for FewOutputs<'_, OUTPUTS> {
             if second == lanes {
                 outputs_over_units(layer, [start, start + lanes], examples, load_whole, output);
             } else {
-                let partial = |values: &[f32]| load(simd, values);
                 outputs_over_units(layer, [start, start + lanes], examples, partial, output);
             }
             start += lanes + second;
         }
         if start < batch {
-            let partial = |values: &[f32]| load(simd, values);
             outputs_over_units(layer, [start], [batch - start], partial, output);
         }
     }
@@ -771,6 +770,7 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
         let activated = &activated[units.start * batch..units.end * batch];
         let layer = (simd, rows, delta, activated, batch);
         let relu = activation == Activation::Relu;
+        let partial = |values: &[f32]| load(simd, values);
         let mut largest = simd.splat_u32s(0);
         let mut start = 0;
         // Two vectors of examples at a time where there are two, so that each weight is
@@ -785,26 +785,17 @@ impl<const OUTPUTS: usize> WithSimd for SendBack<'_, OUTPUTS> {
                 (false, true) => {
                     errors_over_units::<_, _, 2, false>(layer, part, load_whole, band, largest)
                 }
-                (true, false) => errors_over_units::<_, _, 2, true>(
-                    layer,
-                    part,
-                    |values| load(simd, values),
-                    band,
-                    largest,
-                ),
-                (false, false) => errors_over_units::<_, _, 2, false>(
-                    layer,
-                    part,
-                    |values| load(simd, values),
-                    band,
-                    largest,
-                ),
+                (true, false) => {
+                    errors_over_units::<_, _, 2, true>(layer, part, partial, band, largest)
+                }
+                (false, false) => {
+                    errors_over_units::<_, _, 2, false>(layer, part, partial, band, largest)
+                }
             };
             start += lanes + second;
         }
         if start < batch {
             let part = ([start], [batch - start]);
-            let partial = |values: &[f32]| load(simd, values);
             largest = match relu {
                 true => errors_over_units::<_, _, 1, true>(layer, part, partial, band, largest),
                 false => errors_over_units::<_, _, 1, false>(layer, part, partial, band, largest),
