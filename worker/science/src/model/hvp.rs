@@ -5,14 +5,21 @@
 //! products. No step size, no cancellation: the only error is f32 rounding inside a chunk.
 //!
 //! The training set is processed in chunks of `chunk` examples; each chunk's contribution is
-//! computed in f32 with `gemm` and accumulated into the f64 result, so the full-batch sum over
-//! many chunks loses nothing to f32 accumulation.
+//! computed in f32 and accumulated into the f64 result, so the full-batch sum over many chunks
+//! loses nothing to f32 accumulation.
+//!
+//! Values are held unit by unit (units × examples), as in `mlp.rs`, and a layer with a thin side
+//! goes through the kernels of `thin.rs` as the training step does; other layers use `gemm`. Each
+//! value and its directional derivative sit one after the other in a buffer, so that a sum of two
+//! products with a thin side is one thin product over both: R{z} = V a + W R{a} is [V | W] times
+//! [a ; R{a}], and Wᵀ R{δ} + Vᵀ δ is [W ; V]ᵀ times [R{δ} ; δ].
 
 use vocabulary::Activation;
 
-use crate::model::matmul::{MatrixView, multiply};
-use crate::model::mlp::{Mlp, flushed};
-use crate::model::simd::on_widest_simd;
+use crate::model::matmul::{Combine, MatrixView, multiply, multiply_combining};
+use crate::model::mlp::{LayerShape, Mlp, flushed};
+use crate::model::simd::{on_widest_simd, row_sums_in_lanes};
+use crate::model::thin;
 
 /// v ↦ ∇²R̂_n(Θ) v at fixed parameters Θ over a fixed labelled set, R̂_n the mean softmax
 /// cross-entropy of [`Mlp::loss_and_gradient`]. Holds its buffers, so `apply` allocates nothing.
@@ -23,16 +30,50 @@ pub struct HessianOperator<'a> {
     inputs: &'a [f32],
     labels: &'a [u32],
     chunk: usize,
-    /// Per layer, chunk × fan_out: activations σ(z) of hidden layers, logits z of the last.
-    activations: Vec<Vec<f32>>,
-    /// Per layer, chunk × fan_out: R{σ(z)} of hidden layers, R{z} of the last.
-    directional: Vec<Vec<f32>>,
-    delta: Vec<f32>,
-    delta_next: Vec<f32>,
-    r_delta: Vec<f32>,
-    r_delta_next: Vec<f32>,
+    /// Per layer, two fan_out × batch blocks one after the other: σ(z) then R{σ(z)} of a hidden
+    /// layer, z then R{z} of the last.
+    outputs: Vec<Vec<f32>>,
+    /// Two fan_out × batch blocks, R{δ} then δ, of the layer being differentiated, and of the
+    /// layer before it.
+    errors: Vec<f32>,
+    errors_previous: Vec<f32>,
+    /// Per layer whose forward pass is a thin product over its outputs: [V | W], row by row
+    /// (fan_out × 2 fan_in); empty for other layers. W's half is written once.
+    side_by_side: Vec<Vec<f32>>,
+    /// Per layer whose error is sent back by a thin product: [W ; V] (2 fan_out × fan_in); empty
+    /// for other layers. W's half is written once.
+    stacked: Vec<Vec<f32>>,
     direction: Vec<f32>,
     chunk_product: Vec<f32>,
+}
+
+/// Which products of a layer go through `thin.rs`, for a chunk of `batch` examples.
+#[derive(Debug, Clone, Copy)]
+struct ThinProducts {
+    /// The forward pass and the weight gradient of a first layer with few inputs.
+    few_inputs: bool,
+    /// The forward pass of a later layer with few outputs.
+    forward_to_few_outputs: bool,
+    /// The weight gradient of a later layer with few outputs.
+    gradient_to_few_outputs: bool,
+    /// R{δ} sent back through a later ReLU layer whose outputs, doubled, are still few (the
+    /// kernel applies ReLU's mask; tanh's R{δ} also needs δ without σ').
+    send_back: bool,
+}
+
+impl ThinProducts {
+    fn of(index: usize, layer: &LayerShape, activation: Activation, batch: usize) -> Self {
+        let later = index > 0;
+        Self {
+            few_inputs: index == 0 && layer.fan_in <= thin::FEW_INPUTS,
+            forward_to_few_outputs: later && layer.fan_out <= thin::FEW_OUTPUTS,
+            gradient_to_few_outputs: later
+                && thin::takes_gradient_to_few_outputs(layer.fan_out, layer.fan_in, batch),
+            send_back: later
+                && activation == Activation::Relu
+                && 2 * layer.fan_out <= thin::FEW_OUTPUTS,
+        }
+    }
 }
 
 impl<'a> HessianOperator<'a> {
@@ -60,30 +101,62 @@ impl<'a> HessianOperator<'a> {
             "the hessian of an empty set is undefined"
         );
         let chunk = chunk.clamp(1, labels.len());
-        let widest = mlp
-            .layers()
+        let layers = mlp.layers();
+        let widest = layers
             .iter()
             .map(|layer| layer.fan_in.max(layer.fan_out))
             .max()
             .unwrap_or(0);
-        let per_layer = || -> Vec<Vec<f32>> {
-            mlp.layers()
-                .iter()
-                .map(|layer| vec![0.0; chunk * layer.fan_out])
-                .collect()
+        // Whether a layer's forward pass and its error go through `thin.rs` does not depend on
+        // the chunk's size, only its weight gradient does.
+        let thin = |index: usize, layer: &LayerShape| {
+            ThinProducts::of(index, layer, mlp.activation(), chunk)
         };
+        let side_by_side = layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                if !thin(index, layer).forward_to_few_outputs {
+                    return Vec::new();
+                }
+                let mut joined = vec![0.0; 2 * layer.fan_out * layer.fan_in];
+                let weights = &parameters[layer.weight_range()];
+                for (row, weights) in joined
+                    .chunks_exact_mut(2 * layer.fan_in)
+                    .zip(weights.chunks_exact(layer.fan_in))
+                {
+                    row[layer.fan_in..].copy_from_slice(weights);
+                }
+                joined
+            })
+            .collect();
+        let stacked = layers
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                if !thin(index, layer).send_back {
+                    return Vec::new();
+                }
+                let mut joined = vec![0.0; 2 * layer.fan_out * layer.fan_in];
+                joined[..layer.fan_out * layer.fan_in]
+                    .copy_from_slice(&parameters[layer.weight_range()]);
+                joined
+            })
+            .collect();
         Self {
             mlp,
             parameters,
             inputs,
             labels,
             chunk,
-            activations: per_layer(),
-            directional: per_layer(),
-            delta: vec![0.0; chunk * widest],
-            delta_next: vec![0.0; chunk * widest],
-            r_delta: vec![0.0; chunk * widest],
-            r_delta_next: vec![0.0; chunk * widest],
+            outputs: layers
+                .iter()
+                .map(|layer| vec![0.0; 2 * chunk * layer.fan_out])
+                .collect(),
+            errors: vec![0.0; 2 * chunk * widest],
+            errors_previous: vec![0.0; 2 * chunk * widest],
+            side_by_side,
+            stacked,
             direction: vec![0.0; mlp.parameter_count()],
             chunk_product: vec![0.0; mlp.parameter_count()],
         }
@@ -111,6 +184,7 @@ impl<'a> HessianOperator<'a> {
         for (slot, &value) in self.direction.iter_mut().zip(vector) {
             *slot = (value / norm) as f32;
         }
+        self.place_direction_beside_weights();
         let total = self.labels.len();
         let scale = 1.0 / total as f32;
         let input_dim = self.mlp.input_dim();
@@ -119,7 +193,9 @@ impl<'a> HessianOperator<'a> {
             let end = (start + self.chunk).min(total);
             let inputs = &self.inputs[start * input_dim..end * input_dim];
             let labels = &self.labels[start..end];
-            self.chunk_pass(inputs, labels, scale);
+            self.forward(inputs, labels.len());
+            self.output_errors(labels, scale);
+            self.backward(inputs, labels.len());
             let chunk_product = &self.chunk_product;
             on_widest_simd(
                 #[inline(always)]
@@ -136,162 +212,242 @@ impl<'a> HessianOperator<'a> {
         }
     }
 
-    /// Writes this chunk's share of H v (for the unit direction in `self.direction`) into
-    /// `self.chunk_product`; `scale` = 1 / (examples in the whole set).
-    fn chunk_pass(&mut self, inputs: &[f32], labels: &[u32], scale: f32) {
+    /// Writes V's half of `side_by_side` and `stacked`.
+    fn place_direction_beside_weights(&mut self) {
+        for (layer, (side_by_side, stacked)) in self
+            .mlp
+            .layers()
+            .iter()
+            .zip(self.side_by_side.iter_mut().zip(&mut self.stacked))
+        {
+            let direction = &self.direction[layer.weight_range()];
+            if !side_by_side.is_empty() {
+                for (row, direction) in side_by_side
+                    .chunks_exact_mut(2 * layer.fan_in)
+                    .zip(direction.chunks_exact(layer.fan_in))
+                {
+                    row[..layer.fan_in].copy_from_slice(direction);
+                }
+            }
+            if !stacked.is_empty() {
+                stacked[layer.fan_out * layer.fan_in..].copy_from_slice(direction);
+            }
+        }
+    }
+
+    /// z = W a + b, R{z} = V a + W R{a} + V_b; hidden a = σ(z), R{a} = σ'(z) R{z}; into
+    /// `outputs`, for the unit direction in `self.direction`.
+    fn forward(&mut self, inputs: &[f32], batch: usize) {
         let mlp = self.mlp;
-        let threads = mlp.threads();
-        let activation = mlp.activation();
-        let batch = labels.len();
+        let (threads, activation) = (mlp.threads(), mlp.activation());
         let layers = mlp.layers();
         let last = layers.len() - 1;
-        let parameters = self.parameters;
-        let direction = &self.direction;
-
-        // Forward: z = W a + b, R{z} = V a + W R{a} + V_b; hidden a = σ(z), R{a} = σ'(z) R{z}.
+        let (parameters, direction) = (self.parameters, &self.direction);
         for (index, layer) in layers.iter().enumerate() {
-            let (earlier, current) = self.activations.split_at_mut(index);
-            let (earlier_r, current_r) = self.directional.split_at_mut(index);
-            let input = if index == 0 {
-                inputs
-            } else {
-                &earlier[index - 1][..batch * layer.fan_in]
-            };
-            let output = &mut current[0][..batch * layer.fan_out];
-            let r_output = &mut current_r[0][..batch * layer.fan_out];
-            let has_bias = match layer.bias_range() {
-                Some(range) => {
-                    for row in output.chunks_exact_mut(layer.fan_out) {
-                        row.copy_from_slice(&parameters[range.clone()]);
-                    }
-                    for row in r_output.chunks_exact_mut(layer.fan_out) {
-                        row.copy_from_slice(&direction[range.clone()]);
-                    }
-                    true
+            let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
+            let thin = ThinProducts::of(index, layer, activation, batch);
+            let (earlier, current) = self.outputs.split_at_mut(index);
+            let (output, r_output) =
+                current[0][..2 * fan_out * batch].split_at_mut(fan_out * batch);
+            let bias = layer.bias_range().map(|range| &parameters[range]);
+            let bias_direction = layer.bias_range().map(|range| &direction[range]);
+            if thin.few_inputs {
+                let inputs = &inputs[..batch * fan_in];
+                for (weights, bias, output) in [
+                    (parameters, bias, &mut *output),
+                    (direction, bias_direction, &mut *r_output),
+                ] {
+                    let weights = &weights[layer.weight_range()];
+                    thin::forward_from_few_inputs(
+                        weights, bias, inputs, fan_in, batch, None, output, threads,
+                    );
                 }
-                None => false,
-            };
-            let input_view = MatrixView::row_major(input, batch, layer.fan_in);
-            let weights = layer.weights(parameters);
-            let weights_direction = layer.weights(direction);
-            multiply(output, input_view, weights.transposed(), has_bias, threads);
-            multiply(
-                r_output,
-                input_view,
-                weights_direction.transposed(),
-                has_bias,
-                threads,
-            );
-            if index > 0 {
-                let r_input = &earlier_r[index - 1][..batch * layer.fan_in];
-                multiply(
-                    r_output,
-                    MatrixView::row_major(r_input, batch, layer.fan_in),
-                    weights.transposed(),
-                    true,
-                    threads,
+            } else if thin.forward_to_few_outputs {
+                // [a ; R{a}], fan_in × batch each.
+                let input = &earlier[index - 1][..2 * fan_in * batch];
+                thin::forward_to_few_outputs(
+                    &parameters[layer.weight_range()],
+                    bias,
+                    &input[..fan_in * batch],
+                    fan_out,
+                    batch,
+                    output,
                 );
+                thin::forward_to_few_outputs(
+                    &self.side_by_side[index],
+                    bias_direction,
+                    input,
+                    fan_out,
+                    batch,
+                    r_output,
+                );
+            } else {
+                let (input, r_input) = if index == 0 {
+                    let inputs = MatrixView::row_major(inputs, batch, fan_in);
+                    (inputs.transposed(), None)
+                } else {
+                    let (input, r_input) =
+                        earlier[index - 1][..2 * fan_in * batch].split_at(fan_in * batch);
+                    (
+                        MatrixView::row_major(input, fan_in, batch),
+                        Some(MatrixView::row_major(r_input, fan_in, batch)),
+                    )
+                };
+                let weights = layer.weights(parameters);
+                let combine = fill_with_bias(output, bias, batch);
+                multiply_combining(output, weights, input, combine, threads);
+                let combine = fill_with_bias(r_output, bias_direction, batch);
+                multiply_combining(r_output, layer.weights(direction), input, combine, threads);
+                if let Some(r_input) = r_input {
+                    multiply(r_output, weights, r_input, true, threads);
+                }
             }
             if index < last {
                 activate(activation, output, r_output);
             }
         }
+    }
 
-        // Output layer: δ = (p − e_y)/n, R{δ} = (diag p − p pᵀ) R{z} / n.
-        let classes = mlp.classes();
-        let logits = &self.activations[last][..batch * classes];
-        let r_logits = &self.directional[last][..batch * classes];
-        for (((row, r_row), (delta, r_delta)), &label) in logits
-            .chunks_exact(classes)
-            .zip(r_logits.chunks_exact(classes))
-            .zip(
-                self.delta[..batch * classes]
-                    .chunks_exact_mut(classes)
-                    .zip(self.r_delta[..batch * classes].chunks_exact_mut(classes)),
-            )
-            .zip(labels)
-        {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    /// The output layer's δ = (p − e_y)/n and R{δ} = (diag p − p pᵀ) R{z} / n into `errors`;
+    /// `scale` = 1 / (examples in the whole set).
+    fn output_errors(&mut self, labels: &[u32], scale: f32) {
+        let (classes, batch) = (self.mlp.classes(), labels.len());
+        let last = self.mlp.layers().len() - 1;
+        let (logits, r_logits) =
+            self.outputs[last][..2 * classes * batch].split_at(classes * batch);
+        let (r_delta, delta) = self.errors[..2 * classes * batch].split_at_mut(classes * batch);
+        for (example, &label) in labels.iter().enumerate() {
+            let at = |class: usize| class * batch + example;
+            let max = (0..classes)
+                .map(|class| logits[at(class)])
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut exp_sum = 0.0f32;
-            for (slot, &logit) in delta.iter_mut().zip(row) {
-                let shifted = (logit - max).exp();
-                *slot = shifted;
+            for class in 0..classes {
+                let shifted = (logits[at(class)] - max).exp();
+                delta[at(class)] = shifted;
                 exp_sum += shifted;
             }
             let mut mean_direction = 0.0f32;
-            for (slot, &r_logit) in delta.iter_mut().zip(r_row) {
-                *slot = flushed(*slot / exp_sum);
-                mean_direction += *slot * r_logit;
+            for class in 0..classes {
+                let probability = flushed(delta[at(class)] / exp_sum);
+                delta[at(class)] = probability;
+                mean_direction += probability * r_logits[at(class)];
             }
-            for ((r_slot, slot), &r_logit) in r_delta.iter_mut().zip(delta.iter_mut()).zip(r_row) {
-                *r_slot = scale * *slot * (r_logit - mean_direction);
-                *slot *= scale;
+            for class in 0..classes {
+                let probability = delta[at(class)];
+                r_delta[at(class)] = scale * probability * (r_logits[at(class)] - mean_direction);
+                delta[at(class)] = probability * scale;
             }
-            delta[label as usize] -= scale;
-        }
-
-        // Backward: R{∇W} = R{δ}ᵀ a + δᵀ R{a}; R{δ_prev} = (R{δ} W + δ V) ⊙ σ' + (δ W) ⊙ σ'' R{z}.
-        for index in (0..=last).rev() {
-            let layer = layers[index];
-            let (input, r_input) = if index == 0 {
-                (inputs, None)
-            } else {
-                (
-                    &self.activations[index - 1][..batch * layer.fan_in],
-                    Some(&self.directional[index - 1][..batch * layer.fan_in]),
-                )
-            };
-            let delta_view =
-                MatrixView::row_major(&self.delta[..batch * layer.fan_out], batch, layer.fan_out);
-            let r_delta_view =
-                MatrixView::row_major(&self.r_delta[..batch * layer.fan_out], batch, layer.fan_out);
-            let product = &mut self.chunk_product[layer.weight_range()];
-            multiply(
-                product,
-                r_delta_view.transposed(),
-                MatrixView::row_major(input, batch, layer.fan_in),
-                false,
-                threads,
-            );
-            if let Some(r_input) = r_input {
-                multiply(
-                    product,
-                    delta_view.transposed(),
-                    MatrixView::row_major(r_input, batch, layer.fan_in),
-                    true,
-                    threads,
-                );
-            }
-            if let Some(range) = layer.bias_range() {
-                let bias_product = &mut self.chunk_product[range];
-                let r_delta = &self.r_delta[..batch * layer.fan_out];
-                on_widest_simd(
-                    #[inline(always)]
-                    || {
-                        bias_product.fill(0.0);
-                        for row in r_delta.chunks_exact(layer.fan_out) {
-                            for (slot, value) in bias_product.iter_mut().zip(row) {
-                                *slot += value;
-                            }
-                        }
-                    },
-                );
-            }
-            let Some(r_input) = r_input else {
-                continue;
-            };
-            let weights = layer.weights(parameters);
-            let weights_direction = layer.weights(direction);
-            let next = &mut self.delta_next[..batch * layer.fan_in];
-            let r_next = &mut self.r_delta_next[..batch * layer.fan_in];
-            multiply(next, delta_view, weights, false, threads);
-            multiply(r_next, r_delta_view, weights, false, threads);
-            multiply(r_next, delta_view, weights_direction, true, threads);
-            back_through_activation(activation, next, r_next, input, r_input);
-            std::mem::swap(&mut self.delta, &mut self.delta_next);
-            std::mem::swap(&mut self.r_delta, &mut self.r_delta_next);
+            delta[at(label as usize)] -= scale;
         }
     }
+
+    /// R{∇W} = R{δ} aᵀ + δ R{a}ᵀ and R{∇b} = Σ R{δ} into `chunk_product`, layer by layer, with
+    /// R{δ_prev} = σ' ⊙ (Wᵀ R{δ} + Vᵀ δ) + σ''(z) R{z} ⊙ Wᵀ δ and δ_prev = σ' ⊙ Wᵀ δ sent back.
+    fn backward(&mut self, inputs: &[f32], batch: usize) {
+        let mlp = self.mlp;
+        let (threads, activation) = (mlp.threads(), mlp.activation());
+        let layers = mlp.layers();
+        let (parameters, direction) = (self.parameters, &self.direction);
+        for (index, layer) in layers.iter().enumerate().rev() {
+            let (fan_in, fan_out) = (layer.fan_in, layer.fan_out);
+            let thin = ThinProducts::of(index, layer, activation, batch);
+            let errors = &self.errors[..2 * fan_out * batch];
+            let (r_delta, delta) = errors.split_at(fan_out * batch);
+            let r_delta_view = MatrixView::row_major(r_delta, fan_out, batch);
+            let delta_view = MatrixView::row_major(delta, fan_out, batch);
+            let target = &mut self.chunk_product[layer.weight_range()];
+            if index == 0 {
+                let inputs = &inputs[..batch * fan_in];
+                if thin.few_inputs {
+                    thin::weight_gradient_of_few_inputs(
+                        target,
+                        Combine::Replace,
+                        r_delta,
+                        inputs,
+                        fan_in,
+                        batch,
+                        threads,
+                    );
+                } else {
+                    let inputs = MatrixView::row_major(inputs, batch, fan_in);
+                    multiply(target, r_delta_view, inputs, false, threads);
+                }
+            } else {
+                let (input, r_input) =
+                    self.outputs[index - 1][..2 * fan_in * batch].split_at(fan_in * batch);
+                if thin.gradient_to_few_outputs {
+                    thin::weight_gradient_to_few_outputs(
+                        target,
+                        Combine::Replace,
+                        r_delta,
+                        input,
+                        batch,
+                    );
+                    thin::weight_gradient_to_few_outputs(
+                        target,
+                        Combine::ACCUMULATE,
+                        delta,
+                        r_input,
+                        batch,
+                    );
+                } else {
+                    let input = MatrixView::row_major(input, fan_in, batch).transposed();
+                    let r_input = MatrixView::row_major(r_input, fan_in, batch).transposed();
+                    multiply(target, r_delta_view, input, false, threads);
+                    multiply(target, delta_view, r_input, true, threads);
+                }
+            }
+            if let Some(range) = layer.bias_range() {
+                row_sums_in_lanes(r_delta, batch, &mut self.chunk_product[range]);
+            }
+            if index == 0 {
+                break;
+            }
+            let (input, r_input) =
+                self.outputs[index - 1][..2 * fan_in * batch].split_at(fan_in * batch);
+            let (r_previous, previous) =
+                self.errors_previous[..2 * fan_in * batch].split_at_mut(fan_in * batch);
+            // δ itself is needed to send the error on, and by tanh's R{δ}; not by a first layer's
+            // ReLU.
+            let needs_delta = index > 1 || activation == Activation::Tanh;
+            if thin.send_back {
+                let stacked = &self.stacked[index];
+                thin::send_back_through_few_outputs(
+                    stacked, errors, input, batch, activation, r_previous, threads,
+                );
+                if needs_delta {
+                    let weights = &parameters[layer.weight_range()];
+                    thin::send_back_through_few_outputs(
+                        weights, delta, input, batch, activation, previous, threads,
+                    );
+                }
+            } else {
+                let weights = layer.weights(parameters).transposed();
+                let weights_direction = layer.weights(direction).transposed();
+                multiply(r_previous, weights, r_delta_view, false, threads);
+                multiply(r_previous, weights_direction, delta_view, true, threads);
+                let previous = needs_delta.then(|| {
+                    multiply(previous, weights, delta_view, false, threads);
+                    previous
+                });
+                back_through_activation(activation, previous, r_previous, input, r_input);
+            }
+            std::mem::swap(&mut self.errors, &mut self.errors_previous);
+        }
+    }
+}
+
+/// Fills each unit's row of `values` (units × batch) with its bias and says that a product is to
+/// be added to it; without a bias, that it is to replace it.
+fn fill_with_bias(values: &mut [f32], bias: Option<&[f32]>, batch: usize) -> Combine {
+    let Some(bias) = bias else {
+        return Combine::Replace;
+    };
+    for (unit, &bias) in values.chunks_exact_mut(batch).zip(bias) {
+        unit.fill(bias);
+    }
+    Combine::ACCUMULATE
 }
 
 /// a = σ(z) and R{a} = σ'(z) R{z} in place of z and R{z}, compiled for the widest vector
@@ -317,27 +473,28 @@ fn activate(activation: Activation, values: &mut [f32], r_values: &mut [f32]) {
     );
 }
 
-/// The back-propagated errors δW and R{δW} (in `slots`, `r_slots`) times σ' at the layer's input
-/// `values` (= σ(z)), with R{δ} also taking δW ⊙ σ''(z) R{z}.
+/// The back-propagated errors Wᵀδ and R{Wᵀδ} (in `slots`, `r_slots`) times σ' at the layer's
+/// input `values` (= σ(z)), with R{δ} also taking Wᵀδ ⊙ σ''(z) R{z}. `slots` may be left out
+/// where δ is not needed, but not for tanh, whose R{δ} reads it.
 fn back_through_activation(
     activation: Activation,
-    slots: &mut [f32],
+    slots: Option<&mut [f32]>,
     r_slots: &mut [f32],
     values: &[f32],
     r_values: &[f32],
 ) {
     on_widest_simd(
         #[inline(always)]
-        || match activation {
-            Activation::Relu => {
-                for ((slot, r_slot), &value) in slots.iter_mut().zip(r_slots.iter_mut()).zip(values)
-                {
-                    let off = value <= 0.0;
-                    *slot = if off { 0.0 } else { *slot };
-                    *r_slot = if off { 0.0 } else { *r_slot };
+        || match (activation, slots) {
+            (Activation::Relu, slots) => {
+                for (r_slot, &value) in r_slots.iter_mut().zip(values) {
+                    *r_slot = if value <= 0.0 { 0.0 } else { *r_slot };
+                }
+                for (slot, &value) in slots.into_iter().flatten().zip(values) {
+                    *slot = if value <= 0.0 { 0.0 } else { *slot };
                 }
             }
-            Activation::Tanh => {
+            (Activation::Tanh, Some(slots)) => {
                 for (((slot, r_slot), &value), &r_value) in slots
                     .iter_mut()
                     .zip(r_slots.iter_mut())
@@ -351,6 +508,7 @@ fn back_through_activation(
                     *slot = back * derivative;
                 }
             }
+            (Activation::Tanh, None) => unreachable!("tanh's R{{δ}} reads δ"),
         },
     );
 }
@@ -515,6 +673,68 @@ pub(crate) mod tests {
         // cross-entropy; a step of 1e-4 crosses no kink for these draws.
         for (depth, bias, chunk) in [(2, true, 4), (3, false, 7)] {
             check_against_second_differences(Activation::Relu, bias, depth, chunk, 1e-5);
+        }
+    }
+
+    /// uᵀ H v against the polarised second difference of the independent f64 loss,
+    /// [f(Θ + h(u+v)) − f(Θ + h(u−v)) − f(Θ − h(u−v)) + f(Θ − h(u+v))] / 4h², on networks whose
+    /// shapes send each product through `gemm` or through `thin.rs`: inputs beyond
+    /// `thin::FEW_INPUTS`, hidden layers wider and narrower than `thin::FEW_OUTPUTS`, outputs too
+    /// many to stack δ beside R{δ} in one thin product, both activations, partial chunks.
+    #[test]
+    fn bilinear_forms_match_second_differences_through_every_kind_of_product() {
+        // (inputs, width, classes, depth, activation, chunk)
+        let shapes = [
+            (40, 20, 17, 3, Activation::Tanh, 5),
+            (5, 20, 9, 3, Activation::Relu, 6),
+            (5, 24, 3, 3, Activation::Relu, 7),
+            (5, 12, 4, 3, Activation::Tanh, 4),
+            (36, 6, 5, 2, Activation::Relu, 11),
+        ];
+        let examples = 11;
+        for (seed, (input_dim, width, classes, depth, activation, chunk)) in
+            shapes.into_iter().enumerate()
+        {
+            let mlp = Mlp::new(input_dim, width, classes, depth, activation, true);
+            let mut rng = stream(20 + seed as u64, Stream::Init);
+            let mut parameters = mlp.initialize(Init::He, &mut rng);
+            randomize_biases(&mlp, &mut parameters, &mut rng);
+            let (inputs, labels) = random_batch(&mut rng, examples, input_dim, classes);
+            let parameters64: Vec<f64> = parameters.iter().map(|&v| f64::from(v)).collect();
+            let inputs64: Vec<f64> = inputs.iter().map(|&v| f64::from(v)).collect();
+            let mut operator = HessianOperator::new(&mlp, &parameters, &inputs, &labels, chunk);
+            let dimension = operator.dimension();
+            let mut direction = || -> Vec<f64> {
+                (0..dimension)
+                    .map(|_| rng.sample::<f64, _>(StandardNormal))
+                    .collect()
+            };
+            let (u, v) = (direction(), direction());
+            let mut product = vec![0.0; dimension];
+            operator.apply(&v, &mut product);
+            let got: f64 = u.iter().zip(&product).map(|(a, b)| a * b).sum();
+            // Small enough that no ReLU kink lies within the step for these draws.
+            let step = match activation {
+                Activation::Relu => 1e-5,
+                Activation::Tanh => 1e-3,
+            };
+            let loss_at = |a: f64, b: f64| {
+                let shifted: Vec<f64> = parameters64
+                    .iter()
+                    .zip(u.iter().zip(&v))
+                    .map(|(&p, (&u, &v))| p + step * (a * u + b * v))
+                    .collect();
+                reference_loss(&mlp, &shifted, &inputs64, &labels)
+            };
+            let want = (loss_at(1.0, 1.0) - loss_at(1.0, -1.0) - loss_at(-1.0, 1.0)
+                + loss_at(-1.0, -1.0))
+                / (4.0 * step * step);
+            let scale = product.iter().map(|x| x * x).sum::<f64>().sqrt()
+                * u.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!(
+                (got - want).abs() <= 1e-4 * scale,
+                "{input_dim}→{width}→{classes}, depth {depth}, {activation:?}: uᵀHv {got} vs {want}"
+            );
         }
     }
 
