@@ -680,7 +680,8 @@ pub(crate) mod tests {
     /// [f(Θ + h(u+v)) − f(Θ + h(u−v)) − f(Θ − h(u−v)) + f(Θ − h(u+v))] / 4h², on networks whose
     /// shapes send each product through `gemm` or through `thin.rs`: inputs beyond
     /// `thin::FEW_INPUTS`, hidden layers wider and narrower than `thin::FEW_OUTPUTS`, outputs too
-    /// many to stack δ beside R{δ} in one thin product, both activations, partial chunks.
+    /// many to stack δ beside R{δ} in one thin product, both activations, partial chunks, and a
+    /// network without a hidden layer.
     #[test]
     fn bilinear_forms_match_second_differences_through_every_kind_of_product() {
         // (inputs, width, classes, depth, activation, chunk)
@@ -690,6 +691,8 @@ pub(crate) mod tests {
             (5, 24, 3, 3, Activation::Relu, 7),
             (5, 12, 4, 3, Activation::Tanh, 4),
             (36, 6, 5, 2, Activation::Relu, 11),
+            (5, 7, 3, 1, Activation::Tanh, 4),
+            (40, 7, 17, 1, Activation::Relu, 6),
         ];
         let examples = 11;
         for (seed, (input_dim, width, classes, depth, activation, chunk)) in
