@@ -112,37 +112,28 @@ impl<'a> HessianOperator<'a> {
         let thin = |index: usize, layer: &LayerShape| {
             ThinProducts::of(index, layer, mlp.activation(), chunk)
         };
-        let side_by_side = layers
-            .iter()
-            .enumerate()
-            .map(|(index, layer)| {
-                if !thin(index, layer).forward_to_few_outputs {
-                    return Vec::new();
-                }
-                let mut joined = vec![0.0; 2 * layer.fan_out * layer.fan_in];
-                let weights = &parameters[layer.weight_range()];
-                for (row, weights) in joined
-                    .chunks_exact_mut(2 * layer.fan_in)
-                    .zip(weights.chunks_exact(layer.fan_in))
-                {
-                    row[layer.fan_in..].copy_from_slice(weights);
-                }
-                joined
-            })
-            .collect();
-        let stacked = layers
-            .iter()
-            .enumerate()
-            .map(|(index, layer)| {
-                if !thin(index, layer).send_back {
-                    return Vec::new();
-                }
-                let mut joined = vec![0.0; 2 * layer.fan_out * layer.fan_in];
-                joined[..layer.fan_out * layer.fan_in]
-                    .copy_from_slice(&parameters[layer.weight_range()]);
-                joined
-            })
-            .collect();
+        let joined = |wanted: fn(&ThinProducts) -> bool| -> Vec<Vec<f32>> {
+            layers
+                .iter()
+                .enumerate()
+                .map(|(index, layer)| {
+                    let size = if wanted(&thin(index, layer)) {
+                        2 * layer.fan_out * layer.fan_in
+                    } else {
+                        0
+                    };
+                    vec![0.0; size]
+                })
+                .collect()
+        };
+        let mut side_by_side = joined(|thin| thin.forward_to_few_outputs);
+        let mut stacked = joined(|thin| thin.send_back);
+        for (layer, (side_by_side, stacked)) in
+            layers.iter().zip(side_by_side.iter_mut().zip(&mut stacked))
+        {
+            let weights = &parameters[layer.weight_range()];
+            place_in_joined(layer, weights, Matrix::Weights, side_by_side, stacked);
+        }
         Self {
             mlp,
             parameters,
@@ -214,24 +205,10 @@ impl<'a> HessianOperator<'a> {
 
     /// Writes V's half of `side_by_side` and `stacked`.
     fn place_direction_beside_weights(&mut self) {
-        for (layer, (side_by_side, stacked)) in self
-            .mlp
-            .layers()
-            .iter()
-            .zip(self.side_by_side.iter_mut().zip(&mut self.stacked))
-        {
+        let joined = self.side_by_side.iter_mut().zip(&mut self.stacked);
+        for (layer, (side_by_side, stacked)) in self.mlp.layers().iter().zip(joined) {
             let direction = &self.direction[layer.weight_range()];
-            if !side_by_side.is_empty() {
-                for (row, direction) in side_by_side
-                    .chunks_exact_mut(2 * layer.fan_in)
-                    .zip(direction.chunks_exact(layer.fan_in))
-                {
-                    row[..layer.fan_in].copy_from_slice(direction);
-                }
-            }
-            if !stacked.is_empty() {
-                stacked[layer.fan_out * layer.fan_in..].copy_from_slice(direction);
-            }
+            place_in_joined(layer, direction, Matrix::Direction, side_by_side, stacked);
         }
     }
 
@@ -435,6 +412,42 @@ impl<'a> HessianOperator<'a> {
             }
             std::mem::swap(&mut self.errors, &mut self.errors_previous);
         }
+    }
+}
+
+/// Which of a layer's two matrices (fan_out × fan_in) goes into its joined buffers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Matrix {
+    Weights,
+    Direction,
+}
+
+/// Writes `matrix` into its half of the layer's joined buffers, where it has them: the direction
+/// V on the left of `side_by_side` ([V | W], row by row) and below in `stacked` ([W ; V]), the
+/// weights W on the right and above.
+fn place_in_joined(
+    layer: &LayerShape,
+    values: &[f32],
+    matrix: Matrix,
+    side_by_side: &mut [f32],
+    stacked: &mut [f32],
+) {
+    let (fan_in, size) = (layer.fan_in, layer.fan_out * layer.fan_in);
+    let direction = matrix == Matrix::Direction;
+    if !side_by_side.is_empty() {
+        let columns = if direction {
+            0..fan_in
+        } else {
+            fan_in..2 * fan_in
+        };
+        let rows = side_by_side.chunks_exact_mut(2 * fan_in);
+        for (row, values) in rows.zip(values.chunks_exact(fan_in)) {
+            row[columns.clone()].copy_from_slice(values);
+        }
+    }
+    if !stacked.is_empty() {
+        let rows = if direction { size..2 * size } else { 0..size };
+        stacked[rows].copy_from_slice(values);
     }
 }
 
