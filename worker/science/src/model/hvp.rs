@@ -422,9 +422,9 @@ enum Matrix {
     Direction,
 }
 
-/// Writes `matrix` into its half of the layer's joined buffers, where it has them: the direction
-/// V on the left of `side_by_side` ([V | W], row by row) and below in `stacked` ([W ; V]), the
-/// weights W on the right and above.
+/// Writes `values`, the layer's `matrix`, into its half of the joined buffers where it has them:
+/// the direction V on the left of `side_by_side` ([V | W], row by row) and below in `stacked`
+/// ([W ; V]); the weights W on the right and above.
 fn place_in_joined(
     layer: &LayerShape,
     values: &[f32],
